@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint typecheck unit bench clean demo-api
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Until the SIP transport lands, serving means walking the bank flow in the terminal simulator.
+serve: $(STAMP)
+	$(BIN)/ivr validate
+	$(BIN)/ivr simulate bank-main
+
+test: $(STAMP)
+	$(BIN)/ruff check ivr tests bench
+	$(BIN)/mypy
+	$(BIN)/ivr validate
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+demo-api: $(STAMP)
+	$(BIN)/ivr demo-api
+
+clean:
+	rm -rf $(VENV) build *.egg-info var

@@ -1,0 +1,63 @@
+"""The ``ivr`` command: one sub-command per module in ``ivr.cli`` (``cmd_<name>.py``).
+
+Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args, config) -> int``. Commands run in-process in tests: :func:`main` takes argv and
+returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+from enum import IntEnum
+from types import ModuleType
+
+import ivr
+import ivr.cli
+from ivr.config import ConfigError, load_config
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILED = 1  # the command ran and found problems (invalid flow, failed script)
+    USAGE = 2  # bad arguments or configuration
+    INTERRUPTED = 130
+
+
+def _commands() -> list[ModuleType]:
+    mods = []
+    for info in pkgutil.iter_modules(ivr.cli.__path__):
+        if info.name.startswith("cmd_"):
+            mods.append(importlib.import_module(f"ivr.cli.{info.name}"))
+    return sorted(mods, key=lambda m: str(m.NAME))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=ivr.__doc__)
+    parser.add_argument("--version", action="version", version=f"ivr {ivr.__version__}")
+    parser.add_argument("-c", "--config", help="path to ivr.yaml (default: ./ivr.yaml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _commands():
+        cmd = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(cmd)
+        cmd.set_defaults(handler=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return ExitStatus.USAGE
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config))
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED

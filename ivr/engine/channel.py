@@ -1,0 +1,140 @@
+"""The Channel interface: what the engine needs from a call, whatever carries it.
+
+Transports (the SIP stack, pyVoIP, the simulator) implement :class:`Channel`; the engine's
+:class:`~ivr.engine.session.Session` implements :class:`ChannelListener` and is attached to the
+channel before the call starts. All calls in both directions happen on the session's event loop
+thread; a transport with threads of its own hops onto the loop first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """Who is calling whom, as the transport saw it."""
+
+    call_id: str
+    caller: str = ""
+    called: str = ""
+    transport: str = "sim"
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A prompt ready to play: its id, language and final text (variables filled in).
+
+    ``audio`` names a recorded prompt id when the flow gave one; the transport looks it up (or
+    synthesizes ``text``). ``secret`` is never set for spoken text: secrets are never spoken back.
+    """
+
+    id: str
+    language: str
+    text: str
+    audio: str | None = None
+    barge_in: bool = True
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """What the engine is listening for now: speech phrases (per choice) and DTMF."""
+
+    node: str
+    language: str
+    phrases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # choice key -> phrases
+    builtin: str | None = None  # amount | digits | yes_no
+    end_silence: float = 0.8
+    max_speech: float = 15.0
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    """A final recognition result."""
+
+    text: str
+    confidence: float = 1.0
+    choice: str | None = None  # the choice key the recognizer matched, if any
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """Hand the caller to an agent queue (the ACD, or Asterisk over AMI)."""
+
+    queue: str
+    priority: int
+    skills: tuple[str, ...]
+    language: str
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    max_seconds: float = 120.0
+    finish_key: str = "#"
+    beep: bool = True
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    path: str | None
+    duration: float
+
+
+class ChannelListener(Protocol):
+    """Events from the call to the engine."""
+
+    def on_playback_done(self, playback_id: int) -> None:
+        """A prompt finished playing (not sent when it was stopped)."""
+
+    def on_dtmf(self, digit: str) -> None:
+        """A key was pressed (RFC 4733, SIP INFO or in-band; de-duplicated by the transport)."""
+
+    def on_speech_start(self) -> None:
+        """The caller started speaking (barge-in; stops the no-input timer)."""
+
+    def on_speech(self, result: SpeechResult) -> None:
+        """A final recognition result."""
+
+    def on_recording_done(self, result: RecordResult) -> None:
+        """A recording finished (max length, finish key or silence)."""
+
+    def on_transfer_result(self, ok: bool, reason: str) -> None:
+        """The outcome of :meth:`Channel.transfer`."""
+
+    def on_hangup(self) -> None:
+        """The caller hung up or the call was lost."""
+
+
+class Channel(Protocol):
+    """Actions from the engine to the call."""
+
+    info: CallInfo
+
+    def attach(self, listener: ChannelListener) -> None:
+        """Send every event of this call to ``listener`` from now on."""
+
+    def play(self, prompt: RenderedPrompt) -> int:
+        """Start (or queue after the current one) a prompt; returns a playback id."""
+
+    def stop_playback(self) -> None:
+        """Stop the playing prompt and drop queued ones, within one frame."""
+
+    def listen(self, spec: ListenSpec) -> None:
+        """Start or replace speech recognition for the current node."""
+
+    def stop_listening(self) -> None:
+        """Stop speech recognition."""
+
+    def transfer(self, target: str) -> None:
+        """Blind-transfer the call; the result comes to ``on_transfer_result``."""
+
+    def enqueue(self, request: QueueRequest) -> None:
+        """Hand the call to an agent queue; the engine's part of the call ends."""
+
+    def record(self, spec: RecordSpec) -> None:
+        """Record the caller; the result comes to ``on_recording_done``."""
+
+    def hangup(self) -> None:
+        """End the call from our side."""

@@ -1,0 +1,43 @@
+"""Step events: everything a session does is told to its sinks (call records, QA, logs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Event kinds, in the order they usually happen.
+CALL_START = "call_start"  # data: caller, called, flow, flow_version, transport
+NODE_ENTER = "node_enter"  # node, data: kind, flow
+PROMPT = "prompt"  # node, data: prompt (id), text, language
+INPUT = "input"  # node, data: mode (dtmf|speech), value (masked when secret), confidence
+NO_INPUT = "no_input"  # node, data: count
+NO_MATCH = "no_match"  # node, data: count, value (masked when secret)
+MATCH = "match"  # node, data: branch (the label of Node.targets() taken), value
+GLOBAL = "global"  # node, data: command, target
+VAR_SET = "var_set"  # node, data: name, value (masked when secret)
+ACTION = "action"  # node, data: ok, duration, error (no bodies: they may carry secrets)
+TRANSFER = "transfer"  # node, data: target, ok, reason
+QUEUE = "queue"  # node, data: queue, priority, skills
+RECORDING = "recording"  # node, data: path, duration
+SURVEY = "survey"  # node, data: question, answer
+HANGUP = "hangup"  # node, data: by (caller|flow)
+CALL_END = "call_end"  # data: outcome, duration, last node
+ERROR = "error"  # node, data: message
+
+MASK = "****"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of one call. ``t`` is seconds since the call started (clock time)."""
+
+    call_id: str
+    seq: int
+    t: float
+    kind: str
+    node: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
