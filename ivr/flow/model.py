@@ -114,7 +114,7 @@ class Node:
 
     @property
     def kind(self) -> str:
-        return type(self).KIND  # type: ignore[attr-defined,no-any-return]
+        return type(self).KIND  # type: ignore[attr-defined]
 
     def targets(self) -> list[tuple[str, str, Pos]]:
         """Every (label, target, pos) this node can go to; labels name the branch."""
@@ -210,9 +210,8 @@ class ConfirmNode(Node):
     no_pos: Pos = NOWHERE
 
     def targets(self) -> list[tuple[str, str, Pos]]:
-        return [("yes", self.yes, self.yes_pos), ("no", self.no, self.no_pos)] + (
-            _handler_targets(self.opts)
-        )
+        yes_no = [("yes", self.yes, self.yes_pos), ("no", self.no, self.no_pos)]
+        return [*yes_no, *_handler_targets(self.opts)]
 
 
 @dataclass(frozen=True)
@@ -391,7 +390,7 @@ class HangupNode(Node):
 
 INPUT_NODE_TYPES = (MenuNode, CollectNode, RecognizeNode, ConfirmNode, LanguageNode, SurveyNode)
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.KIND: cls  # type: ignore[attr-defined]
+    cls.KIND: cls
     for cls in (
         SayNode,
         MenuNode,

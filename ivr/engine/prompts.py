@@ -1,0 +1,37 @@
+"""Turning a flow Prompt into what the channel plays: text filled in for the call's language."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ivr.engine.channel import RenderedPrompt
+from ivr.flow.model import Prompt, PromptPart
+from ivr.flow.template import compile_template
+
+
+def part_text(part: PromptPart, language: str) -> str:
+    """The part's template for ``language``, falling back to the first language written."""
+    if language in part.text:
+        return part.text[language]
+    return next(iter(part.text.values()), "")
+
+
+def render_prompt(
+    prompt: Prompt, scope: Mapping[str, Any], language: str, barge_in: bool
+) -> list[RenderedPrompt]:
+    """One RenderedPrompt per part; a single-part prompt keeps the prompt's own id."""
+    single = len(prompt.parts) == 1
+    out = []
+    for part in prompt.parts:
+        text = compile_template(part_text(part, language)).render(scope, language, speak=True)
+        out.append(
+            RenderedPrompt(
+                id=prompt.id if single else part.id,
+                language=language,
+                text=text,
+                audio=part.audio,
+                barge_in=barge_in,
+            )
+        )
+    return out
