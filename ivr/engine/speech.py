@@ -86,10 +86,10 @@ def spoken_digits(text: str) -> str | None:
 
 def spoken_amount(text: str) -> str | None:
     """"1500", "1,500.50", "one thousand five hundred", "一千五百" -> "1500.00"; else None."""
-    said = normalise(text.replace(",", ""))
-    plain = said.replace(" ", "")
+    plain = "".join(text.replace(",", "").split())
     if re.fullmatch(r"\d+(\.\d{1,2})?", plain):
         return f"{float(plain):.2f}"
+    said = normalise(text)
     value = _zh_number(plain) if _is_cjk(plain) else _en_number(said.split())
     return None if value is None else f"{value:.2f}"
 
