@@ -63,6 +63,8 @@ class Session:
         self._stack: list[_Frame] = []
         self._step: Step | None = None
         self._jumps = 0
+        self._pending: str | None = None
+        self._dispatching = False
         self._playing: set[int] = set()
         self.typeahead: list[str] = []
         self.history: list[tuple[Flow, str]] = []  # input nodes visited, for "back"
@@ -150,9 +152,25 @@ class Session:
         self.goto(target)
 
     def goto(self, target: str) -> None:
-        """Enter ``target`` (a node id of the current flow or a built-in command)."""
+        """Enter ``target`` (a node id of the current flow or a built-in command).
+
+        Jumps made while a node starts are queued and run by the outermost call (a trampoline),
+        so a long chain of nodes that need no input does not grow the Python stack.
+        """
         if self.finished:
             return
+        self._pending = target
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._pending is not None and not self.finished:
+                target, self._pending = self._pending, None
+                self._goto_now(target)
+        finally:
+            self._dispatching = False
+
+    def _goto_now(self, target: str) -> None:
         self._cancel_step()
         if target in BUILTIN_COMMANDS and target not in self.flow.nodes:
             self.run_command(target)

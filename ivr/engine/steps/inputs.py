@@ -277,15 +277,20 @@ class InputStep(Step[N]):
         self._stop_no_input_timer()
         self.no_input_count += 1
         self.session.emit(ev.NO_INPUT, count=self.no_input_count)
-        self._fail(self.opts.no_input, self.no_input_count, self.flow_defaults.max_no_input,
+        self._fail(self.opts.no_input, self.no_input_count, self.failure_limit("no_input"),
                    "no_input")
 
     def no_match(self, value: str) -> None:
         self._stop_no_input_timer()
         self.no_match_count += 1
         self.session.emit(ev.NO_MATCH, count=self.no_match_count, value=self.shown(value))
-        self._fail(self.opts.no_match, self.no_match_count, self.flow_defaults.max_no_match,
+        self._fail(self.opts.no_match, self.no_match_count, self.failure_limit("no_match"),
                    "no_match")
+
+    def failure_limit(self, label: str) -> int:
+        """How many no-inputs or no-matches escalate when the node's handler does not say."""
+        d = self.flow_defaults
+        return int(d.max_no_input if label == "no_input" else d.max_no_match)
 
     def _fail(self, handler: Handler, count: int, default_after: int, label: str) -> None:
         self.session.typeahead.clear()  # what was typed after a bad entry is not trusted

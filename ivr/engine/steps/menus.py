@@ -79,6 +79,9 @@ class LanguageStep(InputStep[LanguageNode]):
         self.session.emit(ev.VAR_SET, name="lang", value=language)
         self.leave("next", self.node.next)
 
+    def failure_limit(self, label: str) -> int:
+        return 1 if label == "no_input" else super().failure_limit(label)
+
     def escalate(self, handler: Any, label: str) -> None:
         if label == "no_input" and handler.goto is None:
             self.leave("next", self.node.next)  # silence: keep the default language

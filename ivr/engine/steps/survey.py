@@ -43,6 +43,11 @@ class SurveyStep(InputStep[SurveyNode]):
         self.session.emit(ev.SURVEY, question=question.id, answer=int(digit))
         self._next_question()
 
+    def failure_limit(self, label: str) -> int:
+        """Silence skips a question at once (unless the node's no_input says ``after``): a
+        survey at the end of a call must not pester the caller."""
+        return 1 if label == "no_input" else super().failure_limit(label)
+
     def escalate(self, handler: Handler, label: str) -> None:
         self.session.emit(ev.SURVEY, question=self.node.questions[self.index].id, answer=None)
         self._next_question()

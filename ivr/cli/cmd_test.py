@@ -1,0 +1,186 @@
+"""``ivr test``: run QA call scripts on a virtual clock (docs/TESTING.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ivr.config import Config
+from ivr.flow.errors import FlowError
+from ivr.flow.model import FlowSet
+from ivr.sim.coverage import CoverageReport, compute_coverage, format_coverage
+from ivr.sim.junit import write_junit
+from ivr.sim.runner import (
+    ScriptResult,
+    all_events,
+    display_path,
+    run_parallel,
+    script_error_result,
+)
+from ivr.sim.script import Script, ScriptError, discover_scripts, load_script
+
+NAME = "test"
+HELP = "run QA call scripts against the flows on a virtual clock"
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="script files or folders (default: scripts_dir of ivr.yaml)",
+    )
+    parser.add_argument("--flows", metavar="DIR", help="flows folder (default: flows_dir)")
+    parser.add_argument("--coverage", action="store_true", help="report node/branch coverage")
+    parser.add_argument(
+        "--require-coverage",
+        type=float,
+        metavar="PCT",
+        help="fail when node or branch coverage of all flows is below PCT percent",
+    )
+    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML to FILE")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run the scripts in N processes (default 1)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="write the call records to this SQLite store (default: none)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show flow warnings and the events of failed scripts",
+    )
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    flows_dir = Path(args.flows) if args.flows else config.flows_dir
+    flows = _load_flows(flows_dir, config, args.verbose)
+    if flows is None:
+        return FAILED
+    try:
+        files = discover_scripts([Path(p) for p in args.paths] or [config.scripts_dir])
+    except FileNotFoundError as exc:
+        print(f"ivr test: no such file or folder: {exc}", file=sys.stderr)
+        return USAGE
+    if not files:
+        where = ", ".join(args.paths) or display_path(config.scripts_dir)
+        print(f"ivr test: no call scripts found in {where}", file=sys.stderr)
+        return USAGE
+    scripts, bad = _parse(files)
+    started = time.perf_counter()
+    results = (
+        run_parallel(
+            scripts,
+            flows=flows,
+            flows_dir=flows_dir,
+            config=config,
+            jobs=args.jobs,
+            call_id_prefix=_call_id_prefix(args.store),
+        )
+        if scripts
+        else []
+    )
+    elapsed = time.perf_counter() - started
+    results = _in_file_order(files, results, bad)
+    _print_results(results, args.verbose)
+    failed = sum(1 for r in results if not r.passed)
+    virtual = sum(r.duration for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    if args.verbose:
+        print(f"({virtual:.1f} s of calls simulated in {elapsed:.2f} s)")
+    if args.junit:
+        write_junit(results, args.junit)
+    status = OK if failed == 0 else FAILED
+    if args.coverage or args.require_coverage is not None:
+        report = compute_coverage(flows, all_events(results))
+        print(format_coverage(report))
+        if not _coverage_ok(report, args.require_coverage):
+            status = FAILED
+    if args.store:
+        _store(args.store, results)
+    return status
+
+
+def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | None:
+    from ivr.flow.loader import load_flowset
+
+    try:
+        flows, warnings = load_flowset(flows_dir, config)
+    except FlowError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        print(f"ivr test: the flows in {display_path(flows_dir)} have errors", file=sys.stderr)
+        return None
+    if verbose:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+    return flows
+
+
+def _parse(files: Sequence[Path]) -> tuple[list[Script], list[ScriptResult]]:
+    scripts, bad = [], []
+    for path in files:
+        try:
+            scripts.append(load_script(path))
+        except ScriptError as exc:
+            bad.append(script_error_result(exc))
+        except OSError as exc:
+            bad.append(script_error_result(ScriptError(str(path), 1, 1, str(exc))))
+    return scripts, bad
+
+
+def _in_file_order(
+    files: Sequence[Path], results: list[ScriptResult], bad: list[ScriptResult]
+) -> list[ScriptResult]:
+    order = {str(path): i for i, path in enumerate(files)}
+    return sorted([*results, *bad], key=lambda r: order.get(r.path, len(order)))
+
+
+def _print_results(results: Sequence[ScriptResult], verbose: bool) -> None:
+    for result in results:
+        print(result.summary())
+        if verbose and not result.passed and result.events:
+            for event in result.events:
+                node = f" {event.node}" if event.node else ""
+                data = {k: v for k, v in event.data.items() if k != "flow"}
+                print(f"    {event.t:8.2f} {event.kind}{node} {data}")
+
+
+def _coverage_ok(report: CoverageReport, required: float | None) -> bool:
+    if required is None:
+        return True
+    low = min(report.node_percent, report.branch_percent)
+    if low + 1e-9 < required:
+        print(f"coverage {low:.1f}% is below the required {required:g}%")
+        return False
+    return True
+
+
+def _call_id_prefix(store: str | None) -> str:
+    # Records written to a store must not collide with an earlier run's; ids stay short.
+    return f"sim-{int(time.time())}" if store else "sim"
+
+
+def _store(path: str, results: Sequence[ScriptResult]) -> None:
+    from ivr.store.db import CallStore
+
+    store = CallStore(path)
+    try:
+        for event in all_events(results):
+            store.sink(event)
+        store.flush()
+    finally:
+        store.close()

@@ -1,0 +1,116 @@
+"""``ivr validate``: check flow files and report every problem as ``file:line:col``.
+
+Exit status 0 when no flow has an error (warnings are printed but do not fail; ``ivr lint``
+fails on them too), 1 when some flow has an error, 2 when a path does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ivr.config import Config
+from ivr.flow.errors import Diagnostic, Severity
+from ivr.flow.loader import Loaded, check_files, flow_files
+
+NAME = "validate"
+HELP = "check flows and report every error as file:line:col"
+
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="flow files or folders (default: flows_dir of ivr.yaml)",
+    )
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    return check_and_report(args.paths, config, NAME, fail_on_warnings=False)
+
+
+def check_and_report(
+    paths: list[str], config: Config, command: str, *, fail_on_warnings: bool
+) -> int:
+    """Check the flows at ``paths`` (or the configured folder), print, return the exit status."""
+    targets = [Path(p) for p in paths] if paths else [config.flows_dir]
+    files: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            found = flow_files(target)
+            if not found:
+                print(f"ivr {command}: no flow files (*.yaml) in {_display(str(target))}",
+                      file=sys.stderr)
+                return USAGE
+            files.extend(found)
+        elif target.is_file():
+            files.append(target)
+        else:
+            print(f"ivr {command}: no such file or folder: {target}", file=sys.stderr)
+            return USAGE
+    results = _check_with_context(files, config)
+    diagnostics = [d for item in results for d in item.diagnostics]
+    for diagnostic in diagnostics:
+        print(_format(diagnostic))
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    with_problems = sum(bool(r.diagnostics) for r in results)
+    print(summary(len(results), errors, warnings, with_problems, strict=fail_on_warnings))
+    if errors or (fail_on_warnings and warnings):
+        return FAILED
+    return OK
+
+
+def _check_with_context(files: list[Path], config: Config) -> list[Loaded]:
+    """Check ``files``; the other flows in their folders are loaded too (not reported), so that
+    sub-flow references and flow-id clashes are judged against the whole folder."""
+    wanted = {f.resolve() for f in files}
+    context = sorted({p for f in files for p in flow_files(f.parent)} - set(files), key=str)
+    context = [p for p in context if p.resolve() not in wanted]
+    loaded = check_files([*files, *context], config)
+    return loaded[: len(files)]
+
+
+def summary(
+    flows: int, errors: int, warnings: int, flows_with_problems: int, strict: bool = False
+) -> str:
+    """``3 flows OK``, ``3 flows OK, 1 warning`` or ``2 errors, 1 warning in 1 flow``.
+
+    With ``strict`` (lint) warnings are failures, so they are counted like errors.
+    """
+    if not errors and not warnings:
+        return f"{_count(flows, 'flow')} OK"
+    counts = ", ".join(
+        _count(n, word) for n, word in ((errors, "error"), (warnings, "warning")) if n
+    )
+    if not errors and not strict:
+        return f"{_count(flows, 'flow')} OK, {counts}"
+    return f"{counts} in {_count(flows_with_problems, 'flow')}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _format(diagnostic: Diagnostic) -> str:
+    pos = diagnostic.pos
+    where = _display(pos.file)
+    if pos.line:
+        where += f":{pos.line}:{pos.col}"
+    return f"{where}: {diagnostic.severity.value}: {diagnostic.message}"
+
+
+def _display(file: str) -> str:
+    """A path relative to the working folder when it lies inside it."""
+    path = Path(file)
+    if not path.is_absolute():
+        return file
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return os.path.normpath(file)

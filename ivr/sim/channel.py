@@ -1,0 +1,328 @@
+"""SimChannel: an in-memory :class:`~ivr.engine.channel.Channel` on a virtual clock.
+
+The simulator's caller side (a call script's driver, or a person at ``ivr simulate``) talks to
+the engine through this channel exactly as a SIP caller would: prompts take time to play, keys and
+speech arrive as channel events, transfers and recordings complete later. Everything the engine
+asked of the channel is remembered for assertions.
+
+Prompt timing: a prompt lasts ``0.3 s + words / 2.5`` seconds (150 words a minute, plus the
+lead-in silence of a real prompt file). Words are whitespace-separated tokens; a CJK character
+counts as half a word (Mandarin is spoken at about five syllables a second). A recorded prompt
+(``audio`` set) is timed from its fallback text the same way, since the simulator never opens the
+WAV file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ivr.engine.channel import (
+    CallInfo,
+    ChannelListener,
+    ListenSpec,
+    QueueRequest,
+    RecordResult,
+    RecordSpec,
+    RenderedPrompt,
+    SpeechResult,
+)
+from ivr.engine.clock import Clock, TimerHandle
+
+WORDS_PER_SECOND = 2.5
+PROMPT_LEAD_IN = 0.3
+RECORD_SECONDS = 5.0
+DEFAULT_END_SILENCE = 0.8
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def speech_seconds(text: str) -> float:
+    """How long ``text`` takes to say: ``0.3 + words / 2.5`` (a CJK character is half a word)."""
+    cjk = len(_CJK.findall(text))
+    words = len(_CJK.sub(" ", text).split()) + cjk / 2
+    return round(PROMPT_LEAD_IN + words / WORDS_PER_SECOND, 3)
+
+
+@dataclass(frozen=True)
+class ChannelAction:
+    """One thing that happened on the channel, for assertions: ``(t, what, detail)``."""
+
+    t: float
+    what: str  # play | done | stop | listen | stop_listening | transfer | transfer_result |
+    #            enqueue | record | recording_done | hangup | dtmf | speech_start | speech |
+    #            caller_hangup
+    detail: Any = None
+
+
+@dataclass
+class _Playback:
+    id: int
+    prompt: RenderedPrompt
+    duration: float
+
+
+class SimChannel:
+    """A simulated call leg on ``clock``.
+
+    Args:
+        clock: the (virtual) clock every delay runs on.
+        info: who calls whom.
+        transfer_fails: fnmatch patterns of transfer targets that fail; ``True`` fails every
+            transfer.
+        record_seconds: how long the simulated caller speaks into a recording (capped by the
+            node's ``max_seconds``).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        info: CallInfo | None = None,
+        *,
+        transfer_fails: bool | Iterable[str] = (),
+        record_seconds: float = RECORD_SECONDS,
+    ) -> None:
+        self.clock = clock
+        self.info = info or CallInfo(call_id="sim-1")
+        if transfer_fails is True:
+            self.transfer_fail_patterns: tuple[str, ...] = ("*",)
+        elif transfer_fails is False:
+            self.transfer_fail_patterns = ()
+        else:
+            self.transfer_fail_patterns = tuple(transfer_fails)
+        self.record_seconds = record_seconds
+        self.listener: ChannelListener | None = None
+        # what the engine asked for, in order
+        self.log: list[ChannelAction] = []
+        self.played: list[RenderedPrompt] = []
+        self.listening: ListenSpec | None = None
+        self.transfers: list[str] = []
+        self.queue_request: QueueRequest | None = None
+        self.recordings: list[RecordResult] = []
+        self.ended = False
+        self.end: str | None = None  # hangup | caller_hangup | transferred | queued
+        # playback state
+        self._next_id = 0
+        self._current: _Playback | None = None
+        self._current_timer: TimerHandle | None = None
+        self._queue: deque[_Playback] = deque()
+        self._record_spec: RecordSpec | None = None
+        self._record_started = 0.0
+        self._record_timer: TimerHandle | None = None
+        self._watchers: list[Callable[[], None]] = []
+
+    # --- observers ------------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every change a caller could notice (a prompt ended or was
+        stopped, a transfer, the end of the call)."""
+        self._watchers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._watchers):
+            callback()
+
+    def _note(self, what: str, detail: Any = None) -> None:
+        self.log.append(ChannelAction(round(self.clock.now(), 4), what, detail))
+
+    @property
+    def playing(self) -> RenderedPrompt | None:
+        """The prompt playing now, if any."""
+        return self._current.prompt if self._current else None
+
+    @property
+    def busy(self) -> bool:
+        """True while a prompt plays or waits in the queue."""
+        return self._current is not None or bool(self._queue)
+
+    @property
+    def playback_ids(self) -> tuple[int, ...]:
+        """Ids of the prompt playing and the ones queued behind it, in order. To let just these
+        finish (and not the prompts the engine plays in response):
+        ``ids = set(ch.playback_ids); while ids & set(ch.playback_ids): clock.step()``."""
+        current = (self._current.id,) if self._current else ()
+        return current + tuple(p.id for p in self._queue)
+
+    @property
+    def recording(self) -> bool:
+        return self._record_spec is not None
+
+    # --- Channel: engine -> call ----------------------------------------------------------
+
+    def attach(self, listener: ChannelListener) -> None:
+        self.listener = listener
+
+    def play(self, prompt: RenderedPrompt) -> int:
+        self._next_id += 1
+        playback = _Playback(self._next_id, prompt, speech_seconds(prompt.text))
+        if self.ended:
+            return playback.id
+        self.played.append(prompt)
+        self._note("play", prompt.id)
+        if self._current is None:
+            self._start(playback)
+        else:
+            self._queue.append(playback)
+        return playback.id
+
+    def _start(self, playback: _Playback) -> None:
+        self._current = playback
+        self._current_timer = self.clock.call_later(
+            playback.duration, lambda: self._playback_done(playback)
+        )
+
+    def _playback_done(self, playback: _Playback) -> None:
+        if self.ended or self._current is not playback:
+            return
+        self._current = self._current_timer = None
+        if self._queue:  # the media goes straight on with the next prompt
+            self._start(self._queue.popleft())
+        self._note("done", playback.prompt.id)
+        if self.listener is not None:
+            self.listener.on_playback_done(playback.id)
+        self._changed()
+
+    def stop_playback(self) -> None:
+        if self._current is None and not self._queue:
+            return
+        self._drop_playback()
+        self._note("stop")
+        self._changed()
+
+    def _drop_playback(self) -> None:
+        if self._current_timer is not None:
+            self._current_timer.cancel()
+        self._current = self._current_timer = None
+        self._queue.clear()
+
+    def listen(self, spec: ListenSpec) -> None:
+        if self.ended:
+            return
+        self.listening = spec
+        self._note("listen", spec.node)
+
+    def stop_listening(self) -> None:
+        if self.ended or self.listening is None:
+            return
+        self.listening = None
+        self._note("stop_listening")
+
+    def transfer(self, target: str) -> None:
+        if self.ended:
+            return
+        self.transfers.append(target)
+        self._note("transfer", target)
+        ok = not any(fnmatchcase(target, p) for p in self.transfer_fail_patterns)
+        self.clock.call_later(0, lambda: self._transfer_result(target, ok))
+        self._changed()
+
+    def _transfer_result(self, target: str, ok: bool) -> None:
+        if self.ended:
+            return
+        reason = "ok" if ok else "simulated failure (transfer_fails)"
+        self._note("transfer_result", (target, ok))
+        if ok:
+            self._end("transferred")
+        if self.listener is not None:
+            self.listener.on_transfer_result(ok, reason)
+        self._changed()
+
+    def enqueue(self, request: QueueRequest) -> None:
+        if self.ended:
+            return
+        self.queue_request = request
+        self._note("enqueue", request.queue)
+        self._end("queued")
+        self._changed()
+
+    def record(self, spec: RecordSpec) -> None:
+        if self.ended:
+            return
+        self._cancel_recording()
+        self._record_spec = spec
+        self._record_started = self.clock.now()
+        self._note("record", spec.max_seconds)
+        seconds = min(self.record_seconds, spec.max_seconds)
+        self._record_timer = self.clock.call_later(seconds, self._recording_done)
+
+    def _recording_done(self) -> None:
+        if self.ended or self._record_spec is None:
+            return
+        duration = round(self.clock.now() - self._record_started, 3)
+        self._cancel_recording()
+        result = RecordResult(path=None, duration=duration)
+        self.recordings.append(result)
+        self._note("recording_done", duration)
+        if self.listener is not None:
+            self.listener.on_recording_done(result)
+        self._changed()
+
+    def _cancel_recording(self) -> None:
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+        self._record_timer = None
+        self._record_spec = None
+
+    def hangup(self) -> None:
+        if self.ended:
+            return
+        self._note("hangup")
+        self._end("hangup")
+        self._changed()
+
+    def _end(self, how: str) -> None:
+        """The call is over for the engine: stop the media and ignore what comes later."""
+        self.ended = True
+        self.end = how
+        self._drop_playback()
+        self._cancel_recording()
+        self.listening = None
+
+    # --- the caller's side ----------------------------------------------------------------
+
+    def caller_dtmf(self, digit: str) -> None:
+        """The caller presses ``digit``. During a recording the finish key ends it instead
+        (the recorder consumes it, as a PBX's record application does)."""
+        if self.ended:
+            return
+        self._note("dtmf", digit)
+        if self._record_spec is not None and digit == self._record_spec.finish_key:
+            self._recording_done()
+            return
+        if self.listener is not None:
+            self.listener.on_dtmf(digit)
+
+    def caller_speech_start(self) -> None:
+        """The caller starts speaking."""
+        if self.ended:
+            return
+        self._note("speech_start")
+        if self.listener is not None:
+            self.listener.on_speech_start()
+
+    def caller_speech(self, result: SpeechResult) -> None:
+        """The recognizer's final result for what the caller said."""
+        if self.ended:
+            return
+        self._note("speech", result.text)
+        if self.listener is not None:
+            self.listener.on_speech(result)
+
+    def caller_hangup(self) -> None:
+        """The caller hangs up."""
+        if self.ended:
+            return
+        self._note("caller_hangup")
+        self._end("caller_hangup")
+        if self.listener is not None:
+            self.listener.on_hangup()
+        self._changed()
+
+    @property
+    def end_silence(self) -> float:
+        """The silence that ends an utterance for the current recognizer."""
+        return self.listening.end_silence if self.listening else DEFAULT_END_SILENCE
