@@ -411,7 +411,9 @@ nodes:
       choices: {"1": en, "2": zh}
       next: hello
       no_match: {goto: hello}
-  hello: {hangup: {prompt: {en: "Your balance is {amount|amount}.", zh: "您的余额是{amount|amount}。"}}}
+  hello:
+    hangup:
+      prompt: {en: "Your balance is {amount|amount}.", zh: "您的余额是{amount|amount}。"}
 """
 
 

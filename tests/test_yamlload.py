@@ -90,8 +90,8 @@ def test_positions_of_keys_and_values_are_one_based() -> None:
     assert pos.key("/flow") == Pos("f.yaml", 1, 1)
     assert pos.value("/flow") == Pos("f.yaml", 1, 7)
     assert pos.key("/nodes/welcome") == Pos("f.yaml", 3, 3)
-    assert pos.key("/nodes/welcome/say/next") == Pos("f.yaml", 4, 25)
-    assert pos.value("/nodes/welcome/say/next") == Pos("f.yaml", 4, 31)
+    assert pos.key("/nodes/welcome/say/next") == Pos("f.yaml", 4, 23)
+    assert pos.value("/nodes/welcome/say/next") == Pos("f.yaml", 4, 29)
 
 
 def test_list_items_have_positions_and_missing_pointers_use_the_parent() -> None:

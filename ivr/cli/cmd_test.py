@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ivr.config import Config
+from ivr.engine.logsink import log_event
 from ivr.flow.errors import FlowError
 from ivr.flow.model import FlowSet
 from ivr.sim.coverage import CoverageReport, compute_coverage, format_coverage
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
             config=config,
             jobs=args.jobs,
             call_id_prefix=_call_id_prefix(args.store),
+            sinks=[log_event],
         )
         if scripts
         else []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -39,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=ivr.__doc__)
     parser.add_argument("--version", action="version", version=f"ivr {ivr.__version__}")
     parser.add_argument("-c", "--config", help="path to ivr.yaml (default: ./ivr.yaml)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log detail (debug: one line per call step)",
+    )
+    parser.add_argument("--log-file", help="write the log to this file instead of stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _commands():
         cmd = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
@@ -47,12 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setup_logging(level: str, path: str | None) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ivr")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return ExitStatus.USAGE
+    _setup_logging(args.log_level, args.log_file)
     try:
         config = load_config(args.config)
         return int(args.handler(args, config))

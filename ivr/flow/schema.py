@@ -216,8 +216,8 @@ def _count(
         return [(pos.key(ptr), f"{where(ptr)} has no type: write one of {', '.join(known)}")]
     if keyword in ("minProperties", "minItems", "minLength"):
         if error.validator_value == 1:
-            return [(pos.key(ptr), f"{where(ptr)}: {_field(ptr)} must not be empty")]
-        return [(pos.key(ptr), f"{where(ptr)}: {_field(ptr)} needs at least "
+            return [(pos.value(ptr), f"{where(ptr)}: {_field(ptr)} must not be empty")]
+        return [(pos.value(ptr), f"{where(ptr)}: {_field(ptr)} needs at least "
                  f"{error.validator_value} entries")]
     return [(pos.value(ptr), f"{where(ptr)}: {error.message}")]
 

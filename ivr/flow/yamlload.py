@@ -37,11 +37,14 @@ _KNOWN_TAGS = {
     "tag:yaml.org,2002:" + name for name in ("str", "int", "float", "bool", "null", "map", "seq")
 }
 _HINTS = {
-    "found character '\\t' that cannot start any token": "tabs cannot indent YAML; use spaces",
     "mapping values are not allowed here": (
         "a ':' inside a value needs quotes, or the line is indented wrongly"
     ),
+    "mapping values are not allowed in this context": (
+        "a ':' inside a value needs quotes, or the line is indented wrongly"
+    ),
 }
+_TAB_HINT = "tabs cannot indent YAML; use spaces"
 
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -213,7 +216,7 @@ def load_yaml(text: str, source: str = "<memory>") -> Document:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        raise YamlError([_syntax_diagnostic(exc, source)]) from None
+        raise YamlError([_syntax_diagnostic(exc, source, text)]) from None
     except yaml.YAMLError as exc:  # reader errors (bad characters) carry no mark
         raise YamlError([Diagnostic(Pos(source, 1, 1), str(exc), stage="yaml")]) from None
     finally:
@@ -227,14 +230,16 @@ def load_yaml(text: str, source: str = "<memory>") -> Document:
     return Document(data, positions, source, text, builder.diagnostics)
 
 
-def _syntax_diagnostic(exc: yaml.MarkedYAMLError, source: str) -> Diagnostic:
+def _syntax_diagnostic(exc: yaml.MarkedYAMLError, source: str, text: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    lines = text.splitlines()
+    at = lines[line - 1][col - 1 : col] if 0 < line <= len(lines) else ""
     problem = exc.problem or "not valid YAML"
     message = f"YAML syntax: {problem}"
     if exc.context and exc.context_mark is not None:
         message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-    hint = _HINTS.get(problem)
+    hint = _TAB_HINT if at == "\t" else _HINTS.get(problem)
     if hint:
         message += f"; {hint}"
     return Diagnostic(Pos(source, line, col), message, stage="yaml")
