@@ -89,7 +89,9 @@ def test_unknown_node_type_and_field_outside_its_type() -> None:
 
 
 def test_exactly_one_node_type() -> None:
-    text = FLOW_HEAD + "  a:\n    menu: {prompt: x, choices: {'1': a}}\n    say: {prompt: x, next: a}\n"
+    text = FLOW_HEAD + (
+        "  a:\n    menu: {prompt: x, choices: {'1': a}}\n    say: {prompt: x, next: a}\n"
+    )
     assert messages(text) == [
         (4, 3, "node 'a': exactly one node type expected, found menu and say")
     ]
@@ -187,7 +189,7 @@ def _mutations(value: Any) -> Iterator[Any]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             for changed in _mutations(item):
-                yield value[:index] + [changed] + value[index + 1 :]
+                yield [*value[:index], changed, *value[index + 1 :]]
 
 
 def _node_validators() -> tuple[Any, Draft202012Validator]:
@@ -235,3 +237,20 @@ def test_fast_checker_json_type_rules() -> None:
     assert check(3) and check(3.0) and not check(True) and not check(3.5)
     unique = compile_schema({"type": "array", "uniqueItems": True})
     assert unique([1, True]) and not unique([1, 1.0])
+
+
+MAPPINGS = [p for p in PARSABLE if p.name != "not_a_mapping.yaml"]
+
+
+@pytest.mark.parametrize("path", MAPPINGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_validating_only_the_failing_nodes_finds_the_same_errors(path: Path) -> None:
+    from ivr.flow.schema import _narrowed
+
+    data = load_yaml(path.read_text(), str(path)).data
+    validator = Draft202012Validator(flow_schema())
+
+    def errors(instance: Any) -> list[tuple[str, str]]:
+        found = validator.iter_errors(instance)
+        return sorted((str(list(e.absolute_path)), e.message) for e in found)
+
+    assert errors(_narrowed(data)) == errors(data)

@@ -136,7 +136,8 @@ def _traps(flow: Flow, graph: dict[str, set[str]], reachable: set[str]) -> list[
         names = _names(sorted(component, key=order.__getitem__))
         node = flow.nodes[first]
         if not any(isinstance(flow.nodes[n], WAITING) for n in component):
-            message = (f"endless loop: {names} pass the call round without ever waiting for "
+            verb = "passes" if len(component) == 1 else "pass"
+            message = (f"endless loop: {names} {verb} the call round without ever waiting for "
                        "the caller or ending the call")
         else:
             message = (f"dead end: once the call reaches {names} it can never end (no hangup, "

@@ -59,6 +59,27 @@ def _fast_check() -> Callable[[Any], bool]:
     return compile_schema(flow_schema())
 
 
+@functools.cache
+def _fast_node_entry() -> Callable[[Any], bool]:
+    """Checks ``{node_id: body}`` against the schema of ``nodes`` (id pattern and body)."""
+    schema = flow_schema()
+    return compile_schema({**schema["properties"]["nodes"], "$defs": schema["$defs"]})
+
+
+def _narrowed(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with only the nodes that fail, so jsonschema need not walk the good ones.
+
+    The schema has no constraint across nodes, so the errors are the same as for the whole.
+    One node is kept when none fails, so that ``nodes`` stays non-empty.
+    """
+    nodes = data.get("nodes")
+    if not isinstance(nodes, dict) or not nodes:
+        return data
+    entry = _fast_node_entry()
+    failing = {key: body for key, body in nodes.items() if not entry({key: body})}
+    return {**data, "nodes": failing or dict([next(iter(nodes.items()))])}
+
+
 @dataclass
 class SchemaReport:
     """What the schema stage found: diagnostics, and the pointers of the offending values."""
@@ -90,7 +111,7 @@ def check_schema(doc: Document) -> SchemaReport:
         report.pointers.append("")
         return report
     seen: set[tuple[Pos, str]] = set()
-    for error in _validator().iter_errors(doc.data):
+    for error in _validator().iter_errors(_narrowed(doc.data)):
         ptr = "".join(child("", p) for p in error.absolute_path)
         for pos, message in _translate(error, ptr, doc.positions):
             if (pos, message) not in seen:
@@ -198,7 +219,8 @@ def _bad_key(error: ValidationError, ptr: str, pos: Positions) -> tuple[Pos, str
     key = str(error.instance)
     schema = error.schema if isinstance(error.schema, dict) else {}
     hint = schema.get("patternErrorMessage") or f"must match {schema.get('pattern')}"
-    return (pos.key(child(ptr, key)), f"{where(ptr)}: '{key}' is not allowed here: {hint}")
+    section = unescape(ptr[1:]) if ptr.count("/") == 1 else where(ptr)  # "nodes", "vars", ...
+    return (pos.key(child(ptr, key)), f"{section}: '{key}' is not allowed here: {hint}")
 
 
 def _count(
@@ -278,6 +300,8 @@ def where(ptr: str) -> str:
         return f"node '{parts[1]}'" + _inside_node(parts[3:])
     if len(parts) >= 2 and head in _SECTIONS:
         return f"{_SECTIONS[head]} '{parts[1]}'"
+    if len(parts) == 1:
+        return "the flow"
     return head
 
 

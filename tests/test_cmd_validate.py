@@ -1,0 +1,108 @@
+"""``ivr validate``, ``ivr lint`` and ``ivr schema`` run in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ivr.cli.cmd_validate import summary
+from ivr.cli.main import main
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+@pytest.fixture(autouse=True)
+def _no_repo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run with an empty ivr.yaml, so the repository's own configuration does not leak in."""
+    (tmp_path / "ivr.yaml").write_text("languages: [en]\n")
+    monkeypatch.setenv("IVR_CONFIG", str(tmp_path / "ivr.yaml"))
+
+
+def test_validate_good_flows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(FLOWS / "good")]) == 0
+    assert capsys.readouterr().out == "3 flows OK\n"
+
+
+def test_validate_prints_file_line_col_and_a_summary(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FLOWS)
+    path = "bad/unknown_target.yaml"
+    assert main(["validate", path]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{path}:7:40: error: node 'welcome': next goes to unknown node "
+                      "'main_mneu' (did you mean 'main_menu'?)")
+    assert f"{path}:13:21: error: node 'main_menu': choice 2 goes to unknown node 'lost'" in out
+    assert out[-1] == "2 errors, 2 warnings in 1 flow"
+
+
+def test_absolute_paths_inside_the_working_folder_are_shown_relative(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FLOWS.parent)
+    assert main(["validate", str(FLOWS / "bad" / "builtin_as_node_id.yaml")]) == 1
+    assert capsys.readouterr().out.startswith("flows/bad/builtin_as_node_id.yaml:8:3: error:")
+
+
+def test_validate_defaults_to_the_configured_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "a.yaml").write_text("flow: a\nstart: a\nnodes:\n  a: {hangup: {}}\n")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "1 flow OK\n"
+
+
+def test_validate_a_file_resolves_sub_flows_from_its_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["validate", str(FLOWS / "good" / "main.yaml")]) == 0
+    assert capsys.readouterr().out == "1 flow OK\n"
+
+
+def test_warnings_pass_validate_and_fail_lint(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FLOWS)
+    path = "warn/unreachable_node.yaml"
+    assert main(["validate", path]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}:10:3: warning: node 'forgotten' is never reached" in out
+    assert out.endswith("1 flow OK, 1 warning\n")
+    assert main(["lint", path]) == 1
+    assert capsys.readouterr().out.endswith("1 warning in 1 flow\n")
+    assert main(["lint", "good"]) == 0
+
+
+def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "/nonexistent/flows"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_schema_prints_json_or_writes_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "ivr flow" and "node" in schema["$defs"]
+    target = tmp_path / "flow.schema.json"
+    assert main(["schema", "--output", str(target)]) == 0
+    assert json.loads(target.read_text()) == schema
+
+
+@pytest.mark.parametrize(
+    ("counts", "text"),
+    [
+        ((3, 0, 0, 0, False), "3 flows OK"),
+        ((1, 0, 2, 1, False), "1 flow OK, 2 warnings"),
+        ((4, 2, 1, 1, False), "2 errors, 1 warning in 1 flow"),
+        ((4, 1, 0, 2, False), "1 error in 2 flows"),
+        ((4, 0, 3, 2, True), "3 warnings in 2 flows"),
+    ],
+)
+def test_summary_line(counts: tuple[int, int, int, int, bool], text: str) -> None:
+    flows, errors, warnings, with_problems, strict = counts
+    assert summary(flows, errors, warnings, with_problems, strict=strict) == text
