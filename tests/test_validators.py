@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.engine.validators import load_function, luhn_ok
+from ivr.engine.actions import load_action as load_function
+from ivr.engine.validators import luhn_ok
 
 
 @pytest.mark.parametrize(

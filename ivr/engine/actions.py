@@ -38,6 +38,7 @@ from typing import Any
 
 from ivr.engine.events import MASK
 from ivr.engine.runtime import ActionDone, ActionResult
+from ivr.flow.expr import lookup
 from ivr.flow.model import ActionNode
 from ivr.flow.template import compile_template
 
@@ -57,15 +58,6 @@ _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _lookup(scope: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = scope
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
 def render_value(raw: Any, scope: Mapping[str, Any]) -> Any:
     """Fill templates in a webhook body, params or action args, recursing into dicts and lists.
 
@@ -76,7 +68,7 @@ def render_value(raw: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(raw, str):
         single = _SINGLE_NAME.match(raw)
         if single is not None:
-            value = _lookup(scope, single.group(1))
+            value = lookup(scope, single.group(1))
             if value is None or isinstance(value, str | int | float | bool | dict | list):
                 return value
         return compile_template(raw).render(scope, speak=False)

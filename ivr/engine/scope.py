@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.engine.events import MASK
+from ivr.flow.expr import lookup
 
 
 class Scope:
@@ -20,12 +21,7 @@ class Scope:
 
     def get(self, dotted: str) -> Any:
         """The value at a dotted name (``balance.available``), or None."""
-        value: Any = self.values
-        for part in dotted.split("."):
-            if not isinstance(value, dict):
-                return None
-            value = value.get(part)
-        return value
+        return lookup(self.values, dotted)
 
     def set(self, name: str, value: Any, *, secret: bool = False) -> None:
         self.values[name] = value
