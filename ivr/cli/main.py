@@ -80,3 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
+    except BrokenPipeError:  # `ivr report | head`: the reader has all it wanted
+        sys.stderr.close()
+        return ExitStatus.OK
