@@ -44,7 +44,7 @@ def test_kpis_are_exact(db: Path) -> None:
     assert menu.no_input_rate == pytest.approx(2 / 5)
     assert (nodes["balance"].calls, nodes["balance"].ended_here) == (2, 1)
     assert nodes["balance"].abandoned_here == 1
-    assert [n.node for n in report.nodes][0] == "menu"  # funnel order: first visited first
+    assert report.nodes[0].node == "menu"  # funnel order: first visited first
     survey = {s.question: s for s in report.survey}
     assert survey["satisfaction"].average == 3.0 and survey["satisfaction"].responses == 2
     assert (survey["resolved"].responses, survey["resolved"].skipped) == (1, 1)
