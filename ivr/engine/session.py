@@ -89,7 +89,7 @@ class Session:
 
     @property
     def language(self) -> str:
-        lang = self.scope.get("lang")
+        lang = self.scope.values.get("lang")
         return str(lang) if lang else self.flow.default_language
 
     def _initial_vars(self, extra: Mapping[str, Any] | None) -> dict[str, Any]:
