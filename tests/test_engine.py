@@ -425,3 +425,36 @@ def test_language_choice_changes_prompt_language_and_silence_keeps_default() -> 
     en = Call(LANG.replace("nodes:", "vars: {amount: 1}\nnodes:")).start().finish_prompt()
     en.run(5.01 * 3)
     assert en.nodes[-1] == "hello" and en.of(ev.PROMPT)[-1].data["language"] == "en"
+
+
+def test_a_call_keeps_the_flow_version_it_started_with_across_a_reload(tmp_path: Path) -> None:
+    from ivr.engine.actions import InlineActionRunner
+    from ivr.engine.channel import CallInfo
+    from ivr.engine.clock import VirtualClock
+    from ivr.engine.runtime import Runtime
+    from ivr.engine.session import Session
+    from ivr.flow.registry import FlowRegistry
+    from ivr.sim.channel import SimChannel
+
+    flow_file = tmp_path / "t.yaml"
+    flow_file.write_text(MENU)
+    registry = FlowRegistry(tmp_path)
+    assert not FlowRegistry.has_errors(registry.reload())
+    clock = VirtualClock()
+    channel = SimChannel(clock, CallInfo("c1"))
+    events: list[ev.Event] = []
+    session = Session(registry.current, "t", channel, clock, Runtime(InlineActionRunner()),
+                      [events.append])
+    session.start()
+    clock.advance(3)
+    flow_file.write_text(MENU.replace("Your balance is fine.", "Version two balance."))
+    assert not FlowRegistry.has_errors(registry.reload())
+    assert registry.current.flows["t"].digest != session.flow.digest
+    clock.advance(10)
+    channel.caller_dtmf("1")
+    clock.run()
+    texts = [e.data["text"] for e in events if e.kind == ev.PROMPT]
+    assert texts[-1] == "Your balance is fine."  # the old version, to the end of the call
+    flow_file.write_text("flow: t\nstart: nowhere\nnodes: {}\n")  # broken: refused
+    assert FlowRegistry.has_errors(registry.reload())
+    assert "Version two" in str(registry.current.flows["t"].nodes["balance"])
