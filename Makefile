@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint typecheck unit bench clean demo-api
 
-$(STAMP): setup.cfg pyproject.toml
+# Debian packages the tests read: recorded speech (false in-band DTMF, VAD) and SIPp's pcaps;
+# espeak-ng is the speech synthesizer behind pyttsx3 (prompts).
+DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng
+
+$(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
+	bash scripts/ensure-debs.sh $(DEBS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
