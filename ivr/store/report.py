@@ -1,12 +1,18 @@
-"""KPIs over the call records: containment, transfer/queue rates, abandonment, per-node funnel.
+"""KPIs over the call records: outcome rates, per-node input problems, drop-off funnel, survey.
 
-Definitions (what a contact-centre manager reads):
-- containment: calls the flow finished itself (outcome ``self_service`` or ``closed``) over all
-  ended calls;
-- transfer rate / queue rate: outcomes ``transferred`` / ``queued`` over ended calls;
-- abandonment in the IVR: the caller hung up inside the flow (``abandoned``) over ended calls;
-- per node: visits, no-input and no-match counts and rates (per visit), calls that entered the
-  node, and calls that ended there (the funnel's drop-off), split into abandoned and other.
+Definitions (docs/FLOWS.md, "Call outcomes"); every rate is over the calls that *ended*, so a
+call still in progress counts in ``calls`` only:
+
+- containment: outcome ``self_service`` or ``closed`` (the flow finished the call itself);
+- transfer rate, queue rate, abandonment in the IVR, failure rate: outcomes ``transferred``,
+  ``queued``, ``abandoned`` (the caller hung up inside the flow) and ``failed``;
+- per node: visits (every entry, repeats included), calls that entered it at least once,
+  ``no_input`` / ``no_match`` events and their rate per visit, calls that ended there and, of
+  those, the ones the caller hung up (the funnel's drop-off);
+- survey: per question, answers given, their average, and questions skipped.
+
+A call belongs to the window when it *started* in ``[since, until)``. Times without an offset
+are UTC; an ``until`` that is a bare date includes that whole day.
 """
 
 from __future__ import annotations
@@ -14,23 +20,60 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-
-from ivr.engine import events as ev
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 CONTAINED = ("self_service", "closed")
 
 
 @dataclass
+class Summary:
+    """Call counts and outcomes of a set of calls."""
+
+    calls: int = 0
+    ended: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    average_duration: float = 0.0  # seconds, over ended calls
+
+    def rate(self, *outcomes: str) -> float:
+        """The share of ended calls with one of ``outcomes`` (0.0 when none ended)."""
+        return sum(self.outcomes.get(o, 0) for o in outcomes) / self.ended if self.ended else 0.0
+
+    @property
+    def containment(self) -> float:
+        return self.rate(*CONTAINED)
+
+    def rates(self) -> dict[str, float]:
+        """The headline rates, rounded for display and JSON."""
+        return {
+            "containment": round(self.containment, 4),
+            "transfer_rate": round(self.rate("transferred"), 4),
+            "queue_rate": round(self.rate("queued"), 4),
+            "abandonment": round(self.rate("abandoned"), 4),
+            "failure_rate": round(self.rate("failed"), 4),
+        }
+
+
+@dataclass
+class FlowSummary(Summary):
+    """The summary of one flow's calls (the flow the call started in)."""
+
+    flow: str = ""
+
+
+@dataclass
 class NodeStats:
+    """One node of one flow; ``flow`` is the node's own flow (a sub-flow's for its nodes)."""
+
     flow: str
     node: str
     visits: int = 0
     calls: int = 0  # distinct calls that entered the node
     no_input: int = 0
     no_match: int = 0
-    ended_here: int = 0
-    abandoned_here: int = 0
+    ended_here: int = 0  # calls whose last node this was, whatever the outcome
+    abandoned_here: int = 0  # ... of which the caller hung up (outcome abandoned)
+    first_visit: float = 0.0  # average event number (seq) of a call's first entry: funnel order
 
     @property
     def no_input_rate(self) -> float:
@@ -40,9 +83,16 @@ class NodeStats:
     def no_match_rate(self) -> float:
         return self.no_match / self.visits if self.visits else 0.0
 
+    @property
+    def drop_off_rate(self) -> float:
+        """Calls the caller hung up here over the calls that entered."""
+        return self.abandoned_here / self.calls if self.calls else 0.0
+
 
 @dataclass
 class SurveyStats:
+    """Answers to one survey question."""
+
     question: str
     responses: int
     average: float | None
@@ -50,48 +100,61 @@ class SurveyStats:
 
 
 @dataclass
-class Report:
-    flow: str | None
-    since: str | None
-    until: str | None
-    calls: int = 0
-    ended: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    average_duration: float = 0.0
+class Report(Summary):
+    """Every KPI for the calls of ``flow`` (all flows when None) started in the window."""
+
+    flow: str | None = None
+    since: str | None = None
+    until: str | None = None
+    by_flow: list[FlowSummary] = field(default_factory=list)
     nodes: list[NodeStats] = field(default_factory=list)
     survey: list[SurveyStats] = field(default_factory=list)
 
-    def rate(self, *outcomes: str) -> float:
-        return sum(self.outcomes.get(o, 0) for o in outcomes) / self.ended if self.ended else 0.0
-
-    @property
-    def containment(self) -> float:
-        return self.rate(*CONTAINED)
-
-    def as_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        out["containment"] = round(self.containment, 4)
-        out["transfer_rate"] = round(self.rate("transferred"), 4)
-        out["queue_rate"] = round(self.rate("queued"), 4)
-        out["abandonment"] = round(self.rate("abandoned"), 4)
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON, rates included."""
+        out = {**asdict(Summary(self.calls, self.ended, self.outcomes, self.average_duration)),
+               **self.rates(), **asdict(self)}
+        out["by_flow"] = [{**asdict(f), **f.rates()} for f in self.by_flow]
         out["nodes"] = [
             {
                 **asdict(n),
+                "first_visit": round(n.first_visit, 2),
                 "no_input_rate": round(n.no_input_rate, 4),
                 "no_match_rate": round(n.no_match_rate, 4),
+                "drop_off_rate": round(n.drop_off_rate, 4),
             }
             for n in self.nodes
         ]
         return out
 
 
-def _epoch(date: str | None) -> float | None:
-    if not date:
+def parse_moment(text: str | None, *, end_of_day: bool = False) -> float | None:
+    """An ISO date or date-time as epoch seconds (UTC unless it has an offset).
+
+    With ``end_of_day``, a bare date means the end of that day (the next midnight).
+
+    Raises:
+        ValueError: ``text`` is not an ISO date.
+    """
+    if not text:
         return None
-    moment = datetime.fromisoformat(date)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO date or date-time: {text!r}") from None
+    if end_of_day and _is_bare_date(text):
+        moment += timedelta(days=1)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def _is_bare_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_report(
@@ -100,70 +163,103 @@ def build_report(
     since: str | None = None,
     until: str | None = None,
 ) -> Report:
-    """Every KPI for the calls of ``flow`` (all flows when None) started in [since, until)."""
-    where: list[str] = ["1 = 1"]
+    """Compute every KPI for the calls of ``flow`` started in ``[since, until)``.
+
+    Raises:
+        ValueError: ``since`` or ``until`` is not an ISO date.
+    """
+    where = ["1 = 1"]
     args: list[object] = []
     if flow:
         where.append("c.flow = ?")
         args.append(flow)
-    for op, value in ((">=", _epoch(since)), ("<", _epoch(until))):
+    bounds = ((">=", parse_moment(since)), ("<", parse_moment(until, end_of_day=True)))
+    for op, value in bounds:
         if value is not None:
             where.append(f"c.started_at {op} ?")
             args.append(value)
     cond = " AND ".join(where)
-    report = Report(flow, since, until)
-    report.calls = conn.execute(f"SELECT COUNT(*) FROM calls c WHERE {cond}", args).fetchone()[0]
-    rows = conn.execute(
-        f"SELECT outcome, COUNT(*), AVG(duration) FROM calls c WHERE {cond} "
-        "AND outcome IS NOT NULL GROUP BY outcome",
-        args,
-    ).fetchall()
-    report.outcomes = {outcome: count for outcome, count, _ in rows}
-    report.ended = sum(report.outcomes.values())
+    report = Report(flow=flow, since=since, until=until)
+    by_flow = _summaries(conn, cond, args)
+    for item in by_flow:
+        report.calls += item.calls
+        report.ended += item.ended
+        for outcome, count in item.outcomes.items():
+            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + count
     if report.ended:
-        report.average_duration = sum(n * (avg or 0.0) for _, n, avg in rows) / report.ended
+        total = sum(f.average_duration * f.ended for f in by_flow)
+        report.average_duration = round(total / report.ended, 3)
+    report.by_flow = by_flow
     report.nodes = _node_stats(conn, cond, args)
     report.survey = _survey_stats(conn, cond, args)
     return report
 
 
+def _summaries(conn: sqlite3.Connection, cond: str, args: list[object]) -> list[FlowSummary]:
+    query = (
+        "SELECT COALESCE(c.flow, ''), c.outcome, COUNT(*), AVG(c.duration) FROM calls c "
+        f"WHERE {cond} GROUP BY 1, 2 ORDER BY 1"
+    )
+    flows: dict[str, FlowSummary] = {}
+    durations: dict[str, float] = {}
+    for flow, outcome, count, avg in conn.execute(query, args):
+        item = flows.setdefault(flow, FlowSummary(flow=flow))
+        item.calls += count
+        if outcome is not None:
+            item.ended += count
+            item.outcomes[outcome] = count
+            durations[flow] = durations.get(flow, 0.0) + count * (avg or 0.0)
+    for flow, item in flows.items():
+        if item.ended:
+            item.average_duration = round(durations[flow] / item.ended, 3)
+    return list(flows.values())
+
+
+# Per call and node first (visits, problems, first entry), then summed over calls: this reads
+# each selected call's events by primary key, so a narrow time window stays fast.
+_NODES = """
+SELECT flow, node, SUM(visits > 0), SUM(visits), SUM(no_input), SUM(no_match), AVG(first)
+FROM (
+    SELECT COALESCE(e.flow, '') AS flow, e.node AS node,
+        SUM(e.kind = 'node_enter') AS visits, SUM(e.kind = 'no_input') AS no_input,
+        SUM(e.kind = 'no_match') AS no_match,
+        MIN(CASE WHEN e.kind = 'node_enter' THEN e.seq END) AS first
+    FROM calls c JOIN events e ON e.call_id = c.call_id
+    WHERE {cond} AND e.node IS NOT NULL AND e.kind IN ('node_enter', 'no_input', 'no_match')
+    GROUP BY e.call_id, e.flow, e.node
+)
+GROUP BY flow, node
+"""
+
+_ENDED = """
+SELECT COALESCE(c.last_flow, c.flow, ''), c.last_node, COUNT(*), SUM(c.outcome = 'abandoned')
+FROM calls c WHERE {cond} AND c.outcome IS NOT NULL AND c.last_node IS NOT NULL
+GROUP BY 1, 2
+"""
+
+
 def _node_stats(conn: sqlite3.Connection, cond: str, args: list[object]) -> list[NodeStats]:
     stats: dict[tuple[str, str], NodeStats] = {}
-    first_seen: dict[tuple[str, str], float] = {}
-    query = (
-        f"SELECT e.flow, e.node, e.kind, COUNT(*), COUNT(DISTINCT e.call_id), MIN(e.t) "
-        f"FROM events e JOIN calls c ON c.call_id = e.call_id WHERE {cond} "
-        "AND e.kind IN ('node_enter', 'no_input', 'no_match') AND e.node IS NOT NULL "
-        "GROUP BY e.flow, e.node, e.kind"
+    for flow, node, calls, visits, no_input, no_match, first in conn.execute(
+        _NODES.format(cond=cond), args
+    ):
+        stats[flow, node] = NodeStats(
+            flow, node, visits, calls, no_input, no_match, first_visit=first or 0.0
+        )
+    for flow, node, ended, abandoned in conn.execute(_ENDED.format(cond=cond), args):
+        item = stats.setdefault((flow, node), NodeStats(flow, node))
+        item.ended_here, item.abandoned_here = ended, abandoned
+    # The funnel reads in call order: nodes entered early first, the busier one on a tie.
+    return sorted(
+        stats.values(),
+        key=lambda s: (s.flow, not s.visits, s.first_visit, -s.visits, s.node),
     )
-    for flow, node, kind, count, calls, first in conn.execute(query, args):
-        key = (flow or "", node)
-        item = stats.setdefault(key, NodeStats(flow or "", node))
-        if kind == ev.NODE_ENTER:
-            item.visits, item.calls = count, calls
-            first_seen[key] = first
-        elif kind == "no_input":
-            item.no_input = count
-        else:
-            item.no_match = count
-    ended = (
-        f"SELECT c.flow, c.last_node, c.outcome, COUNT(*) FROM calls c WHERE {cond} "
-        "AND c.outcome IS NOT NULL AND c.last_node IS NOT NULL GROUP BY c.flow, c.last_node, "
-        "c.outcome"
-    )
-    for flow, node, outcome, count in conn.execute(ended, args):
-        item = stats.setdefault((flow or "", node), NodeStats(flow or "", node))
-        item.ended_here += count
-        if outcome == "abandoned":
-            item.abandoned_here += count
-    return sorted(stats.values(), key=lambda s: (s.flow, first_seen.get((s.flow, s.node), 1e18),
-                                                 -s.visits, s.node))
 
 
 def _survey_stats(conn: sqlite3.Connection, cond: str, args: list[object]) -> list[SurveyStats]:
     query = (
         "SELECT s.question, COUNT(s.answer), AVG(s.answer), SUM(s.answer IS NULL) "
-        f"FROM survey s JOIN calls c ON c.call_id = s.call_id WHERE {cond} "
+        f"FROM calls c JOIN survey s ON s.call_id = c.call_id WHERE {cond} "
         "GROUP BY s.question ORDER BY s.question"
     )
     return [
@@ -173,33 +269,44 @@ def _survey_stats(conn: sqlite3.Connection, cond: str, args: list[object]) -> li
 
 
 def _pct(value: float) -> str:
-    return f"{100 * value:5.1f} %"
+    return f"{100 * value:.1f} %"
+
+
+def _count_rate(count: int, rate: float) -> str:
+    return f"{count} ({_pct(rate)})"
 
 
 def format_text(report: Report) -> str:
     """The report as aligned text tables."""
-    scope = report.flow or "all flows"
-    window = f" from {report.since or '-'} to {report.until or '-'}" if (
-        report.since or report.until) else ""
+    scope = f"flow {report.flow}" if report.flow else "all flows"
+    if report.since or report.until:
+        scope += f", started from {report.since or 'the start'} until {report.until or 'now'}"
     lines = [
-        f"Calls: {report.calls} ({scope}{window}), ended: {report.ended}, "
+        f"Calls: {report.calls} ({scope}); ended: {report.ended}; "
         f"average duration {report.average_duration:.1f} s",
-        f"  containment (self-service)  {_pct(report.containment)}",
-        f"  transferred                 {_pct(report.rate('transferred'))}",
-        f"  queued for an agent         {_pct(report.rate('queued'))}",
-        f"  abandoned in the IVR        {_pct(report.rate('abandoned'))}",
-        f"  failed                      {_pct(report.rate('failed'))}",
-        "  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())),
-        "",
-        f"{'flow':<16} {'node':<24} {'visits':>6} {'calls':>6} {'no-input':>9} "
-        f"{'no-match':>9} {'ended here':>10} {'abandoned':>9}",
+        *_rate_lines(report),
+        "  outcomes: " + (", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items()))
+                          or "none"),
     ]
-    for n in report.nodes:
-        lines.append(
-            f"{n.flow:<16} {n.node:<24} {n.visits:>6} {n.calls:>6} "
-            f"{_pct(n.no_input_rate):>9} {_pct(n.no_match_rate):>9} {n.ended_here:>10} "
-            f"{n.abandoned_here:>9}"
-        )
+    if len(report.by_flow) > 1:
+        lines += ["", f"{'flow':<20} {'calls':>6} {'ended':>6} {'contained':>10} "
+                  f"{'transferred':>11} {'queued':>7} {'abandoned':>9} {'failed':>7}"]
+        for f in report.by_flow:
+            lines.append(
+                f"{f.flow:<20} {f.calls:>6} {f.ended:>6} {_pct(f.containment):>10} "
+                f"{_pct(f.rate('transferred')):>11} {_pct(f.rate('queued')):>7} "
+                f"{_pct(f.rate('abandoned')):>9} {_pct(f.rate('failed')):>7}"
+            )
+    if report.nodes:
+        lines += ["", f"{'flow':<16} {'node':<22} {'visits':>6} {'calls':>6} {'no-input':>14} "
+                  f"{'no-match':>14} {'ended here':>10} {'hung up here':>14}"]
+        for n in report.nodes:
+            lines.append(
+                f"{n.flow:<16} {n.node:<22} {n.visits:>6} {n.calls:>6} "
+                f"{_count_rate(n.no_input, n.no_input_rate):>14} "
+                f"{_count_rate(n.no_match, n.no_match_rate):>14} {n.ended_here:>10} "
+                f"{_count_rate(n.abandoned_here, n.drop_off_rate):>14}"
+            )
     if report.survey:
         lines += ["", f"{'survey question':<24} {'responses':>9} {'average':>8} {'skipped':>8}"]
         for s in report.survey:
@@ -208,5 +315,17 @@ def format_text(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _rate_lines(summary: Summary) -> list[str]:
+    rows = (
+        ("containment (self-service)", summary.containment),
+        ("transferred", summary.rate("transferred")),
+        ("queued for an agent", summary.rate("queued")),
+        ("abandoned in the IVR", summary.rate("abandoned")),
+        ("failed", summary.rate("failed")),
+    )
+    return [f"  {label:<28}{_pct(rate):>8}" for label, rate in rows]
+
+
 def format_json(report: Report) -> str:
+    """The report as indented JSON (rates as fractions, durations in seconds)."""
     return json.dumps(report.as_dict(), indent=2, ensure_ascii=False)
