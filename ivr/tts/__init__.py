@@ -1,0 +1,12 @@
+"""Prompt audio: speech synthesis (pyttsx3 + espeak-ng), the prompt cache, and the prompt build.
+
+* :mod:`ivr.tts.engine`: :class:`~ivr.tts.engine.Synthesizer` renders text in a language to an
+  8 kHz 16-bit mono WAV (one engine per process, blocking API: use ``asyncio.to_thread``).
+* :mod:`ivr.tts.cache`: :class:`~ivr.tts.cache.PromptCache` answers "which file plays this
+  prompt" (a recording wins, else the cached rendering) and renders a text once.
+* :mod:`ivr.tts.build`: every prompt of every flow, rendered ahead (``ivr prompts build``).
+* :mod:`ivr.tts.resample`, :mod:`ivr.tts.wavfile`: the band-limited conversion to 8 kHz and
+  the few WAV operations these need.
+
+Importing this package loads nothing heavy; pyttsx3 and espeak-ng start on the first render.
+"""
