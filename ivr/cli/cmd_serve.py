@@ -1,0 +1,76 @@
+"""``ivr serve``: answer SIP calls with the configured flows until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from ivr.config import Config
+from ivr.flow.errors import FlowError
+from ivr.serve.server import IvrServer, ServeOptions
+
+NAME = "serve"
+HELP = "answer SIP calls with the flows in flows/ (reloads changed flows; drains on SIGTERM)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", help="HOST:PORT for SIP (default: ivr.yaml sip.listen or "
+                        "127.0.0.1:5060)")
+    parser.add_argument("--rtp-ports", help="LOW-HIGH UDP ports for RTP (default 20000-30000)")
+    parser.add_argument("--max-calls", type=int, help="calls beyond this get 503 (default 200)")
+    parser.add_argument("--no-build", action="store_true", help="do not render prompts first")
+
+
+def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
+    """ivr.yaml ``sip:`` values, with command-line flags winning."""
+    sip = dict(config.raw.get("sip") or {})
+    listen = str(args.listen or sip.get("listen") or "127.0.0.1:5060")
+    host, _, port = listen.rpartition(":")
+    rtp = str(args.rtp_ports or sip.get("rtp_ports") or "20000-30000")
+    low, _, high = rtp.partition("-")
+    ringing = sip.get("ringing", ["180"])
+    return ServeOptions(
+        host=host or "127.0.0.1",
+        port=int(port),
+        rtp_host=sip.get("rtp_host"),
+        rtp_ports=(int(low), int(high)),
+        max_calls=int(args.max_calls or sip.get("max_calls") or 200),
+        ringing=tuple(str(r) for r in (ringing or [])),
+        build_prompts=not args.no_build,
+    )
+
+
+async def serve(server: IvrServer) -> None:
+    """Run until SIGTERM or SIGINT, then drain."""
+    await server.start()
+    host, port = server.address
+    print(f"ivr: answering SIP on {host}:{port} (Ctrl-C or SIGTERM drains and stops)",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("ivr: draining", flush=True)
+    await server.drain()
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    try:
+        options = options_from(args, config)
+    except ValueError as exc:
+        print(f"ivr serve: bad --listen/--rtp-ports: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(IvrServer(config, options)))
+    except FlowError as exc:
+        print(f"ivr serve: flows refused:\n{exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"ivr serve: {exc}", file=sys.stderr)
+        return 2
+    return 0

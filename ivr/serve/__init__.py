@@ -1,0 +1,1 @@
+"""The live engine: SIP calls, media and flows wired together (``ivr serve``)."""

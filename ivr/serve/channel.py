@@ -1,0 +1,232 @@
+"""SipChannel: the engine's :class:`~ivr.engine.channel.Channel` over a SIP call and its RTP stream.
+
+Every flow that runs in the simulator runs here unchanged: prompts become audio (a recording, a
+cached synthesis, or a synthesis made now for text with variables), keys come from RFC 4733,
+in-band tones or SIP INFO (whichever arrives; the transport layers de-duplicate their own), the
+caller's hang-up and RTP silence end the session, transfers are REFERs.
+
+Prompt order is kept even when a prompt must be synthesized first: each play gets a slot in an
+ordered queue and reaches the player only when every earlier slot has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.engine.channel import (
+    CallInfo,
+    ChannelListener,
+    ListenSpec,
+    QueueRequest,
+    RecordResult,
+    RecordSpec,
+    RenderedPrompt,
+)
+from ivr.media.player import EncodedAudio
+from ivr.media.recorder import Recorder
+from ivr.rtp.stream import RtpStream
+from ivr.sip.call import SipCall
+
+log = logging.getLogger("ivr.serve")
+
+PromptSource = Callable[[RenderedPrompt], "asyncio.Future[EncodedAudio | None]"]
+QueueHandler = Callable[["SipChannel", QueueRequest], None]
+
+
+@dataclass
+class _Slot:
+    """One prompt waiting for its audio, in play order."""
+
+    id: int
+    prompt: RenderedPrompt
+    audio: asyncio.Future[EncodedAudio | None]
+    player_id: int | None = None
+    cancelled: bool = field(default=False)
+
+
+class SipChannel:
+    """A live call as the engine sees it.
+
+    Args:
+        call: The SIP call (already accepted).
+        stream: Its RTP stream (already started with the negotiated media).
+        prompt_audio: ``(prompt) -> future of EncodedAudio`` (None: nothing to play).
+        recordings_dir: Where ``record`` nodes write WAV files.
+        on_enqueue: What to do with a caller the flow queued (the ACD comes later).
+    """
+
+    def __init__(
+        self,
+        call: SipCall,
+        stream: RtpStream,
+        prompt_audio: PromptSource,
+        recordings_dir: Path,
+        on_enqueue: QueueHandler | None = None,
+    ) -> None:
+        self.call = call
+        self.stream = stream
+        self.info: CallInfo = call.info()
+        self._prompt_audio = prompt_audio
+        self._recordings_dir = recordings_dir
+        self._on_enqueue = on_enqueue
+        self._listener: ChannelListener | None = None
+        self._ids = itertools.count(1)
+        self._slots: deque[_Slot] = deque()
+        self._recorder: Recorder | None = None
+        self._record_spec: RecordSpec | None = None
+        self._record_count = 0
+        self.listening: ListenSpec | None = None
+        self.ended = False
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def attach(self, listener: ChannelListener) -> None:
+        self._listener = listener
+        self.stream.on_dtmf = self._dtmf
+        self.call.on_dtmf = self._dtmf
+        self.stream.on_speech_start = self._speech_start
+        self.stream.on_inactive = self._inactive
+        self.call.on_hangup = self._remote_hangup
+        self.call.on_transfer_result = self._transfer_result
+
+    def _dtmf(self, digit: str) -> None:
+        if self.ended or self._listener is None:
+            return
+        if self._record_spec is not None and digit == self._record_spec.finish_key:
+            self._finish_recording()
+            return
+        self._listener.on_dtmf(digit)
+
+    def _speech_start(self) -> None:
+        # Without a recognizer (the speech issue) speech cannot answer a node; it only counts
+        # for barge-in when the node is listening for speech.
+        if not self.ended and self._listener is not None and self.listening is not None:
+            self._listener.on_speech_start()
+
+    def _inactive(self) -> None:
+        log.warning("call %s: no RTP from the caller: hanging up", self.info.call_id)
+        self.hangup()
+        self._gone()
+
+    def _remote_hangup(self) -> None:
+        self._gone()
+
+    def _gone(self) -> None:
+        if self.ended:
+            return
+        self._end()
+        if self._listener is not None:
+            self._listener.on_hangup()
+
+    def _transfer_result(self, ok: bool, reason: str) -> None:
+        if self._listener is not None:
+            self._listener.on_transfer_result(ok, reason)
+
+    # --- prompts --------------------------------------------------------------------------
+
+    def play(self, prompt: RenderedPrompt) -> int:
+        slot = _Slot(next(self._ids), prompt, self._prompt_audio(prompt))
+        if self.ended:
+            return slot.id
+        self._slots.append(slot)
+        slot.audio.add_done_callback(lambda _f: self._feed())
+        return slot.id
+
+    def _feed(self) -> None:
+        """Hand every slot whose audio is ready, in order, to the player."""
+        for slot in self._slots:
+            if slot.player_id is not None:
+                continue
+            if not slot.audio.done():
+                return
+            audio = None if slot.audio.cancelled() else slot.audio.result()
+            if audio is None or audio.frames == 0:
+                log.warning("call %s: prompt %s has no audio", self.info.call_id, slot.prompt.id)
+                self.stream.loop.call_soon(self._done_playing, slot)
+                slot.player_id = -1
+                continue
+            slot.player_id = self.stream.player.play(audio, functools.partial(self._played, slot))
+
+    def _played(self, slot: _Slot, _player_id: int) -> None:
+        self._done_playing(slot)
+
+    def _done_playing(self, slot: _Slot) -> None:
+        if slot.cancelled or self.ended:
+            return
+        if self._slots and self._slots[0] is slot:
+            self._slots.popleft()
+        if self._listener is not None:
+            self._listener.on_playback_done(slot.id)
+
+    def stop_playback(self) -> None:
+        for slot in self._slots:
+            slot.cancelled = True
+        self._slots.clear()
+        self.stream.player.stop()
+
+    # --- input ----------------------------------------------------------------------------
+
+    def listen(self, spec: ListenSpec) -> None:
+        self.listening = spec
+
+    def stop_listening(self) -> None:
+        self.listening = None
+
+    # --- endings --------------------------------------------------------------------------
+
+    def transfer(self, target: str) -> None:
+        if not self.ended:
+            self.call.transfer(target)
+
+    def enqueue(self, request: QueueRequest) -> None:
+        if self._on_enqueue is not None:
+            self._on_enqueue(self, request)
+        else:
+            log.warning("call %s: queue %s requested but no agent queue is configured: "
+                        "hanging up", self.info.call_id, request.queue)
+            self.hangup()
+
+    def record(self, spec: RecordSpec) -> None:
+        if self.ended:
+            return
+        self._record_count += 1
+        path = self._recordings_dir / f"{self.info.call_id}-{self._record_count}.wav"
+        self._recorder = Recorder(self.stream)
+        self._record_spec = spec
+        self._recorder.start(path, spec.max_seconds, on_limit=self._finish_recording)
+
+    def _finish_recording(self) -> None:
+        recorder, self._recorder, self._record_spec = self._recorder, None, None
+        if recorder is None:
+            return
+        task = asyncio.ensure_future(recorder.stop())
+        task.add_done_callback(self._recording_written)
+
+    def _recording_written(self, task: asyncio.Future[tuple[str, float]]) -> None:
+        try:
+            path, duration = task.result()
+        except Exception:
+            log.exception("call %s: recording failed", self.info.call_id)
+            path, duration = None, 0.0
+        if self._listener is not None and not self.ended:
+            self._listener.on_recording_done(RecordResult(path, duration))
+
+    def hangup(self) -> None:
+        if self.ended:
+            return
+        self._end()
+        self.call.hangup()
+
+    def _end(self) -> None:
+        self.ended = True
+        self.stop_playback()
+        if self._recorder is not None:
+            self._finish_recording()
+        self.stream.close()

@@ -1,0 +1,211 @@
+"""``ivr serve``: real SIP calls answered with the flows of ``flows/``, on one machine.
+
+Wiring, in start-up order: the flow registry (a bad flow folder refuses to start; later a bad
+change is refused and the running version keeps serving), the call store, prompt synthesis of
+every constant prompt, the media engine (one media clock for the process), the action runner,
+and the SIP user agent. Each accepted call gets an RTP stream, a :class:`SipChannel` and a
+:class:`~ivr.engine.session.Session` on the flow version current when the call was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.config import Config
+from ivr.engine.actions import ThreadActionRunner
+from ivr.engine.channel import QueueRequest, RenderedPrompt
+from ivr.engine.clock import LoopClock
+from ivr.engine.logsink import log_event
+from ivr.engine.runtime import Runtime
+from ivr.engine.session import Session
+from ivr.flow.errors import Diagnostic, FlowError
+from ivr.flow.model import FlowSet
+from ivr.flow.registry import FlowRegistry
+from ivr.media.engine import MediaEngine
+from ivr.media.player import EncodedAudio
+from ivr.media.tones import beep
+from ivr.rtp.stream import RtpStream
+from ivr.serve.channel import SipChannel
+from ivr.serve.watch import FolderWatch
+from ivr.sip.call import SipCall
+from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.ua import UserAgent
+from ivr.store.db import CallStore
+from ivr.tts.build import build_prompts
+from ivr.tts.cache import PromptCache
+
+log = logging.getLogger("ivr.serve")
+
+
+@dataclass
+class ServeOptions:
+    """How the server listens and how much it takes (ivr.yaml ``sip:``, overridable by flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5060
+    rtp_host: str | None = None  # default: host
+    rtp_ports: tuple[int, int] = (20000, 30000)
+    max_calls: int = 200
+    ringing: tuple[str, ...] = ("180",)
+    build_prompts: bool = True
+    watch_interval: float = 1.0
+    drain_timeout: float = 30.0
+    seed: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class IvrServer:
+    """The engine process: SIP in, flows run, records out."""
+
+    def __init__(self, config: Config, options: ServeOptions | None = None) -> None:
+        self.config = config
+        self.options = options or ServeOptions()
+        self.registry = FlowRegistry(config.flows_dir, config)
+        self.sessions: dict[str, Session] = {}
+        self._streams: dict[str, RtpStream] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.recordings_dir = config.root / "var" / "recordings"
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load and check flows, build prompts, open media and SIP; raises FlowError."""
+        diagnostics = self.registry.reload()
+        if FlowRegistry.has_errors(diagnostics):
+            raise FlowError(diagnostics)
+        loop = asyncio.get_running_loop()
+        self.store = CallStore(self.config.store_path)
+        self.prompts = PromptCache(self.config.prompts_dir)
+        if self.options.build_prompts:
+            report = await asyncio.to_thread(build_prompts, self.registry.current, self.prompts)
+            log.info("call -: prompts: %d rendered, %d cached, %d recorded, %d per call",
+                     report.rendered, report.cached, report.recorded, report.dynamic)
+        self.recordings_dir.mkdir(parents=True, exist_ok=True)
+        opts = self.options
+        self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed)
+        self.actions = ThreadActionRunner(loop, self.config.actions_path)
+        self.runtime = Runtime(
+            actions=self.actions,
+            config_vars=dict(self.config.vars),
+            transfer_allow=self.config.transfer_allow,
+            actions_path=self.config.actions_path,
+        )
+        self.ua = UserAgent(
+            opts.host,
+            opts.port,
+            local_media_factory=self._media_for,
+            on_incoming=self._incoming,
+            max_calls=opts.max_calls,
+            ringing=opts.ringing,
+        )
+        await self.ua.start()
+        self.watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
+                                 opts.watch_interval)
+        self.watch.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.ua.address
+
+    async def drain(self) -> None:
+        """No new calls; let the current ones finish (hang up the rest after the drain timeout);
+        flush the records."""
+        self.watch.stop()
+        await self.ua.drain(self.options.drain_timeout)
+        for session in list(self.sessions.values()):
+            session.on_hangup()
+        self.media.close()
+        self.actions.shutdown(wait=False)
+        await asyncio.to_thread(self.store.close)
+
+    # --- flows ----------------------------------------------------------------------------
+
+    def _flows_changed(self) -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(self.registry.reload))
+        task.add_done_callback(self._reloaded)
+
+    def _reloaded(self, task: asyncio.Future[list[Diagnostic]]) -> None:
+        diagnostics = task.result()
+        if FlowRegistry.has_errors(diagnostics):
+            log.error("call -: flow change refused; the running version keeps serving:\n%s",
+                      "\n".join(str(d) for d in diagnostics))
+            return
+        log.info("call -: flows reloaded (version %s)", self.registry.current.version[:12])
+        if self.options.build_prompts:
+            self._spawn(asyncio.to_thread(build_prompts, self.registry.current, self.prompts))
+
+    # --- calls ----------------------------------------------------------------------------
+
+    async def _media_for(self, call: SipCall) -> LocalMedia:
+        stream = await self.media.open_stream(call.call_id)
+        self._streams[call.call_id] = stream
+        call.add_done_callback(self._call_done)
+        host, port = stream.local_address
+        return LocalMedia(host, port)
+
+    def _incoming(self, call: SipCall) -> None:
+        flowset = self.registry.current
+        flow_id = self.config.flow_for(call.called)
+        if flow_id is None or flow_id not in flowset.flows:
+            log.warning("call %s: no flow answers %r", call.call_id, call.called)
+            call.reject(404, "No flow for this number")
+            return
+        call.on_established = lambda: self._begin(call, flowset, flow_id)
+        call.accept()
+
+    def _begin(self, call: SipCall, flowset: FlowSet, flow_id: str) -> None:
+        stream, plan = self._streams.get(call.call_id), call.media
+        if stream is None or plan is None or call.ended:
+            return
+        stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                     plan.dtmf_payload_type)
+        call.on_media_update = lambda p: stream.start(
+            (p.remote_address, p.remote_port), p.payload_type, p.dtmf_payload_type,
+            send=p.direction in ("sendrecv", "sendonly"),
+            receive=p.direction in ("sendrecv", "recvonly"))
+        channel = SipChannel(call, stream, self._prompt_audio, self.recordings_dir,
+                             on_enqueue=self._enqueue)
+        session = Session(flowset, flow_id, channel, LoopClock(stream.loop), self.runtime,
+                          [self.store.sink, log_event])
+        self.sessions[call.call_id] = session
+        session.start()
+
+    def _call_done(self, call: SipCall) -> None:
+        session = self.sessions.pop(call.call_id, None)
+        if session is not None and not session.finished:
+            session.on_hangup()
+        stream = self._streams.pop(call.call_id, None)
+        if stream is not None:
+            stream.close()
+
+    def _enqueue(self, channel: SipChannel, request: QueueRequest) -> None:
+        # The agent queue (ACD) is a later part; until then a queued caller is told so and
+        # released. The call record already says `queued` with the queue's name.
+        log.warning("call %s: queue %r requested; no agent queue configured yet",
+                    channel.info.call_id, request.queue)
+        channel.hangup()
+
+    # --- prompts --------------------------------------------------------------------------
+
+    def _prompt_audio(self, prompt: RenderedPrompt) -> asyncio.Future[EncodedAudio | None]:
+        return asyncio.ensure_future(self._load_prompt(prompt))
+
+    async def _load_prompt(self, prompt: RenderedPrompt) -> EncodedAudio | None:
+        path = self.prompts.lookup(prompt.id, prompt.language, prompt.text, prompt.audio)
+        if path is None and prompt.audio == "beep":
+            return EncodedAudio.from_pcm(beep(), "beep")
+        if path is None and prompt.text.strip():
+            path = await asyncio.to_thread(self.prompts.render_dynamic, prompt.text,
+                                           prompt.language)
+        if path is None:
+            return None
+        return await self.media.prompts.load(Path(path))
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
