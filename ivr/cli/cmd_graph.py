@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.flow.graph import FORMATS, render
 from ivr.flow.model import Flow
@@ -21,7 +22,7 @@ from ivr.flow.model import Flow
 NAME = "graph"
 HELP = "draw a flow as Mermaid, Graphviz DOT or a self-contained HTML page"
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 _SUFFIXES = {".html": "html", ".htm": "html", ".dot": "dot", ".gv": "dot"}
 
 

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from ivr.cli.cmd_validate import check_and_report
+from ivr.cli.cmd_validate import add_arguments, check_and_report
 from ivr.config import Config
 
 NAME = "lint"
 HELP = "check flows like validate, and fail on warnings too"
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="flow files or folders (default: flows_dir of ivr.yaml)",
-    )
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
 
 
 def run(args: argparse.Namespace, config: Config) -> int:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.flow.errors import FlowError
 from ivr.flow.model import FlowSet
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # the TTS modules load numpy: imported when a prompts command
 NAME = "prompts"
 HELP = "render flow prompts ahead of the calls (build) or show where each comes from (list)"
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.engine import events as ev
 from ivr.engine.channel import CallInfo, SpeechResult
@@ -30,7 +31,7 @@ from ivr.sim.runner import make_runtime
 NAME = "simulate"
 HELP = "walk a flow at the terminal as a caller (virtual clock)"
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 _DIGITS = re.compile(r"[0-9*#A-D]+")
 COMMANDS = "digits (e.g. 1 or 62220212#), say TEXT, wait N, hangup, vars, quit"
 

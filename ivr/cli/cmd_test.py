@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.engine.logsink import log_event
 from ivr.flow.errors import FlowError
@@ -26,7 +27,7 @@ from ivr.sim.script import Script, ScriptError, discover_scripts, load_script
 NAME = "test"
 HELP = "run QA call scripts against the flows on a virtual clock"
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.flow.errors import Diagnostic, Severity
 from ivr.flow.loader import Loaded, check_files, flow_files
@@ -18,7 +19,7 @@ from ivr.flow.loader import Loaded, check_files, flow_files
 NAME = "validate"
 HELP = "check flows and report every error as file:line:col"
 
-OK, FAILED, USAGE = 0, 1, 2
+OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

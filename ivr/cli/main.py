@@ -13,19 +13,12 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from types import ModuleType
 
 import ivr
 import ivr.cli
+from ivr.cli.status import ExitStatus
 from ivr.config import ConfigError, load_config
-
-
-class ExitStatus(IntEnum):
-    OK = 0
-    FAILED = 1  # the command ran and found problems (invalid flow, failed script)
-    USAGE = 2  # bad arguments or configuration
-    INTERRUPTED = 130
 
 
 def _commands() -> list[ModuleType]:
