@@ -1,90 +1,65 @@
-"""ivr.tts.wavfile: reading recordings, writing 8 kHz files, telling a complete file."""
+"""ivr.tts.wavfile: recordings' formats, converting them to 8 kHz, telling a complete file."""
 
 from __future__ import annotations
 
 import struct
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_wav import riff
 from tts_helpers import read, write_tone
 
 from ivr.tts.wavfile import (
     PromptAudioError,
     convert_to_telephone,
     is_complete_wav,
-    read_mono,
-    wav_info,
-    write_pcm16,
+    recording_format,
 )
 
 
-def _write_raw(path: Path, raw: bytes, width: int, channels: int = 1, rate: int = 8000) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes(raw)
-    return path
-
-
-def test_sample_widths_decode_to_the_same_values(tmp_path: Path) -> None:
-    values = [0.0, 0.5, -0.5]
-    u8 = bytes([128, 192, 64])
-    s16 = np.array([0, 16384, -16384], dtype="<i2").tobytes()
-    s24 = b"".join(int(v * 8388608).to_bytes(3, "little", signed=True) for v in values)
-    s32 = np.array([0, 2**30, -(2**30)], dtype="<i4").tobytes()
-    for width, raw in ((1, u8), (2, s16), (3, s24), (4, s32)):
-        mono, rate = read_mono(_write_raw(tmp_path / f"w{width}.wav", raw, width))
-        assert rate == 8000
-        assert mono.tolist() == values, width
-
-
-def test_channels_are_averaged(tmp_path: Path) -> None:
-    frames = np.array([[16384, 0], [-16384, -16384]], dtype="<i2").tobytes()
-    mono, _ = read_mono(_write_raw(tmp_path / "st.wav", frames, 2, channels=2))
-    assert mono.tolist() == [0.25, -0.5]
-
-
-def test_write_then_info(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "p.wav"
-    write_pcm16(path, np.array([1, -1, 300], dtype=np.int16))
-    info = wav_info(path)
-    assert (info.rate, info.channels, info.sample_width, info.frames) == (8000, 1, 2, 3)
-    assert info.is_telephone
-    assert read(path).samples.tolist() == [1, -1, 300]
-    assert sorted(p.name for p in path.parent.iterdir()) == ["p.wav"]
+def test_recording_format(tmp_path: Path) -> None:
+    assert recording_format(write_tone(tmp_path / "t.wav")).is_telephone
+    assert not recording_format(write_tone(tmp_path / "w.wav", rate=16000)).is_telephone
+    assert not recording_format(write_tone(tmp_path / "s.wav", channels=2)).is_telephone
 
 
 def test_convert_to_telephone(tmp_path: Path) -> None:
     source = write_tone(tmp_path / "in.wav", rate=44100, seconds=1.0, channels=2, freq=1000)
-    info = convert_to_telephone(source, tmp_path / "out.wav")
-    out = read(tmp_path / "out.wav")
+    target = tmp_path / "sub" / "out.wav"  # a folder that does not exist yet
+    frames = convert_to_telephone(source, target)
+    out = read(target)
     assert (out.rate, out.channels, out.width) == (8000, 1, 2)
-    assert info.frames == out.samples.size == 8000
+    assert frames == out.samples.size == 8000
     # A 1 kHz tone at half scale keeps its level: RMS = 0.5 * 32767 / sqrt(2).
     assert abs(out.rms - 0.5 * 32767 / np.sqrt(2)) < 200
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.wav"]
 
 
-def test_a_float_wav_is_refused_with_the_fix(tmp_path: Path) -> None:
-    path = tmp_path / "float.wav"
-    data = np.zeros(8, dtype="<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)  # WAVE_FORMAT_IEEE_FLOAT
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"data" + struct.pack("<I", len(data)) + data
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+def test_a_float_recording_is_converted(tmp_path: Path) -> None:
+    source = tmp_path / "float.wav"
+    source.write_bytes(riff(3, 1, 16000, 32, np.full(1600, 0.5, dtype="<f4").tobytes()))
+    assert not recording_format(source).is_telephone
+    assert convert_to_telephone(source, tmp_path / "out.wav") == 800
+    assert set(read(tmp_path / "out.wav").samples[100:700].tolist()) == {16384}  # half scale
+
+
+def test_an_unreadable_recording_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "mulaw.wav"
+    path.write_bytes(riff(7, 1, 8000, 8, bytes(8)))  # WAVE_FORMAT_MULAW
     with pytest.raises(PromptAudioError, match="sox"):
-        read_mono(path)
-    with pytest.raises(PromptAudioError, match=r"float\.wav"):
-        wav_info(path)
+        convert_to_telephone(path, tmp_path / "out.wav")
+    with pytest.raises(PromptAudioError, match=r"mulaw\.wav"):
+        recording_format(path)
+    assert not (tmp_path / "out.wav").exists()
 
 
 def test_not_a_wav_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "text.wav"
     path.write_text("hello")
-    with pytest.raises(PromptAudioError, match="not a PCM WAV"):
-        wav_info(path)
+    expected = r"text\.wav: not a PCM WAV file \(not a RIFF/WAVE file\); convert it with: sox"
+    with pytest.raises(PromptAudioError, match=expected):
+        recording_format(path)
 
 
 def test_complete_only_when_all_the_data_is_there(tmp_path: Path) -> None:

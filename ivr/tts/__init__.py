@@ -5,8 +5,8 @@
 * :mod:`ivr.tts.cache`: :class:`~ivr.tts.cache.PromptCache` answers "which file plays this
   prompt" (a recording wins, else the cached rendering) and renders a text once.
 * :mod:`ivr.tts.build`: every prompt of every flow, rendered ahead (``ivr prompts build``).
-* :mod:`ivr.tts.resample`, :mod:`ivr.tts.wavfile`: the band-limited conversion to 8 kHz and
-  the few WAV operations these need.
+* :mod:`ivr.tts.wavfile`: what prompts need on top of :mod:`ivr.media.wav` (which reads,
+  writes and resamples): errors that say the fix, converting a recording, a complete file.
 
 Importing this package loads nothing heavy; pyttsx3 and espeak-ng start on the first render.
 """

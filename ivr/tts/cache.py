@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from ivr.tts.engine import PIPELINE_VERSION, Synthesizer
-from ivr.tts.wavfile import PromptAudioError, convert_to_telephone, wav_info
+from ivr.tts.wavfile import PromptAudioError, convert_to_telephone, recording_format
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ class PromptCache:
         """``recording`` itself when it is 8 kHz 16-bit mono, else its converted copy.
 
         Raises:
-            PromptAudioError: the file is not a PCM WAV that can be converted.
+            PromptAudioError: the file is not a WAV that can be converted.
         """
-        if wav_info(recording).is_telephone:
+        if recording_format(recording).is_telephone:
             return recording
         stat = recording.stat()
         identity = f"{recording.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{PIPELINE_VERSION}"

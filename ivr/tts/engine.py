@@ -2,7 +2,7 @@
 
 Facts about pyttsx3 2.99 with espeak-ng this module is built around (measured here):
 
-* espeak-ng always renders at 22,050 Hz; we resample to 8 kHz (:mod:`ivr.tts.resample`).
+* espeak-ng always renders at 22,050 Hz; we resample to 8 kHz (:func:`ivr.media.wav.resample`).
 * ``runAndWait()`` returns before the file exists: espeak-ng synthesizes on a thread of its own
   and pyttsx3 writes the WAV from that thread's callback. We render to a fresh temporary name and
   wait until the file is complete (its size is stable and the RIFF header's data length reaches
@@ -39,7 +39,6 @@ import shutil
 import tempfile
 import threading
 import time
-import wave
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
@@ -49,8 +48,8 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ivr.tts.resample import from_pcm16, resample, to_pcm16
-from ivr.tts.wavfile import TELEPHONE_RATE, is_complete_wav, write_pcm16
+from ivr.media.wav import TARGET_RATE, WavError, read_wav, resample, to_int16, write_wav
+from ivr.tts.wavfile import is_complete_wav
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ ESPEAK_FIX = "espeak-ng is not installed: apt-get install espeak-ng"
 DEFAULT_VOICES: Mapping[str, str] = {"en": "en-us", "zh": "cmn"}
 DEFAULT_RATE = 160  # words per minute; espeak's 175 (pyttsx3 sets 200) is brisk for a phone line
 ESPEAK_RATE = 22050  # what espeak-ng renders at, whatever the voice
-PIPELINE_VERSION = 1  # bump when the conversion changes: every cached prompt renders again
+PIPELINE_VERSION = 2  # bump when the conversion changes: every cached prompt renders again
 _POLL = 0.01
 
 T = TypeVar("T")
@@ -143,7 +142,7 @@ class Synthesizer:
             self._version = (
                 f"pyttsx3-{pyttsx3_version() or 'missing'}"
                 f"/espeak-ng-{espeak_version(self.library) or 'missing'}"
-                f"/rate-{self.rate}/{TELEPHONE_RATE}Hz-pcm16-mono/v{PIPELINE_VERSION}"
+                f"/rate-{self.rate}/{TARGET_RATE}Hz-pcm16-mono/v{PIPELINE_VERSION}"
             )
         return self._version
 
@@ -162,7 +161,8 @@ class Synthesizer:
         """
         samples = self.render_samples(text, language)
         target = Path(path)
-        write_pcm16(target, samples)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(target, samples)
         return target
 
     def render_samples(self, text: str, language: str) -> NDArray[np.int16]:
@@ -177,7 +177,7 @@ class Synthesizer:
         timeout = self.timeout + 0.05 * len(text)
         raw = _host().call(lambda host: host.synthesize(text, voice, self.rate, timeout))
         # Resampling runs here, on the caller's thread, so the engine can start the next text.
-        return to_pcm16(resample(from_pcm16(raw), ESPEAK_RATE, TELEPHONE_RATE))
+        return to_int16(resample(raw, ESPEAK_RATE, TARGET_RATE))
 
 
 class _Host:
@@ -196,8 +196,8 @@ class _Host:
         """Run ``fn(self)`` on the engine's thread and wait for its result."""
         return self.executor.submit(fn, self).result()
 
-    def synthesize(self, text: str, voice: str, rate: int, timeout: float) -> NDArray[np.int16]:
-        """Render on the engine's thread: 22,050 Hz samples.
+    def synthesize(self, text: str, voice: str, rate: int, timeout: float) -> NDArray[np.float64]:
+        """Render on the engine's thread: 22,050 Hz samples, floats in -1..1.
 
         An empty result (espeak-ng cancelled the text, see the module doc) is tried once more.
         """
@@ -211,7 +211,7 @@ class _Host:
 
     def _synthesize_once(
         self, text: str, voice: str, rate: int, timeout: float
-    ) -> NDArray[np.int16]:
+    ) -> NDArray[np.float64]:
         engine = self.start()
         from pyttsx3.drivers.espeak import EspeakDriver
 
@@ -236,7 +236,7 @@ class _Host:
         try:
             self.wait_for(path, deadline)
             self.wait_idle(deadline)
-            samples = _read_pcm16(path)
+            samples = _read_espeak(path)
         finally:
             path.unlink(missing_ok=True)
         return samples
@@ -297,14 +297,18 @@ def _driver_print(*args: Any, **_: Any) -> None:
     log.debug("pyttsx3: %s", " ".join(str(a) for a in args))
 
 
-def _read_pcm16(path: Path) -> NDArray[np.int16]:
-    with wave.open(str(path), "rb") as w:
-        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (ESPEAK_RATE, 1, 2):
-            raise TTSError(
-                f"unexpected espeak-ng output: {w.getframerate()} Hz, {w.getnchannels()} "
-                f"channel(s), {8 * w.getsampwidth()} bits"
-            )
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+def _read_espeak(path: Path) -> NDArray[np.float64]:
+    """The samples of espeak-ng's file (22,050 Hz, 16-bit, mono) as floats in -1..1."""
+    try:
+        samples, fmt = read_wav(path)
+    except WavError as exc:
+        raise TTSError(f"unreadable espeak-ng output: {exc}") from None
+    if (fmt.rate, fmt.channels, fmt.bits, fmt.is_float) != (ESPEAK_RATE, 1, 16, False):
+        raise TTSError(
+            f"unexpected espeak-ng output: {fmt.rate} Hz, {fmt.channels} channel(s), "
+            f"{fmt.bits} bits{' float' if fmt.is_float else ''}"
+        )
+    return samples[:, 0]
 
 
 _HOST: _Host | None = None
