@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: serve test lint typecheck unit bench clean demo-api
 
 # Debian packages the tests read: recorded speech (false in-band DTMF, VAD) and SIPp's pcaps;
-# espeak-ng is the speech synthesizer behind pyttsx3 (prompts).
-DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng
+# espeak-ng is the speech synthesizer behind pyttsx3 (prompts); kamailio is the registrar+proxy
+# the pyVoIP and REGISTER tests run against (as a child process, on a test port).
+DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng kamailio
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)
@@ -17,10 +18,11 @@ $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the SIP transport lands, serving means walking the bank flow in the terminal simulator.
+# Answer SIP calls with the flows of flows/ (ivr.yaml; 127.0.0.1:5060 by default). Prompts are
+# rendered at start; Ctrl-C or SIGTERM drains the calls and stops. Call it with `ivr call`.
 serve: $(STAMP)
 	$(BIN)/ivr validate
-	$(BIN)/ivr simulate bank-main
+	$(BIN)/ivr serve
 
 test: $(STAMP)
 	$(BIN)/ruff check ivr tests bench

@@ -1,0 +1,98 @@
+"""``ivr serve-pyvoip``: register to a PBX as an extension (pyVoIP) and answer its calls.
+
+Settings come from ivr.yaml's ``pyvoip:`` section, flags win::
+
+    pyvoip:
+      server: 127.0.0.1:5060          # the registrar/proxy (pyVoIP sends everything there)
+      username: "1001"                # the extension, also the digest user
+      password: "${IVR_PYVOIP_PASSWORD}"
+      local_ip: 127.0.0.1             # pyVoIP's address in Contact and SDP
+      local_port: 5062                # pyVoIP's SIP port (0: any free port)
+      rtp_ports: 10000-20000
+      max_calls: 40                   # beyond: 486 (pyVoIP degrades past ~50, see README)
+
+The called number (the To user of the INVITE) picks the flow through ``numbers:`` as for SIP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+from ivr.config import Config
+from ivr.flow.errors import FlowError
+from ivr.pyvoip.phone import PhoneOptions
+from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer, RegistrationFailed
+
+NAME = "serve-pyvoip"
+HELP = "register to a PBX as an extension with pyVoIP and answer its calls with the flows"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", help="registrar HOST:PORT (default: ivr.yaml pyvoip.server)")
+    parser.add_argument("--username", help="extension to register (default: pyvoip.username)")
+    parser.add_argument("--local-port", type=int, help="pyVoIP's SIP port (default: any free)")
+    parser.add_argument("--no-build", action="store_true", help="do not render prompts first")
+
+
+def options_from(args: argparse.Namespace, config: Config) -> PyVoipServeOptions:
+    """ivr.yaml ``pyvoip:`` with flags winning; the password may also come from
+    ``$IVR_PYVOIP_PASSWORD``.
+
+    Raises:
+        ValueError: a required value is missing or malformed.
+    """
+    section: dict[str, Any] = dict(config.raw.get("pyvoip") or {})
+    if args.server:
+        section["server"] = args.server
+    if args.username:
+        section["username"] = args.username
+    if args.local_port is not None:
+        section["local_port"] = args.local_port
+    if not section.get("password"):
+        section["password"] = os.environ.get("IVR_PYVOIP_PASSWORD", "")
+    return PyVoipServeOptions(PhoneOptions.from_mapping(section),
+                              build_prompts=not args.no_build)  # fmt: skip
+
+
+async def serve(server: PyVoipServer) -> None:
+    """Run until SIGTERM or SIGINT, then hang up and de-register."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before the announcement: no window
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    phone = server.options.phone
+    print(f"ivr: registered {phone.username} at {phone.server}:{phone.port} with pyVoIP "
+          "(Ctrl-C or SIGTERM stops)", flush=True)  # fmt: skip
+    try:
+        await stop.wait()
+    finally:
+        print("ivr: stopping", flush=True)
+        await server.stop()
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    try:
+        options = options_from(args, config)
+    except ValueError as exc:
+        print(f"ivr serve-pyvoip: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(PyVoipServer(config, options)))
+    except FlowError as exc:
+        print(f"ivr serve-pyvoip: flows refused:\n{exc}", file=sys.stderr)
+        return 1
+    except RegistrationFailed as exc:
+        print(f"ivr serve-pyvoip: registration failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"ivr serve-pyvoip: {exc}", file=sys.stderr)
+        return 2
+    return 0

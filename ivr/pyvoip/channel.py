@@ -1,0 +1,251 @@
+"""PyVoipChannel: the engine's :class:`~ivr.engine.channel.Channel` over one pyVoIP call.
+
+The engine side runs on the asyncio loop; pyVoIP runs the call on its own threads (see
+:mod:`ivr.pyvoip.pump`). Every event from the call (a key, a prompt played, a recording, the
+caller's hang-up) hops onto the loop with ``loop.call_soon_threadsafe`` before it reaches the
+session; every action from the engine is a thread-safe command to the call's media loop.
+
+What pyVoIP cannot do is reported, not hidden: a transfer fails at once with
+:data:`NO_REFER` (so the flow's ``on_fail`` runs), a queued caller is released with a log line
+(there is no agent queue yet), and speech is not recognised (``listen`` only remembers the node).
+
+Prompt order is kept when a prompt must be synthesized first: each play gets a slot and reaches
+the media loop only when every earlier slot has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ivr.engine.channel import (
+    CallInfo,
+    ChannelListener,
+    ListenSpec,
+    QueueRequest,
+    RecordResult,
+    RecordSpec,
+    RenderedPrompt,
+)
+from ivr.media.wav import TARGET_RATE, write_wav
+from ivr.pyvoip.pump import CallPump
+
+log = logging.getLogger("ivr.pyvoip")
+
+NO_REFER = "pyVoIP has no REFER"
+
+PromptSource = Callable[[RenderedPrompt], "asyncio.Future[bytes | None]"]
+QueueHandler = Callable[["PyVoipChannel", QueueRequest], None]
+
+
+@dataclass
+class _Slot:
+    """One prompt waiting for its audio (8-bit unsigned), in play order."""
+
+    id: int
+    prompt: RenderedPrompt
+    audio: asyncio.Future[bytes | None]
+    sent: bool = False
+
+
+class PyVoipChannel:
+    """A pyVoIP call as the engine sees it.
+
+    Args:
+        info: Who calls whom (from the INVITE).
+        pump: The call's media loop (its events are bound to this channel).
+        loop: The engine's event loop.
+        prompt_audio: ``(prompt) -> future of 8-bit unsigned audio`` (None: nothing to play).
+        recordings_dir: Where ``record`` nodes write WAV files.
+        on_enqueue: What to do with a caller the flow queued (default: log and hang up).
+    """
+
+    def __init__(
+        self,
+        info: CallInfo,
+        pump: CallPump,
+        loop: asyncio.AbstractEventLoop,
+        prompt_audio: PromptSource,
+        recordings_dir: Path,
+        on_enqueue: QueueHandler | None = None,
+    ) -> None:
+        self.info = info
+        self.pump = pump
+        self.loop = loop
+        self._prompt_audio = prompt_audio
+        self._recordings_dir = recordings_dir
+        self._on_enqueue = on_enqueue
+        self._listener: ChannelListener | None = None
+        self._ids = itertools.count(1)
+        self._slots: deque[_Slot] = deque()
+        self._record_spec: RecordSpec | None = None
+        self._record_path: Path | None = None
+        self._record_count = 0
+        self.listening: ListenSpec | None = None
+        self.ended = False
+        pump.events = _LoopEvents(self)
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def attach(self, listener: ChannelListener) -> None:
+        self._listener = listener
+
+    # --- events from the media loop (already on the loop) ---------------------------------
+
+    def _dtmf(self, digit: str) -> None:
+        if self.ended or self._listener is None:
+            return
+        if self._record_spec is not None and digit == self._record_spec.finish_key:
+            self.pump.stop_recording()
+            return
+        self._listener.on_dtmf(digit)
+
+    def _played(self, playback_id: int) -> None:
+        if self.ended:
+            return
+        if self._slots and self._slots[0].id == playback_id:
+            self._slots.popleft()
+        if self._listener is not None:
+            self._listener.on_playback_done(playback_id)
+
+    def _gone(self) -> None:
+        if self.ended:
+            return
+        self._end()
+        if self._listener is not None:
+            self._listener.on_hangup()
+
+    def _recorded(self, samples: NDArray[np.int16]) -> None:
+        path, self._record_path, self._record_spec = self._record_path, None, None
+        if path is None:
+            return
+        task = asyncio.ensure_future(self._write_recording(path, samples))
+        task.add_done_callback(self._recording_written)
+
+    async def _write_recording(self, path: Path, samples: NDArray[np.int16]) -> tuple[str, float]:
+        await asyncio.to_thread(write_wav, path, samples, TARGET_RATE)
+        return str(path), round(len(samples) / TARGET_RATE, 3)
+
+    def _recording_written(self, task: asyncio.Future[tuple[str, float]]) -> None:
+        try:
+            path, duration = task.result()
+            result = RecordResult(path, duration)
+        except Exception:
+            log.exception("call %s: recording failed", self.info.call_id)
+            result = RecordResult(None, 0.0)
+        if self._listener is not None and not self.ended:
+            self._listener.on_recording_done(result)
+
+    # --- prompts --------------------------------------------------------------------------
+
+    def play(self, prompt: RenderedPrompt) -> int:
+        slot = _Slot(next(self._ids), prompt, self._prompt_audio(prompt))
+        if self.ended:
+            slot.audio.cancel()
+            return slot.id
+        self._slots.append(slot)
+        slot.audio.add_done_callback(lambda _f: self._feed())
+        return slot.id
+
+    def _feed(self) -> None:
+        """Hand every slot whose audio is ready, in order, to the media loop."""
+        for slot in self._slots:
+            if slot.sent:
+                continue
+            if not slot.audio.done():
+                return
+            failed = slot.audio.cancelled() or slot.audio.exception() is not None
+            audio = None if failed else slot.audio.result()
+            if not audio:
+                log.warning("call %s: prompt %s has no audio", self.info.call_id, slot.prompt.id)
+                audio = b""
+            slot.sent = True
+            self.pump.play(slot.id, audio)
+
+    def stop_playback(self) -> None:
+        for slot in self._slots:
+            slot.audio.cancel()
+        self._slots.clear()
+        self.pump.stop_playback()
+
+    # --- input ----------------------------------------------------------------------------
+
+    def listen(self, spec: ListenSpec) -> None:
+        self.listening = spec  # pyVoIP gives no speech recognition here: DTMF only
+
+    def stop_listening(self) -> None:
+        self.listening = None
+
+    # --- endings --------------------------------------------------------------------------
+
+    def transfer(self, target: str) -> None:
+        if self.ended:
+            return
+        log.warning("call %s: transfer to %s refused: %s", self.info.call_id, target, NO_REFER)
+        self.loop.call_soon(self._transfer_failed)
+
+    def _transfer_failed(self) -> None:
+        if self._listener is not None and not self.ended:
+            self._listener.on_transfer_result(False, NO_REFER)
+
+    def enqueue(self, request: QueueRequest) -> None:
+        if self._on_enqueue is not None:
+            self._on_enqueue(self, request)
+            return
+        log.warning("call %s: queue %s requested; no agent queue with pyVoIP yet: hanging up",
+                    self.info.call_id, request.queue)  # fmt: skip
+        self.hangup()
+
+    def record(self, spec: RecordSpec) -> None:
+        if self.ended:
+            return
+        self._record_count += 1
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.info.call_id)
+        self._record_path = self._recordings_dir / f"{safe_id}-{self._record_count}.wav"
+        self._record_spec = spec
+        self.pump.start_recording(spec.max_seconds)
+
+    def hangup(self) -> None:
+        if self.ended:
+            return
+        self._end()
+        self.pump.hangup()
+
+    def _end(self) -> None:
+        self.ended = True
+        self.stop_playback()
+        if self._record_spec is not None:
+            self.pump.stop_recording()
+
+
+class _LoopEvents:
+    """The media loop's events, hopped onto the channel's event loop."""
+
+    def __init__(self, channel: PyVoipChannel) -> None:
+        self._channel = channel
+
+    def _post(self, callback: Callable[..., None], *args: object) -> None:
+        try:
+            self._channel.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: the server is gone
+            log.debug("call %s: event after the loop closed", self._channel.info.call_id)
+
+    def played(self, playback_id: int) -> None:
+        self._post(self._channel._played, playback_id)
+
+    def dtmf(self, digit: str) -> None:
+        self._post(self._channel._dtmf, digit)
+
+    def recorded(self, samples: NDArray[np.int16]) -> None:
+        self._post(self._channel._recorded, samples)
+
+    def ended(self) -> None:
+        self._post(self._channel._gone)
