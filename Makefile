@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the tests read: recorded speech (false in-band DTMF, VAD) and SIPp's pcaps;
 # espeak-ng is the speech synthesizer behind pyttsx3 (prompts); kamailio is the registrar+proxy
-# the pyVoIP and REGISTER tests run against (as a child process, on a test port).
-DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng kamailio
+# the pyVoIP and REGISTER tests run against (as a child process, on a test port); baresip is the
+# softphone of the end-to-end tests of ivr serve (with SIPp).
+DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng kamailio baresip
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)

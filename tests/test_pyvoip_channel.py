@@ -460,8 +460,11 @@ def test_native_user_agent_registers_and_takes_a_call_routed_by_kamailio(
             registration = await server.ua.register(
                 kamailio.uri, "sip:1002@127.0.0.1", "1002", "native-secret", expires=300)
             assert registration.status == RegistrationStatus.REGISTERED
-            assert log_lines(kamailio, "REGISTER 1002")[:2] == ["REGISTER 1002 challenged",
-                                                                "REGISTER 1002 saved 300"]
+            # Kamailio's log reaches the pipe a moment after the 200: wait for both lines.
+            lines = await async_wait_for(
+                lambda: (found := log_lines(kamailio, "REGISTER 1002")) and len(found) >= 2
+                and found, 5, "Kamailio's REGISTER log lines")
+            assert lines[:2] == ["REGISTER 1002 challenged", "REGISTER 1002 saved 300"]
             leg, rtp = await place_call(phone, kamailio, "1002", "5550102")
             try:
                 await async_wait_for(lambda: records.prompted(leg.call_id, "welcome"), 5,

@@ -40,6 +40,8 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         max_calls=int(args.max_calls or sip.get("max_calls") or 200),
         ringing=tuple(str(r) for r in (ringing or [])),
         build_prompts=not args.no_build,
+        drain_timeout=float(sip.get("drain_timeout", 30.0)),
+        test_headers=bool(sip.get("test_headers", False)),
     )
 
 

@@ -15,6 +15,7 @@ from ivr.flow.errors import FlowError
 from ivr.flow.model import FlowSet
 from ivr.sim.coverage import CoverageReport, compute_coverage, format_coverage
 from ivr.sim.junit import write_junit
+from ivr.sim.live_call import DTMF_MODES
 from ivr.sim.runner import (
     ScriptResult,
     all_events,
@@ -25,7 +26,7 @@ from ivr.sim.runner import (
 from ivr.sim.script import Script, ScriptError, discover_scripts, load_script
 
 NAME = "test"
-HELP = "run QA call scripts against the flows on a virtual clock"
+HELP = "run QA call scripts against the flows on a virtual clock (or live over SIP: --live)"
 
 OK, FAILED, USAGE = ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE
 
@@ -59,6 +60,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="write the call records to this SQLite store (default: none)",
     )
+    live = parser.add_argument_group("live calls (docs/TESTING.md)")
+    live.add_argument(
+        "--live",
+        metavar="SIP_URI",
+        help="call a running `ivr serve` at SIP_URI (e.g. sip:127.0.0.1:5060) instead of "
+        "simulating; --jobs calls at once",
+    )
+    live.add_argument("--db", metavar="PATH", help="live: the server's call store (default: "
+                      "store.path of ivr.yaml)")  # fmt: skip
+    live.add_argument("--dtmf", choices=DTMF_MODES, default="rfc4733",
+                      help="live: how keys are sent (default rfc4733)")
+    live.add_argument("--barge-in", action="store_true",
+                      help="live: press keys as soon as the prompt starts (faster)")
+    live.add_argument("--max-wait", type=float, default=30.0, metavar="S",
+                      help="live: cap for silence/wait steps (default 30)")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -69,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     flows_dir = Path(args.flows) if args.flows else config.flows_dir
+    if args.live and not _live_target_ok(args.live):
+        return USAGE
     flows = _load_flows(flows_dir, config, args.verbose)
     if flows is None:
         return FAILED
@@ -83,7 +101,37 @@ def run(args: argparse.Namespace, config: Config) -> int:
         return USAGE
     scripts, bad = _parse(files)
     started = time.perf_counter()
-    results = (
+    if args.live:
+        results = _run_live(args, config, scripts) if scripts else []
+    else:
+        results = _simulate(args, config, flows, flows_dir, scripts)
+    elapsed = time.perf_counter() - started
+    results = _in_file_order(files, results, bad)
+    _print_results(results, args.verbose)
+    skipped = sum(1 for r in results if r.skipped is not None)
+    failed = sum(1 for r in results if not r.passed) - skipped
+    print(f"{len(results) - failed - skipped} passed, {failed} failed"
+          + (f", {skipped} skipped" if skipped else ""))
+    if args.verbose:
+        clock = "real" if args.live else "simulated"
+        virtual = sum(r.duration for r in results)
+        print(f"({virtual:.1f} s of calls {clock} in {elapsed:.2f} s)")
+    if args.junit:
+        write_junit(results, args.junit)
+    status = OK if failed == 0 else FAILED
+    if args.coverage or args.require_coverage is not None:
+        report = compute_coverage(flows, all_events(results))
+        print(format_coverage(report))
+        if not _coverage_ok(report, args.require_coverage):
+            status = FAILED
+    if args.store and not args.live:
+        _store(args.store, results)
+    return status
+
+
+def _simulate(args: argparse.Namespace, config: Config, flows: FlowSet, flows_dir: Path,
+              scripts: list[Script]) -> list[ScriptResult]:  # fmt: skip
+    return (
         run_parallel(
             scripts,
             flows=flows,
@@ -96,25 +144,32 @@ def run(args: argparse.Namespace, config: Config) -> int:
         if scripts
         else []
     )
-    elapsed = time.perf_counter() - started
-    results = _in_file_order(files, results, bad)
-    _print_results(results, args.verbose)
-    failed = sum(1 for r in results if not r.passed)
-    virtual = sum(r.duration for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    if args.verbose:
-        print(f"({virtual:.1f} s of calls simulated in {elapsed:.2f} s)")
-    if args.junit:
-        write_junit(results, args.junit)
-    status = OK if failed == 0 else FAILED
-    if args.coverage or args.require_coverage is not None:
-        report = compute_coverage(flows, all_events(results))
-        print(format_coverage(report))
-        if not _coverage_ok(report, args.require_coverage):
-            status = FAILED
-    if args.store:
-        _store(args.store, results)
-    return status
+
+
+def _live_target_ok(target: str) -> bool:
+    from ivr.sim.live import target_uri
+
+    try:
+        target_uri(target, "")
+    except ValueError as exc:
+        print(f"ivr test: --live: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
+              ) -> list[ScriptResult]:  # fmt: skip
+    from ivr.sim.live import LiveOptions, run_live_scripts
+
+    options = LiveOptions(
+        target=args.live,
+        db=Path(args.db) if args.db else config.store_path,
+        jobs=max(1, args.jobs),
+        max_wait=args.max_wait,
+        barge_in=args.barge_in,
+        dtmf=args.dtmf,
+    )
+    return run_live_scripts(scripts, options)
 
 
 def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | None:

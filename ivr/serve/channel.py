@@ -112,8 +112,11 @@ class SipChannel:
 
     def _inactive(self) -> None:
         log.warning("call %s: no RTP from the caller: hanging up", self.info.call_id)
-        self.hangup()
-        self._gone()
+        if self.ended:
+            return
+        self.hangup()  # BYE (ends the channel: _gone() would now return early)
+        if self._listener is not None:
+            self._listener.on_hangup()  # the caller is lost: the engine must not wait for it
 
     def _remote_hangup(self) -> None:
         self._gone()

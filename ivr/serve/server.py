@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ivr.config import Config
@@ -33,12 +35,27 @@ from ivr.serve.channel import SipChannel
 from ivr.serve.watch import FolderWatch
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.timers import Timers
 from ivr.sip.ua import UserAgent
 from ivr.store.db import CallStore
 from ivr.tts.build import build_prompts
 from ivr.tts.cache import PromptCache
 
 log = logging.getLogger("ivr.serve")
+
+DRAIN_GRACE = 5.0  # seconds after the drain timeout for the last BYEs to complete
+AT_HEADER = "X-Ivr-At"  # ISO 8601 with offset: the call's wall clock starts there (test_headers)
+
+
+class WallShiftedClock(LoopClock):
+    """A loop clock whose wall time starts at ``wall_start`` (timers are the loop's own)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wall_start: float) -> None:
+        super().__init__(loop)
+        self._offset = wall_start - time.time()
+
+    def wall(self) -> float:
+        return time.time() + self._offset
 
 
 @dataclass
@@ -54,6 +71,10 @@ class ServeOptions:
     build_prompts: bool = True
     watch_interval: float = 1.0
     drain_timeout: float = 30.0
+    # Trust the X-Ivr-At header of callers (a QA server running live call scripts: the call's
+    # wall clock, for business hours, starts at the script's `at:`). Never on a public line.
+    test_headers: bool = False
+    sip_timers: Timers | None = None  # T1/T2/T4 (RFC 3261 defaults; tests shrink them)
     seed: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -101,6 +122,7 @@ class IvrServer:
             on_incoming=self._incoming,
             max_calls=opts.max_calls,
             ringing=opts.ringing,
+            timers=opts.sip_timers,
         )
         await self.ua.start()
         self.watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
@@ -115,12 +137,23 @@ class IvrServer:
         """No new calls; let the current ones finish (hang up the rest after the drain timeout);
         flush the records."""
         self.watch.stop()
-        await self.ua.drain(self.options.drain_timeout)
+        # The flows end the calls still up at the drain timeout, so their records say the
+        # server hung up (not the caller); the user agent's own timeout, later, is the net.
+        cut = asyncio.get_running_loop().call_later(self.options.drain_timeout, self._cut_calls)
+        try:
+            await self.ua.drain(self.options.drain_timeout + DRAIN_GRACE)
+        finally:
+            cut.cancel()
         for session in list(self.sessions.values()):
             session.on_hangup()
         self.media.close()
         self.actions.shutdown(wait=False)
         await asyncio.to_thread(self.store.close)
+
+    def _cut_calls(self) -> None:
+        for session in list(self.sessions.values()):
+            if not session.finished:
+                session.fail("the server is shutting down: drain timeout reached")
 
     # --- flows ----------------------------------------------------------------------------
 
@@ -129,7 +162,11 @@ class IvrServer:
         task.add_done_callback(self._reloaded)
 
     def _reloaded(self, task: asyncio.Future[list[Diagnostic]]) -> None:
-        diagnostics = task.result()
+        try:
+            diagnostics = task.result()
+        except Exception:  # a file read mid-write, a crash in a check: never stop serving
+            log.exception("call -: flow reload failed; the running version keeps serving")
+            return
         if FlowRegistry.has_errors(diagnostics):
             log.error("call -: flow change refused; the running version keeps serving:\n%s",
                       "\n".join(str(d) for d in diagnostics))
@@ -169,10 +206,23 @@ class IvrServer:
             receive=p.direction in ("sendrecv", "recvonly"))
         channel = SipChannel(call, stream, self._prompt_audio, self.recordings_dir,
                              on_enqueue=self._enqueue)
-        session = Session(flowset, flow_id, channel, LoopClock(stream.loop), self.runtime,
-                          [self.store.sink, log_event])
+        session = Session(flowset, flow_id, channel, self._clock_for(call, stream.loop),
+                          self.runtime, [self.store.sink, log_event])
         self.sessions[call.call_id] = session
         session.start()
+
+    def _clock_for(self, call: SipCall, loop: asyncio.AbstractEventLoop) -> LoopClock:
+        at = call.invite.headers.get(AT_HEADER) if self.options.test_headers else None
+        if at is None:
+            return LoopClock(loop)
+        try:
+            when = datetime.fromisoformat(at.strip())
+            if when.tzinfo is None:
+                raise ValueError("no UTC offset")
+        except ValueError as exc:
+            log.warning("call %s: %s ignored: %s", call.call_id, AT_HEADER, exc)
+            return LoopClock(loop)
+        return WallShiftedClock(loop, when.timestamp())
 
     def _call_done(self, call: SipCall) -> None:
         session = self.sessions.pop(call.call_id, None)

@@ -1,4 +1,5 @@
-"""JUnit XML for CI: one testsuite, one testcase per script, a failure carrying the divergence.
+"""JUnit XML for CI: one testsuite, one testcase per script, a failure carrying the divergence
+(a script not run live is ``skipped``; checks a live run could not make are its system-out).
 
 ``time`` is the real time spent in the call's callbacks (what CI budgets); the virtual duration
 and the outcome are testcase properties.
@@ -15,7 +16,8 @@ from ivr.sim.runner import ScriptResult
 
 def junit_xml(results: Sequence[ScriptResult], suite: str = "ivr call scripts") -> str:
     """The JUnit XML document for ``results``."""
-    failures = sum(1 for r in results if not r.passed)
+    skipped = sum(1 for r in results if r.skipped is not None)
+    failures = sum(1 for r in results if not r.passed) - skipped
     total_time = sum(r.wall for r in results)
     root = ET.Element(
         "testsuites",
@@ -32,7 +34,7 @@ def junit_xml(results: Sequence[ScriptResult], suite: str = "ivr call scripts") 
         tests=str(len(results)),
         failures=str(failures),
         errors="0",
-        skipped="0",
+        skipped=str(skipped),
         time=f"{total_time:.6f}",
     )
     for result in results:
@@ -55,7 +57,11 @@ def _testcase(parent: ET.Element, result: ScriptResult) -> None:
     ET.SubElement(props, "property", name="virtual_seconds", value=f"{result.duration:.3f}")
     ET.SubElement(props, "property", name="steps", value=str(result.steps))
     ET.SubElement(props, "property", name="outcome", value=str(result.outcome))
-    if not result.passed:
+    if result.notes:
+        ET.SubElement(case, "system-out").text = "\n".join(result.notes)
+    if result.skipped is not None:
+        ET.SubElement(case, "skipped", message=result.skipped)
+    elif not result.passed:
         div = result.divergence
         message = f"{div.where()}: {div.message}" if div else "failed"
         failure = ET.SubElement(case, "failure", message=message, type="divergence")

@@ -52,14 +52,23 @@ class ScriptResult:
     wall: float = 0.0  # real seconds spent in this call's callbacks
     steps: int = 0
     call_id: str = ""
+    live: bool = False  # run over SIP/RTP (ivr.sim.live): duration is real seconds
+    skipped: str | None = None  # not run, and why (live: a script that speaks)
+    notes: list[str] = field(default_factory=list)  # checks the run could not make, and why
 
     def summary(self) -> str:
-        """``PASS name (N steps, T s virtual)`` or the FAIL line with its divergence."""
+        """``PASS name (N steps, T s virtual)``, ``SKIP name: why``, or the FAIL line with its
+        divergence; then one line per check not made."""
+        if self.skipped is not None:
+            return f"SKIP {self.name}: {self.skipped}"
         if self.passed:
-            return f"PASS {self.name} ({self.steps} steps, {self.duration:.1f} s virtual)"
-        if self.divergence is None:
-            return f"FAIL {self.name}"
-        return f"FAIL {self.divergence.format()}"
+            clock = "" if self.live else " virtual"
+            head = f"PASS {self.name} ({self.steps} steps, {self.duration:.1f} s{clock})"
+        elif self.divergence is None:
+            head = f"FAIL {self.name}"
+        else:
+            head = f"FAIL {self.divergence.format()}"
+        return "\n".join([head, *(f"  note: {note}" for note in self.notes)])
 
 
 def display_path(path: str | Path) -> str:

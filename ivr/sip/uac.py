@@ -1,0 +1,254 @@
+"""Placing calls: a small SIP user agent client for a scripted caller (``ivr call``, live tests).
+
+::
+
+    client = SipClient("127.0.0.1", 0)
+    await client.start()
+    call = client.call("sip:95588@127.0.0.1:5060", LocalMedia("127.0.0.1", rtp_port))
+    status = await call.wait_answered(timeout=10)      # 200, or 486, 503, 408 ...
+    if call.media is not None:                         # the negotiated MediaPlan
+        stream.start((call.media.remote_address, call.media.remote_port), ...)
+    await call.send_info("1")                          # SIP INFO DTMF (or RTP: the stream's)
+    call.hangup()                                      # BYE (CANCEL while it rings)
+    await call.wait_ended()
+    await client.close()
+
+The INVITE goes out through the transaction layer (retransmitted, Timer B: a local 408), 1xx
+responses are recorded, a non-2xx final response is ACKed by the transaction and ends the
+attempt, a 2xx creates the dialog (RFC 3261 §12.1.2) and is ACKed by us, again for each
+retransmitted 2xx (§13.2.2.4). Once answered the call is an ordinary
+:class:`~ivr.sip.call.SipCall` handled by the same dialog code as incoming calls: the peer's BYE
+is answered 200, our BYE is a client transaction, re-INVITEs, INFO and OPTIONS are answered. A
+REFER from the peer is accepted and recorded (see :mod:`ivr.sip.uac_dialog`).
+Requests outside a dialog: OPTIONS 200; an INVITE 603 (this agent only calls out).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from ivr.engine.clock import Clock
+from ivr.sip.call import SipCall
+from ivr.sip.client_tx import ClientTransaction
+from ivr.sip.dialog import dialog_id_of
+from ivr.sip.errors import SipParseError
+from ivr.sip.headers import Headers
+from ivr.sip.ids import IdGenerator
+from ivr.sip.message import Request, Response
+from ivr.sip.offer_answer import LocalMedia, make_offer
+from ivr.sip.sdp import SessionDescription
+from ivr.sip.timers import Timers
+from ivr.sip.transaction import ServerTransaction
+from ivr.sip.transfer import TransferHandler
+from ivr.sip.transport import Address, UdpTransport
+from ivr.sip.tx_layer import TransactionLayer
+from ivr.sip.ua_base import Resolver, TransferOptions, UaBase
+from ivr.sip.ua_dialog import NOT_ALLOWED
+from ivr.sip.ua_invite import InviteHandler
+from ivr.sip.uac_dialog import CallerDialogHandler, OutgoingCall
+from ivr.sip.uri import SipUri, parse_uri
+from ivr.sip.validate import ALLOW, SDP
+
+log = logging.getLogger("ivr.sip")
+
+__all__ = ["OutgoingCall", "SipClient"]
+
+
+def _for_invite(response: Response) -> bool:
+    try:
+        return response.cseq().method == "INVITE"
+    except SipParseError:
+        return False
+
+
+class SipClient(UaBase):
+    """A SIP user agent that places calls (and takes none).
+
+    Args:
+        host: The address to bind and to put in Via/Contact.
+        port: The port to bind (0: any free port).
+        user: The user part of our Contact and the default caller.
+        ids: Where Call-IDs, tags and branches come from (seed it in tests).
+        timers: T1/T2/T4.
+        clock: The timer source; the running loop's by default.
+        product: The User-Agent header value.
+        resolver: ``async (host, port) -> (ip, port)`` for targets given by name.
+        transfer_status: ``(refer_to) -> status`` our NOTIFY reports when the callee transfers
+            us (default 200: the transfer worked).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        user: str = "caller",
+        ids: IdGenerator | None = None,
+        timers: Timers | None = None,
+        clock: Clock | None = None,
+        product: str | None = None,
+        resolver: Resolver | None = None,
+        transfer_status: Callable[[str], int] | None = None,
+    ) -> None:
+        super().__init__(host, port, ids=ids, timers=timers or Timers(), clock=clock, user=user,
+                         product=product, resolver=resolver,
+                         transfer=TransferOptions())  # fmt: skip
+        self.transfer_status = transfer_status
+        self.outgoing: dict[str, OutgoingCall] = {}
+        self.dialogs = CallerDialogHandler(self, self._on_notify, self._on_bye, self._on_refer)
+        self.transfers = TransferHandler(self, self.dialogs.send_bye)
+        # Only for the ACKs of our 2xx to re-INVITEs: this agent takes no calls (max_calls 0).
+        self.invites = InviteHandler(
+            self, self, local_media_factory=_no_media, on_incoming=None, max_calls=0,
+            retry_after=0, ringing=(),
+            on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        """Bind the UDP socket."""
+        self._transport = await UdpTransport.open(
+            self.host, self.port, on_request=self._on_request, on_response=self._on_response,
+            make_tag=self.ids.tag,
+        )  # fmt: skip
+        self._transactions = TransactionLayer(self._transport.send, self.clock, self.timers)
+        log.info("call -: SIP client on %s:%d", *self.address)
+
+    async def close(self) -> None:
+        """End what is left (without BYE) and close the socket."""
+        for call in list(self.calls.values()):
+            self.end_call(call, "client closed", remote=False)
+        for outgoing in self.outgoing.values():
+            outgoing.abandon()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._transactions is not None:
+            self._transactions.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    # --- placing a call -----------------------------------------------------------------------
+
+    def call(
+        self,
+        target: str,
+        local: LocalMedia,
+        *,
+        caller: str | None = None,
+        display: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> OutgoingCall:
+        """Send an INVITE with our SDP offer to ``target`` (a sip: URI); returns at once.
+
+        Args:
+            target: The Request-URI, e.g. ``sip:95588@127.0.0.1:5060``.
+            local: Where we receive RTP and what we offer (codecs, telephone-event or not).
+            caller: The From user (default: our Contact user).
+            display: A display name for From.
+            headers: More header fields for the INVITE.
+
+        Raises:
+            ValueError: ``target`` is not a sip: URI.
+        """
+        try:
+            uri = parse_uri(target)
+        except SipParseError as exc:
+            raise ValueError(f"not a SIP URI: {target!r}") from exc
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"not a SIP URI: {target!r}")
+        if local.session_id == 0:
+            local = replace(local, session_id=self.ids.session_id())
+        offer = make_offer(local)
+        user = caller or self.user
+        invite = self._invite(uri, user, display, offer, headers or [])
+        outgoing = OutgoingCall(self, self, invite, offer, local, user, uri.user or "")
+        self.outgoing[outgoing.call_id] = outgoing
+        self.spawn(outgoing.run(uri), outgoing.call_id)
+        return outgoing
+
+    def _invite(self, uri: SipUri, user: str, display: str | None, offer: SessionDescription,
+                extra: list[tuple[str, str]]) -> Request:  # fmt: skip
+        host, port = self.address
+        from_uri = SipUri(host, user=user, port=port)
+        name = f'"{display}" ' if display else ""
+        headers = Headers([("Via", self.new_via()), ("Max-Forwards", "70")])
+        headers.add("From", f"{name}<{from_uri}>;tag={self.ids.tag()}")
+        headers.add("To", f"<{uri}>")
+        headers.add("Call-ID", self.ids.call_id(host))
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", f"<{from_uri}>")
+        headers.add("Allow", ", ".join(ALLOW))
+        for name_, value in extra:
+            headers.add(name_, value)
+        headers.add("Content-Type", SDP)
+        return Request("INVITE", str(uri), headers, bytes(offer))
+
+    # --- CallControl (for the SipCall of an answered call) ---------------------------------
+
+    def accept_call(self, call: SipCall) -> None:
+        log.debug("call %s: accept ignored: we placed this call", call.call_id)
+
+    def reject_call(self, call: SipCall, status: int, reason: str | None) -> None:
+        log.debug("call %s: reject ignored: we placed this call", call.call_id)
+
+    def hangup_call(self, call: SipCall) -> None:
+        self.dialogs.hangup(call)
+
+    def transfer_call(self, call: SipCall, target: str) -> None:
+        self.transfers.start(call, target)
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def _on_request(self, request: Request, source: Address) -> None:
+        tx = self.transactions.match_request(request)
+        if tx is not None:
+            tx.receive(request)
+            return
+        if request.method == "ACK":
+            self.invites.on_ack(request)
+            return
+        call = self.calls.get(dialog_id_of(request)) if request.to_addr().tag else None
+        if call is not None:
+            self.dialogs.on_request(call, request, source)
+            return
+        server_tx = self.transactions.create_server(request, source)
+        method = request.method
+        if method == "OPTIONS":
+            self.respond(server_tx, 200, headers=self.capability_headers())
+        elif method == "INVITE" and request.to_addr().tag is None:
+            self.respond(server_tx, 603, "This Agent Only Calls Out")
+        elif method in NOT_ALLOWED:
+            self.respond(server_tx, 405, headers=[("Allow", ", ".join(ALLOW))])
+        else:  # in-dialog requests for a dialog we do not have (or no longer have)
+            self.respond(server_tx, 481)
+
+    def _on_response(self, response: Response, source: Address) -> None:
+        tx: ClientTransaction | None = self.transactions.match_response(response)
+        if tx is not None:
+            tx.receive(response)
+            return
+        outgoing = self.outgoing.get(response.headers.get("Call-ID") or "")
+        if outgoing is not None and 200 <= response.status < 300 and _for_invite(response):
+            outgoing.resend_ack()  # a 2xx retransmitted after the INVITE transaction ended
+            return
+        log.debug("call %s: x response %d matches no transaction",
+                  response.headers.get("Call-ID"), response.status)  # fmt: skip
+
+    def _on_notify(self, call: SipCall, tx: ServerTransaction) -> None:
+        self.transfers.on_notify(call, tx)
+
+    def _on_bye(self, call: SipCall) -> None:
+        self.transfers.on_call_ended(call)
+
+    def _on_refer(self, call: SipCall, target: str) -> int:
+        outgoing = self.outgoing.get(call.call_id)
+        status = self.transfer_status
+        if outgoing is not None:
+            outgoing.refer_received(target)
+            status = outgoing.transfer_status or status
+        return 200 if status is None else status(target)
+
+
+async def _no_media(call: SipCall) -> LocalMedia:
+    raise RuntimeError("this agent takes no calls")

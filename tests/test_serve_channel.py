@@ -1,0 +1,85 @@
+"""SipChannel (ivr.serve.channel) over a real call and RTP stream: what the engine is told."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sip_phone import App, Phone, run, start_ua
+
+from ivr.engine.channel import RecordResult, SpeechResult
+from ivr.media.engine import MediaEngine
+from ivr.rtp.stream import RtpStream, StreamConfig
+from ivr.serve.channel import SipChannel
+from ivr.sip.call import SipCall
+from ivr.sip.offer_answer import LocalMedia
+
+
+class Listener:
+    """A ChannelListener that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def on_playback_done(self, playback_id: int) -> None:
+        self.told.append("playback_done")
+
+    def on_dtmf(self, digit: str) -> None:
+        self.told.append(f"dtmf {digit}")
+
+    def on_speech_start(self) -> None:
+        self.told.append("speech_start")
+
+    def on_speech(self, result: SpeechResult) -> None:
+        self.told.append("speech")
+
+    def on_recording_done(self, result: RecordResult) -> None:
+        self.told.append("recording_done")
+
+    def on_transfer_result(self, ok: bool, reason: str) -> None:
+        self.told.append("transfer_result")
+
+    def on_hangup(self) -> None:
+        self.told.append("hangup")
+
+
+def test_a_caller_that_sends_no_rtp_is_hung_up_and_the_engine_is_told(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        media = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", (35000, 35999),
+                            config=StreamConfig(inactivity_timeout=0.3))  # fmt: skip
+        streams: dict[str, RtpStream] = {}
+
+        async def local_media(call: SipCall) -> LocalMedia:
+            stream = await media.open_stream(call.call_id)
+            streams[call.call_id] = stream
+            host, port = stream.local_address
+            return LocalMedia(host, port)
+
+        app = App()
+        ua = await start_ua(on_incoming=app, local_media_factory=local_media)
+        phone = await Phone.open()
+        leg = phone.leg(ua.address)
+        await leg.establish()  # and never sends a packet of RTP
+        call = app.calls[0]
+        await asyncio.wait_for(call.wait_established(), 2)
+        stream = streams[call.call_id]
+        assert call.media is not None
+        stream.start((call.media.remote_address, call.media.remote_port), 0, 101)
+        listener = Listener()
+        channel = SipChannel(call, stream, lambda p: asyncio.get_running_loop().create_future(),
+                             tmp_path)  # fmt: skip
+        channel.attach(listener)
+        bye = await phone.request("BYE", timeout=5)  # the channel hangs up the silent caller
+        phone.reply(bye, 200)
+        for _ in range(100):
+            if listener.told:
+                break
+            await asyncio.sleep(0.01)
+        assert listener.told == ["hangup"]  # ... and tells the engine, once
+        assert channel.ended
+        await asyncio.wait_for(call.wait_ended(), 5)
+        phone.close()
+        await ua.close()
+        media.close()
+
+    run(scenario(), 20)
