@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 import sys
 
+from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
 from ivr.flow.errors import FlowError
 from ivr.serve.server import IvrServer, ServeOptions
@@ -47,15 +46,11 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
 
 async def serve(server: IvrServer) -> None:
     """Run until SIGTERM or SIGINT, then drain."""
+    stop = stop_on_signals()
     await server.start()
     host, port = server.address
     print(f"ivr: answering SIP on {host}:{port} (Ctrl-C or SIGTERM drains and stops)",
           flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("ivr: draining", flush=True)
     await server.drain()

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from typing import Any
 
+from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
 from ivr.flow.errors import FlowError
 from ivr.pyvoip.phone import PhoneOptions
@@ -62,11 +61,7 @@ def options_from(args: argparse.Namespace, config: Config) -> PyVoipServeOptions
 
 async def serve(server: PyVoipServer) -> None:
     """Run until SIGTERM or SIGINT, then hang up and de-register."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # before the announcement: no window
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     await server.start()
     phone = server.options.phone
     print(f"ivr: registered {phone.username} at {phone.server}:{phone.port} with pyVoIP "
