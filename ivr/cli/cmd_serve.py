@@ -10,6 +10,7 @@ from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
 from ivr.flow.errors import FlowError
 from ivr.serve.server import IvrServer, ServeOptions
+from ivr.serve.workers import serve_workers, worker_count
 
 NAME = "serve"
 HELP = "answer SIP calls with the flows in flows/ (reloads changed flows; drains on SIGTERM)"
@@ -21,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rtp-ports", help="LOW-HIGH UDP ports for RTP (default 20000-30000)")
     parser.add_argument("--max-calls", type=int, help="calls beyond this get 503 (default 200)")
     parser.add_argument("--no-build", action="store_true", help="do not render prompts first")
+    parser.add_argument("--workers", type=int, help="engine processes sharing the SIP port "
+                        "(default: ivr.yaml sip.workers or 1; 0: one per core)")
 
 
 def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
@@ -41,6 +44,7 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         build_prompts=not args.no_build,
         drain_timeout=float(sip.get("drain_timeout", 30.0)),
         test_headers=bool(sip.get("test_headers", False)),
+        workers=int(args.workers if args.workers is not None else sip.get("workers", 1)),
     )
 
 
@@ -63,6 +67,9 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(f"ivr serve: bad --listen/--rtp-ports: {exc}", file=sys.stderr)
         return 2
     try:
+        workers = worker_count(options.workers)
+        if workers > 1:
+            return serve_workers(config, options, workers, args.log_level, args.log_file)
         asyncio.run(serve(IvrServer(config, options)))
     except FlowError as exc:
         print(f"ivr serve: flows refused:\n{exc}", file=sys.stderr)

@@ -48,11 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str, path: str | None) -> None:
+def setup_logging(level: str, path: str | None, tag: str = "") -> None:
+    """Log ``ivr.*`` at ``level`` to ``path`` (stderr when None); ``tag`` marks a worker."""
     handler: logging.Handler = (
         logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    prefix = f"{tag} " if tag else ""
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger("ivr")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -64,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return ExitStatus.USAGE
-    _setup_logging(args.log_level, args.log_file)
+    setup_logging(args.log_level, args.log_file)
     try:
         config = load_config(args.config)
         return int(args.handler(args, config))

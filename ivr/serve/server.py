@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,7 @@ from ivr.media.tones import beep
 from ivr.rtp.stream import RtpStream
 from ivr.serve.channel import SipChannel
 from ivr.serve.watch import FolderWatch
+from ivr.sip.affinity import CallAffinity
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.timers import Timers
@@ -76,15 +77,32 @@ class ServeOptions:
     test_headers: bool = False
     sip_timers: Timers | None = None  # T1/T2/T4 (RFC 3261 defaults; tests shrink them)
     seed: int | None = None
+    workers: int = 1  # processes sharing the SIP port (ivr/serve/workers.py); 0: one per core
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SharedPort:
+    """This server is worker ``index`` of ``workers`` processes on one SIP port.
+
+    ``wait_bound`` returns once every worker's call-affinity socket is bound, so no worker
+    forwards a datagram to a sibling that cannot take it yet.
+    """
+
+    group: str
+    index: int
+    workers: int
+    wait_bound: Callable[[], None]
 
 
 class IvrServer:
     """The engine process: SIP in, flows run, records out."""
 
-    def __init__(self, config: Config, options: ServeOptions | None = None) -> None:
+    def __init__(self, config: Config, options: ServeOptions | None = None,
+                 shared: SharedPort | None = None) -> None:
         self.config = config
         self.options = options or ServeOptions()
+        self.shared = shared
         self.registry = FlowRegistry(config.flows_dir, config)
         self.sessions: dict[str, Session] = {}
         self._streams: dict[str, RtpStream] = {}
@@ -115,16 +133,23 @@ class IvrServer:
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,
         )
+        shared = self.shared
         self.ua = UserAgent(
             opts.host,
             opts.port,
             local_media_factory=self._media_for,
             on_incoming=self._incoming,
-            max_calls=opts.max_calls,
+            max_calls=opts.max_calls if shared is None else -(-opts.max_calls // shared.workers),
             ringing=opts.ringing,
             timers=opts.sip_timers,
         )
-        await self.ua.start()
+        if shared is None:
+            await self.ua.start()
+        else:
+            self.affinity = CallAffinity(shared.group, shared.index, shared.workers)
+            self.affinity.start(self._forwarded)
+            await asyncio.to_thread(shared.wait_bound)
+            await self.ua.start(reuse_port=True, router=self.affinity.route)
         self.watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
                                  opts.watch_interval)
         self.watch.start()
@@ -147,8 +172,18 @@ class IvrServer:
         for session in list(self.sessions.values()):
             session.on_hangup()
         self.media.close()
+        if self.shared is not None:
+            self.affinity.close()
         self.actions.shutdown(wait=False)
         await asyncio.to_thread(self.store.close)
+
+    def _forwarded(self, data: bytes, source: tuple[str, int]) -> None:
+        """A datagram a sibling worker received for one of our calls."""
+        try:
+            transport = self.ua.transport
+        except RuntimeError:  # our SIP socket is not bound yet: the peer retransmits
+            return
+        transport.deliver(data, source)
 
     def _cut_calls(self) -> None:
         for session in list(self.sessions.values()):

@@ -35,6 +35,9 @@ log = logging.getLogger("ivr.sip.wire")
 Address = tuple[str, int]
 RequestHandler = Callable[[Request, Address], None]
 ResponseHandler = Callable[[Response, Address], None]
+# Given a raw datagram and its source, handles it elsewhere (another worker process) and
+# returns True, or returns False to have it handled here.
+Router = Callable[[bytes, Address], bool]
 DEFAULT_PORT = 5060
 RECEIVE_BUFFER = 4 * 1024 * 1024
 
@@ -126,6 +129,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
         self.local: Address = ("0.0.0.0", 0)
         self.closed = asyncio.Event()
+        self.router: Router | None = None
         # Datagrams received, sent, answered by the transport itself, and dropped unanswered.
         self.stats = {"received": 0, "sent": 0, "rejected": 0, "dropped": 0}
 
@@ -138,12 +142,21 @@ class UdpTransport(asyncio.DatagramProtocol):
         on_request: RequestHandler,
         on_response: ResponseHandler,
         make_tag: Callable[[], str],
+        reuse_port: bool = False,
+        router: Router | None = None,
     ) -> UdpTransport:
-        """Bind ``host:port`` (port 0: any free port) and start receiving."""
+        """Bind ``host:port`` (port 0: any free port) and start receiving.
+
+        ``reuse_port`` lets several worker processes bind the same port (SO_REUSEPORT: the
+        kernel spreads datagrams among them by source address); ``router`` then sends each
+        datagram to the worker that owns its call (see :mod:`ivr.sip.affinity`).
+        """
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(
-            lambda: cls(on_request, on_response, make_tag), local_addr=(host, port)
-        )
+            lambda: cls(on_request, on_response, make_tag), local_addr=(host, port),
+            reuse_port=reuse_port or None,
+        )  # fmt: skip
+        protocol.router = router
         return protocol
 
     # asyncio.DatagramProtocol --------------------------------------------------------------
@@ -170,6 +183,12 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         source = (str(addr[0]), int(addr[1]))
+        if self.router is not None and self.router(data, source):
+            return
+        self.deliver(data, source)
+
+    def deliver(self, data: bytes, source: Address) -> None:
+        """Handle a datagram from ``source`` here (one another worker forwarded, or our own)."""
         self.stats["received"] += 1
         try:
             self._receive(data, source)

@@ -40,7 +40,7 @@ from ivr.sip.register import Registration, contact_user
 from ivr.sip.timers import Timers
 from ivr.sip.transaction import ServerTransaction
 from ivr.sip.transfer import TransferHandler
-from ivr.sip.transport import Address, UdpTransport
+from ivr.sip.transport import Address, Router, UdpTransport
 from ivr.sip.tx_layer import TransactionLayer
 from ivr.sip.ua_base import (
     IncomingHandler,
@@ -116,11 +116,12 @@ class UserAgent(UaBase):
 
     # lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Bind the UDP socket and start taking requests."""
+    async def start(self, *, reuse_port: bool = False, router: Router | None = None) -> None:
+        """Bind the UDP socket and start taking requests (see :meth:`UdpTransport.open` for
+        ``reuse_port`` and ``router``: several worker processes on one port)."""
         self._transport = await UdpTransport.open(
             self.host, self.port, on_request=self._on_request, on_response=self._on_response,
-            make_tag=self.ids.tag,
+            make_tag=self.ids.tag, reuse_port=reuse_port, router=router,
         )  # fmt: skip
         self._transactions = TransactionLayer(self._transport.send, self.clock, self.timers)
         log.info("call -: SIP user agent on %s:%d", *self.address)
