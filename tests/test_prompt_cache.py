@@ -65,7 +65,7 @@ def test_sidecar_says_what_a_file_is(cache: PromptCache) -> None:
     meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
     assert meta["text"] == "查询余额请按1。"
     assert meta["language"] == "zh"
-    assert meta["voice"] == "cmn"
+    assert meta["voice"] == "cmn-latn-pinyin"  # the Mandarin front-end's pinyin voice
     assert meta["synthesizer"] == cache.synthesizer.version
     assert sorted(p.suffix for p in cache.cache_dir.iterdir()) == [".json", ".wav"]
 

@@ -45,7 +45,7 @@ def test_english_prompt_is_8khz_mono_speech(synth: Synthesizer, tmp_path: Path) 
 
 def test_mandarin_prompt_is_8khz_mono_speech(synth: Synthesizer, tmp_path: Path) -> None:
     path = synth.render("查询余额请按1。", "zh", tmp_path / "zh.wav")
-    # Seven syllables (about 2.7 s: the cmn voice also says tone numbers, see engine.py).
+    # Seven syllables read from pinyin (about 2.3 s).
     _check_telephone_speech(path, 1.0, 6.0)
 
 
@@ -67,8 +67,8 @@ def test_rendering_replaces_an_existing_file_whole(synth: Synthesizer, tmp_path:
 def test_voices_per_language() -> None:
     synth = Synthesizer()
     assert synth.voice_for("en") == "en-us"
-    assert synth.voice_for("zh") == "cmn"
-    assert synth.voice_for("zh-CN") == "cmn"
+    assert synth.voice_for("zh") == "cmn-latn-pinyin"  # reads the front-end's pinyin
+    assert synth.voice_for("zh-CN") == "cmn-latn-pinyin"
     assert synth.voice_for("fr") == "fr"  # espeak-ng's own voice for the language
     assert Synthesizer(voices={"en": "en-gb"}).voice_for("en_GB") == "en-gb"
     assert base_language("zh_TW") == "zh"

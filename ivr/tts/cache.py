@@ -7,9 +7,11 @@ Layout under the prompts folder (``prompts_dir`` of ivr.yaml)::
     prompts/cache/<key>.wav    synthesized text; <key>.json beside it says what it is
     prompts/cache/rec-<key>.wav  a recording converted to 8 kHz 16-bit mono on first use
 
-The key of a synthesized prompt is the sha256 of its text, language, voice and the
-synthesizer's version (pyttsx3, espeak-ng, rate, output format): an unchanged prompt is never
-rendered again, and a changed text, voice or engine renders anew. Recordings are looked up by
+The key of a synthesized prompt is the sha256 of its text, language, voice(s) and the
+synthesizer's version (pyttsx3, espeak-ng, rate, output format, pipeline and Mandarin front-end
+versions): an unchanged prompt is never rendered again, and a changed text, voice or engine
+renders anew. A prompt mixing Chinese and Latin script names both voices
+(``cmn-latn-pinyin+en-us``). Recordings are looked up by
 prompt id (or the prompt's ``audio:`` id); one that is not already 8 kHz 16-bit mono is
 converted once, keyed by its path, size and modification time.
 
@@ -50,7 +52,8 @@ class PromptCache:
 
     def key(self, text: str, language: str) -> str:
         """The cache key of ``text`` spoken in ``language`` by this synthesizer."""
-        identity = [text, language, self.synthesizer.voice_for(language), self.synthesizer.version]
+        voice = self.synthesizer.voice_label(text, language)
+        identity = [text, language, voice, self.synthesizer.version]
         return hashlib.sha256(json.dumps(identity, ensure_ascii=False).encode()).hexdigest()
 
     def synthesized_path(self, text: str, language: str) -> Path:
@@ -99,7 +102,7 @@ class PromptCache:
         meta = {
             "text": text,
             "language": language,
-            "voice": self.synthesizer.voice_for(language),
+            "voice": self.synthesizer.voice_label(text, language),
             "synthesizer": self.synthesizer.version,
         }
         tmp = path.with_suffix(f".json.{os.getpid()}.tmp")

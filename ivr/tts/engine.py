@@ -23,9 +23,13 @@ Facts about pyttsx3 2.99 with espeak-ng this module is built around (measured he
 * A process that forks after the engine started cannot use it in the child (espeak-ng's thread
   is not copied): render in the parent, or start the engine in the child only.
 
-Voices: English is espeak-ng's ``en-us``; Mandarin is ``cmn``. Known limitation: espeak-ng's
-``cmn`` voice reads each Chinese character as pinyin but speaks the tone numbers as English
-words ("cha two"); correct tones (pypinyin and the ``cmn-latn-pinyin`` voice) are a later issue.
+Voices: English is espeak-ng's ``en-us``; Mandarin is ``cmn-latn-pinyin``, which reads pinyin
+with tone numbers correctly (the ``cmn`` voice reads Chinese characters but speaks the tone
+numbers as English words, "cha two"). A Mandarin prompt, and the Chinese part of a prompt in
+any other language, goes through :mod:`ivr.tts.mandarin` first: Chinese runs become pinyin for
+the pinyin voice, Latin runs ("ATM", "For English, press 1.") go to the Latin voice (English
+for a Mandarin prompt, the prompt's own voice otherwise). Each segment is rendered on its own
+and the pieces are joined with a short pause into one file.
 """
 
 from __future__ import annotations
@@ -49,16 +53,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ivr.media.wav import TARGET_RATE, WavError, read_wav, resample, to_int16, write_wav
-from ivr.tts.wavfile import is_complete_wav
+from ivr.tts import mandarin
+from ivr.tts.mandarin import Segment
+from ivr.tts.wavfile import is_complete_wav, join_with_pauses
 
 log = logging.getLogger(__name__)
 
 ESPEAK_LIBRARY = "libespeak-ng.so.1"
 ESPEAK_FIX = "espeak-ng is not installed: apt-get install espeak-ng"
-DEFAULT_VOICES: Mapping[str, str] = {"en": "en-us", "zh": "cmn"}
+DEFAULT_VOICES: Mapping[str, str] = {"en": "en-us", "zh": mandarin.PINYIN_VOICE}
 DEFAULT_RATE = 160  # words per minute; espeak's 175 (pyttsx3 sets 200) is brisk for a phone line
 ESPEAK_RATE = 22050  # what espeak-ng renders at, whatever the voice
-PIPELINE_VERSION = 2  # bump when the conversion changes: every cached prompt renders again
+PIPELINE_VERSION = 3  # bump when the conversion changes: every cached prompt renders again
+PYPINYIN_FIX = "pypinyin is not installed: pip install pypinyin (or make)"
+# Languages whose own writing uses Chinese characters: not read as Mandarin.
+_HAN_NATIVE = frozenset({"ja", "ko", "yue"})
 _POLL = 0.01
 
 T = TypeVar("T")
@@ -143,6 +152,7 @@ class Synthesizer:
                 f"pyttsx3-{pyttsx3_version() or 'missing'}"
                 f"/espeak-ng-{espeak_version(self.library) or 'missing'}"
                 f"/rate-{self.rate}/{TARGET_RATE}Hz-pcm16-mono/v{PIPELINE_VERSION}"
+                f"/zh-frontend-{mandarin.FRONTEND_VERSION}"
             )
         return self._version
 
@@ -173,11 +183,60 @@ class Synthesizer:
             raise TTSUnavailable(ESPEAK_FIX)
         if pyttsx3_version() is None:
             raise TTSUnavailable("pyttsx3 is not installed: pip install pyttsx3==2.99 (or make)")
-        voice = self.voice_for(language)
-        timeout = self.timeout + 0.05 * len(text)
-        raw = _host().call(lambda host: host.synthesize(text, voice, self.rate, timeout))
-        # Resampling runs here, on the caller's thread, so the engine can start the next text.
-        return to_int16(resample(raw, ESPEAK_RATE, TARGET_RATE))
+        parts = self.segments(text, language)
+        if not parts:
+            raise TTSError(f"nothing to say: the prompt text has no words ({text[:40]!r})")
+        raw = [self._speak(part) for part in parts]
+        # Joining and resampling run here, on the caller's thread, so the engine can start the
+        # next text.
+        pauses = [part.pause_after for part in parts[:-1]]
+        return to_int16(resample(join_with_pauses(raw, pauses, ESPEAK_RATE), ESPEAK_RATE,
+                                 TARGET_RATE))
+
+    def segments(self, text: str, language: str) -> list[Segment]:
+        """What espeak-ng is given for ``text`` in ``language``: (voice, text) pieces.
+
+        A Mandarin prompt, or one with Chinese characters in a language that does not write
+        with them, goes through the Mandarin front-end (:mod:`ivr.tts.mandarin`).
+
+        Raises:
+            TTSUnavailable: the text needs pypinyin and it is not installed.
+        """
+        if not self._uses_mandarin(text, language):
+            return [Segment(self.voice_for(language), text)]
+        pinyin_voice, latin_voice, zh = self._mandarin_voices(language)
+        try:
+            return mandarin.segments(text, pinyin_voice, latin_voice, chinese_default=zh)
+        except ImportError:
+            raise TTSUnavailable(PYPINYIN_FIX) from None
+
+    def voice_label(self, text: str, language: str) -> str:
+        """The voices that speak ``text`` in ``language``, ``+``-joined; part of the cache key.
+
+        Cheap: the text is split by script, not converted (``cmn-latn-pinyin+en-us``).
+        """
+        if not self._uses_mandarin(text, language):
+            return self.voice_for(language)
+        pinyin_voice, latin_voice, zh = self._mandarin_voices(language)
+        runs = mandarin.split_scripts(text, chinese_default=zh)
+        voices = dict.fromkeys(pinyin_voice if run.chinese else latin_voice for run in runs)
+        return "+".join(voices) or self.voice_for(language)
+
+    def _mandarin_voices(self, language: str) -> tuple[str, str, bool]:
+        """(pinyin voice, Latin-script voice, is the prompt Mandarin) for ``language``."""
+        zh = base_language(language) in ("zh", "cmn")
+        pinyin_voice = self.voice_for(language if base_language(language) == "zh" else "zh")
+        return pinyin_voice, self.voice_for("en" if zh else language), zh
+
+    def _uses_mandarin(self, text: str, language: str) -> bool:
+        base = base_language(language)
+        return base in ("zh", "cmn") or (base not in _HAN_NATIVE and mandarin.has_han(text))
+
+    def _speak(self, segment: Segment) -> NDArray[np.float64]:
+        timeout = self.timeout + 0.05 * len(segment.text)
+        return _host().call(
+            lambda host: host.synthesize(segment.text, segment.voice, self.rate, timeout)
+        )
 
 
 class _Host:
@@ -223,7 +282,8 @@ class _Host:
             EspeakDriver.setProperty("voice", voice)
             EspeakDriver.setProperty("rate", rate)
         except ValueError as exc:
-            raise TTSError(f"espeak-ng has no voice {voice!r}: {exc}") from None
+            hint = " (Mandarin needs espeak-ng 1.50 or later)" if "pinyin" in voice else ""
+            raise TTSError(f"espeak-ng has no voice {voice!r}{hint}: {exc}") from None
         # Setting the rate is a command on espeak-ng's queue: while it runs espeak-ng counts as
         # playing, and runAndWait() would cancel it and with it the text (an empty file).
         self.wait_idle(deadline, driver=False)
@@ -336,6 +396,7 @@ __all__ = [
     "DEFAULT_VOICES",
     "ESPEAK_FIX",
     "PIPELINE_VERSION",
+    "PYPINYIN_FIX",
     "Synthesizer",
     "TTSError",
     "TTSUnavailable",

@@ -3,15 +3,21 @@
 Reading, writing and resampling are :mod:`ivr.media.wav`'s (any PCM or float WAV, any rate and
 channel count). This module turns its :class:`~ivr.media.wav.WavError` into a
 :class:`PromptAudioError` that says how to convert the file, converts a recording to 8 kHz once,
-and tells when pyttsx3 has finished writing a file.
+tells when pyttsx3 has finished writing a file, and joins the audio of a prompt rendered in pieces
+(a Mandarin prompt with English words).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
 from ivr.media.wav import WavError, WavFormat, load_8k_mono, read_wav_header, write_wav
 
+SILENCE_LEVEL = 0.003  # sample level (of 1.0) below which synthesized audio counts as silence
+SEAM_EDGE = 0.01  # seconds of quiet kept each side of a seam (the end of a fading sound)
 CONVERT_HINT = "convert it with: sox IN.wav -r 8000 -c 1 -b 16 -e signed-integer OUT.wav"
 
 
@@ -69,10 +75,35 @@ def is_complete_wav(path: Path) -> bool:
     return header.data_offset + header.data_size == header.file_size
 
 
+def join_with_pauses(
+    pieces: list[NDArray[np.float64]], pauses: list[float], rate: int
+) -> NDArray[np.float64]:
+    """Audio pieces (floats) as one: at each seam the silences around it become one pause.
+
+    A synthesizer ends every piece with a silence of its own and may start with one; at a seam
+    both are trimmed to :data:`SEAM_EDGE` and ``pauses[i]`` seconds put between piece ``i`` and
+    ``i + 1``. The start of the first piece and the end of the last are kept as they are.
+    """
+    if not pieces or len(pauses) != len(pieces) - 1:
+        raise ValueError(f"{len(pieces)} pieces need {len(pieces) - 1} pauses, got {len(pauses)}")
+    edge = int(SEAM_EDGE * rate)
+    out: list[NDArray[np.float64]] = []
+    for index, piece in enumerate(pieces):
+        loud = np.nonzero(np.abs(piece) > SILENCE_LEVEL)[0]
+        first, last = index == 0, index == len(pieces) - 1
+        start = 0 if first or not loud.size else max(0, int(loud[0]) - edge)
+        end = piece.size if last or not loud.size else min(piece.size, int(loud[-1]) + 1 + edge)
+        out.append(piece[start:end])
+        if not last:
+            out.append(np.zeros(int(pauses[index] * rate)))
+    return np.concatenate(out)
+
+
 __all__ = [
     "CONVERT_HINT",
     "PromptAudioError",
     "convert_to_telephone",
     "is_complete_wav",
+    "join_with_pauses",
     "recording_format",
 ]
