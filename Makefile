@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench clean demo-api
+.PHONY: serve test lint typecheck unit bench bench-asr bench-load clean demo-api
 
 # Debian packages the tests read: recorded speech (false in-band DTMF, VAD) and SIPp's pcaps;
 # espeak-ng is the speech synthesizer behind pyttsx3 (prompts); kamailio is the registrar+proxy
@@ -33,6 +33,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# Speech recognition: accuracy per condition, latency, streams per core -> docs/ASR.md.
+bench-asr: $(STAMP)
+	nice $(BIN)/python bench/asr/run.py
+
+# Real calls under load: SIPp callers on the bank menu, ivr serve (one worker per core) against
+# pyVoIP behind Kamailio, RTP captured with tcpdump -> docs/PERFORMANCE.md (~20 minutes).
+bench-load: $(STAMP)
+	bash scripts/ensure-debs.sh tcpdump
+	$(BIN)/python bench/serve_load.py --write
 
 demo-api: $(STAMP)
 	$(BIN)/ivr demo-api
