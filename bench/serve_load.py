@@ -172,7 +172,8 @@ def make_plan(config_path: Path) -> Plan:
 # --- the engines -------------------------------------------------------------------------------
 
 
-def write_config(run_dir: Path, rtp: tuple[int, int], pyvoip_server: str | None) -> Path:
+def write_config(run_dir: Path, rtp: tuple[int, int], pyvoip_server: str | None,
+                 asr: str = "off") -> Path:
     config = {
         "flows_dir": str(ROOT / "flows"), "prompts_dir": str(ROOT / "prompts"),
         "actions_path": str(ROOT / "flows" / "actions"),
@@ -183,6 +184,7 @@ def write_config(run_dir: Path, rtp: tuple[int, int], pyvoip_server: str | None)
         "vars": {"bank_api": "http://127.0.0.1:9"},
         "sip": {"test_headers": True, "rtp_ports": f"{rtp[0]}-{rtp[1]}", "max_calls": 5000,
                 "drain_timeout": 5},
+        "asr": {"backend": asr},
     }  # fmt: skip
     if pyvoip_server:
         config["pyvoip"] = {"server": pyvoip_server, "username": "1001", "password": "secret",
@@ -248,13 +250,13 @@ class Point:
 
 
 def run_point(engine_name: str, target: int, plan: Plan, steady: float, workdir: Path,
-              workers: int, kamailio: object | None) -> Point:  # fmt: skip
-    run_dir = workdir / f"{engine_name}-{target}"
+              workers: int, kamailio: object | None, asr: str = "off") -> Point:  # fmt: skip
+    run_dir = workdir / f"{engine_name}-{target}-asr-{asr}"
     run_dir.mkdir()
     rtp = NATIVE_RTP if engine_name == "native" else PYVOIP_RTP
     sip_port = free_port()
     if engine_name == "native":
-        write_config(run_dir, rtp, None)
+        write_config(run_dir, rtp, None, asr)
         engine = Engine(["serve", "--listen", f"127.0.0.1:{sip_port}", "--workers",
                          str(workers), "--no-build"], run_dir, b"answering SIP")  # fmt: skip
         remote, service = f"127.0.0.1:{sip_port}", "95588"
@@ -377,7 +379,7 @@ def holds(point: Point) -> bool:
             and int(f["failed"]) == 0 and int(f["calls_recorded"]) == int(f["calls"]))
 
 
-def report(points: list[Point], plan: Plan, workers: int, steady: float) -> str:
+def report(points: list[Point], plan: Plan, workers: int, steady: float, asr: str) -> str:
     best = {name: max((p.target for p in points if p.engine == name and holds(p)), default=0)
             for name in ("native", "pyvoip")}  # fmt: skip
     ratio = f"{best['native'] / best['pyvoip']:.1f}" if best["pyvoip"] else "n/a"
@@ -386,7 +388,8 @@ def report(points: list[Point], plan: Plan, workers: int, steady: float) -> str:
         f"`bench/serve_load.py` ({time.strftime('%Y-%m-%d')}): `ivr serve --workers {workers}` "
         "against the reference, `ivr serve-pyvoip` behind Kamailio, in the same run; callers from "
         f"one SIPp socket (a trunk), each call {plan.seconds:.0f} s with four key presses; "
-        f"figures over {steady:.0f} s while every target call is up. RTP gap: spacing of the "
+        f"figures over {steady:.0f} s while every target call is up; speech recognition "
+        f"`asr.backend: {asr}`. RTP gap: spacing of the "
         "packets each caller receives (tcpdump on loopback). Key → prompt: from the key's first "
         "RFC 4733 packet reaching the engine to the next prompt's first sound leaving it. Keys "
         "lost: pressed by SIPp, missing from the flow's record. SIPp, tcpdump and the script "
@@ -420,6 +423,8 @@ def main() -> None:
     parser.add_argument("--pyvoip", default="50,100", help="pyVoIP: calls up at once ('' skips)")
     parser.add_argument("--workers", type=int, default=2, help="ivr serve --workers")
     parser.add_argument("--steady", type=float, default=30.0, help="seconds measured at load")
+    parser.add_argument("--asr", default="off", help="native engine's asr.backend (off: keys "
+                        "only; auto: the menus also listen for speech)")
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     opts = parser.parse_args()
     for tool in ("sipp", "tcpdump", "kamailio"):
@@ -441,9 +446,9 @@ def main() -> None:
                 print(row(points[-1]), flush=True)
         for target in [int(n) for n in opts.calls.split(",") if n]:
             points.append(run_point("native", target, plan, opts.steady, workdir, opts.workers,
-                                    None))  # fmt: skip
+                                    None, opts.asr))  # fmt: skip
             print(row(points[-1]), flush=True)
-    section = report(points, plan, opts.workers, opts.steady)
+    section = report(points, plan, opts.workers, opts.steady, opts.asr)
     print(section)
     if opts.write:
         write_performance(section)

@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,22 @@ def test_two_workers_share_one_port_and_take_a_trunks_calls_between_them(
     for call_id, workers in workers_by_call.items():
         assert workers == {f"w{owner_of(call_id.encode(), 2)}"}, (call_id, workers)
     assert {w for ws in workers_by_call.values() for w in ws} == {"w0", "w1"}
+
+
+def test_workers_that_cannot_bind_the_port_make_the_command_fail_instead_of_hang(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    flows = bank_flows(tmp_path / "flows", port)
+    write_config(tmp_path, flows, tmp_path / "prompts", port=port)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # no SO_REUSEPORT
+        taken.bind(("127.0.0.1", port))
+        proc = subprocess.run(
+            [sys.executable, "-m", "ivr", "-c", str(tmp_path / "ivr.yaml"), "serve",
+             "--workers", "2", "--no-build"],
+            capture_output=True, env=env, cwd=tmp_path, timeout=90, check=False,
+        )  # fmt: skip
+    assert proc.returncode != 0
+    assert b"answering SIP" not in proc.stdout
+    assert b"Address already in use" in proc.stderr, proc.stderr

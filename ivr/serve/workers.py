@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
@@ -34,6 +35,7 @@ from ivr.config import Config
 from ivr.flow.errors import FlowError
 from ivr.flow.registry import FlowRegistry
 from ivr.serve.server import IvrServer, ServeOptions, SharedPort
+from ivr.store.db import connect
 from ivr.tts.build import build_prompts
 from ivr.tts.cache import PromptCache
 
@@ -72,6 +74,9 @@ def _prepare(config: Config, options: ServeOptions) -> None:
     diagnostics = registry.reload()
     if FlowRegistry.has_errors(diagnostics):
         raise FlowError(diagnostics)
+    # One process creates the call store (and migrates it): two workers switching a new file
+    # to WAL at once get "database is locked" (seen in bench/serve_load.py).
+    connect(config.store_path).close()
     if options.build_prompts:
         report = build_prompts(registry.current, PromptCache(config.prompts_dir))
         log.info("call -: prompts: %d rendered, %d cached, %d recorded, %d per call",
@@ -84,15 +89,20 @@ def _worker_main(config: Config, options: ServeOptions, group: str, index: int, 
     from ivr.cli.main import setup_logging  # the CLI imports this module: import late
 
     setup_logging(logs.level, logs.path, tag=f"w{index}")
-    wait_bound = barrier.wait if barrier is not None else (lambda: None)
-    shared = SharedPort(group, index, workers, lambda: wait_bound())
+
+    def wait_bound() -> None:
+        if barrier is not None:  # a restarted worker joins siblings that are running
+            barrier.wait(START_TIMEOUT)  # BrokenBarrierError when a sibling died at start
+
+    shared = SharedPort(group, index, workers, wait_bound)
     try:
         asyncio.run(_run_worker(IvrServer(config, options, shared), ready, index))
     except FlowError as exc:
         print(f"ivr serve: worker {index}: flows refused:\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except OSError as exc:
-        print(f"ivr serve: worker {index}: {exc}", file=sys.stderr)
+    except (OSError, threading.BrokenBarrierError) as exc:
+        print(f"ivr serve: worker {index}: {exc or 'a sibling worker failed to start'}",
+              file=sys.stderr)  # fmt: skip
         sys.exit(2)
 
 
@@ -147,8 +157,10 @@ class Supervisor:
             for index in range(self.workers):
                 self._spawn(index, barrier)
             if not self._wait_ready():
+                barrier.abort()  # siblings waiting for a dead worker give up at once
+                self._stopping = True
                 self._stop(signal.SIGTERM, None)
-                return self._join()
+                return max(1, self._join())
             print(f"ivr: answering SIP on {self.options.host}:{self.options.port} with "
                   f"{self.workers} worker processes (Ctrl-C or SIGTERM drains and stops)",
                   flush=True)  # fmt: skip
