@@ -31,6 +31,24 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class AsrConfig:
+    """ivr.yaml ``asr:``: speech recognition for live calls (ivr/asr/service.py).
+
+    ``backend``: auto (Vosk for a language with a model under ``models_dir``, PocketSphinx's
+    bundled English otherwise), pocketsphinx, vosk, or off (DTMF only). ``workers``: decoding
+    processes (0: one per core but one, at most 4).
+    """
+
+    backend: str = "auto"
+    workers: int = 0
+    models_dir: Path = Path("asr_models")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything ivr.yaml says, with paths made absolute against its folder."""
 
@@ -45,6 +63,7 @@ class Config:
     transfer_allow: tuple[str, ...] = ()
     vars: dict[str, Any] = field(default_factory=dict)
     timers: dict[str, Any] = field(default_factory=dict)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def flow_for(self, number: str) -> str | None:
@@ -69,6 +88,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         data = loaded or {}
     root = cfg_path.parent
     store = data.get("store") or {}
+    asr = data.get("asr") or {}
     return Config(
         root=root,
         flows_dir=_path(root, data.get("flows_dir"), "flows"),
@@ -81,5 +101,9 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         transfer_allow=tuple(str(x) for x in data.get("transfer_allow") or ()),
         vars=dict(data.get("vars") or {}),
         timers=dict(data.get("timers") or {}),
+        # YAML 1.1 reads a bare `off` as false
+        asr=AsrConfig("off" if asr.get("backend") is False else str(asr.get("backend", "auto")),
+                      int(asr.get("workers") or 0),
+                      _path(root, asr.get("models_dir"), "asr_models")),
         raw=data,
     )

@@ -16,11 +16,18 @@ from ivr.sim.script import parse_script
 BASE = "call: bank-main\nsteps:\n  - expect: choose_language\n  - press: '1'\n"
 
 
-def test_scripts_that_speak_or_need_initial_vars_are_skipped_with_the_reason() -> None:
+def test_scripts_that_speak_an_unrecognised_language_or_need_vars_are_skipped() -> None:
     assert why_skipped(parse_script(BASE)) is None
     speech = parse_script(BASE + "  - say: balance\n")
-    assert why_skipped(speech) == ("step 3 (say 'balance'): speech input is not supported live "
-                                   "yet (the server has no recognizer)")  # fmt: skip
+    mandarin = parse_script(BASE + "  - say: 余额\n")
+    server = {"en": None, "zh": "the pocketsphinx backend has no zh model (it has en)"}
+    assert why_skipped(speech, server) is None and why_skipped(speech) is None
+    assert why_skipped(mandarin, server) == (
+        "step 3 (say '余额'): speech input is not supported live in zh: the pocketsphinx "
+        "backend has no zh model (it has en)")  # fmt: skip
+    assert why_skipped(speech, {"zh": None}) == ("step 3 (say 'balance'): speech input is not "
+                                                 "supported live in en: no en recognizer is "
+                                                 "configured")  # fmt: skip
     with_vars = parse_script(BASE + "vars: {segment: corporate}\n")
     assert why_skipped(with_vars) == "initial vars cannot be given to a live call"
 

@@ -5,9 +5,10 @@
 Each comma-separated group of ``--digits`` is sent (RFC 4733, or ``--dtmf info|inband``) once
 the prompt playing has finished: a second of silence after speech, and no newer prompt in the
 server's call record. ``--say TEXT`` is synthesized (ivr/tts, cached under prompts/) and sent as
-the caller's voice after the digits (the server has no recognizer yet: it exercises barge-in and
-voice detection only). What was heard is printed: the prompts from the server's call record
-(``--db``, this machine's store by default) with the speech heard while each played.
+the caller's voice after the digits, as the ``say`` steps of ``ivr test --live`` are
+(:func:`~ivr.sim.live_call.synthesize_speech`): the server recognises it like a caller's speech.
+What was heard is printed: the prompts from the server's call record (``--db``, this machine's
+store by default) with the speech heard while each played.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from numpy.typing import NDArray
 
 from ivr.config import Config
 from ivr.engine import events as ev
-from ivr.media.wav import load_8k_mono
 from ivr.sim.live import AT_HEADER, target_uri
-from ivr.sim.live_call import DTMF_MODES, LiveCaller, LivePhone, Segment
+from ivr.sim.live_call import DTMF_MODES, LiveCaller, LivePhone, Segment, synthesize_speech
 from ivr.sim.records import CallRecords
 
 NAME = "call"
@@ -73,15 +73,13 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _synthesize(config: Config, text: str, language: str) -> NDArray[np.int16] | None:
-    from ivr.tts.cache import PromptCache
     from ivr.tts.engine import TTSError
 
     try:
-        path = PromptCache(config.prompts_dir).render_dynamic(text, language)
+        return synthesize_speech(config.prompts_dir, text, language)
     except TTSError as exc:
         print(f"ivr call: cannot synthesize --say: {exc}", file=sys.stderr)
         return None
-    return load_8k_mono(path)
 
 
 async def _place(args: argparse.Namespace, target: str, db: Path,

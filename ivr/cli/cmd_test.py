@@ -23,7 +23,7 @@ from ivr.sim.runner import (
     run_parallel,
     script_error_result,
 )
-from ivr.sim.script import Script, ScriptError, discover_scripts, load_script
+from ivr.sim.script import Say, Script, ScriptError, discover_scripts, load_script
 
 NAME = "test"
 HELP = "run QA call scripts against the flows on a virtual clock (or live over SIP: --live)"
@@ -159,8 +159,12 @@ def _live_target_ok(target: str) -> bool:
 
 def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
               ) -> list[ScriptResult]:  # fmt: skip
+    from ivr.asr.service import speech_support
     from ivr.sim.live import LiveOptions, run_live_scripts
 
+    asr = config.asr  # the server on this machine reads the same ivr.yaml
+    speaks = any(isinstance(step, Say) for script in scripts for step in script.steps)
+    speech = speech_support(asr.backend, asr.models_dir, config.languages) if speaks else None
     options = LiveOptions(
         target=args.live,
         db=Path(args.db) if args.db else config.store_path,
@@ -168,6 +172,8 @@ def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
         max_wait=args.max_wait,
         barge_in=args.barge_in,
         dtmf=args.dtmf,
+        prompts_dir=config.prompts_dir,
+        speech=speech,
     )
     return run_live_scripts(scripts, options)
 

@@ -47,6 +47,8 @@ class ListenSpec:
     builtin: str | None = None  # amount | digits | yes_no
     end_silence: float = 0.8
     max_speech: float = 15.0
+    min_digits: int | None = None  # how many digits a `digits` grammar takes (None: any)
+    max_digits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class SpeechResult:
     text: str
     confidence: float = 1.0
     choice: str | None = None  # the choice key the recognizer matched, if any
+    rejected: bool = False  # the recognizer heard speech it could not match (no-match)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Every flow that runs in the simulator runs here unchanged: prompts become audio (a recording, a
 cached synthesis, or a synthesis made now for text with variables), keys come from RFC 4733,
-in-band tones or SIP INFO (whichever arrives; the transport layers de-duplicate their own), the
-caller's hang-up and RTP silence end the session, transfers are REFERs.
+in-band tones or SIP INFO (whichever arrives; the transport layers de-duplicate their own), speech
+is recognised by the process's ASR service (:mod:`ivr.serve.speech`), the caller's hang-up and
+RTP silence end the session, transfers are REFERs.
 
 Prompt order is kept even when a prompt must be synthesized first: each play gets a slot in an
 ordered queue and reaches the player only when every earlier slot has.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.asr.service import AsrService
 from ivr.engine.channel import (
     CallInfo,
     ChannelListener,
@@ -32,6 +34,7 @@ from ivr.engine.channel import (
 from ivr.media.player import EncodedAudio
 from ivr.media.recorder import Recorder
 from ivr.rtp.stream import RtpStream
+from ivr.serve.speech import CallSpeech
 from ivr.sip.call import SipCall
 
 log = logging.getLogger("ivr.serve")
@@ -60,6 +63,7 @@ class SipChannel:
         prompt_audio: ``(prompt) -> future of EncodedAudio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
         on_enqueue: What to do with a caller the flow queued (the ACD comes later).
+        asr: The speech recognition service (None: DTMF only).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class SipChannel:
         prompt_audio: PromptSource,
         recordings_dir: Path,
         on_enqueue: QueueHandler | None = None,
+        asr: AsrService | None = None,
     ) -> None:
         self.call = call
         self.stream = stream
@@ -83,6 +88,7 @@ class SipChannel:
         self._record_spec: RecordSpec | None = None
         self._record_count = 0
         self.listening: ListenSpec | None = None
+        self.speech = CallSpeech(asr, lambda: self._listener, self.info.call_id) if asr else None
         self.ended = False
 
     # --- wiring ---------------------------------------------------------------------------
@@ -91,7 +97,8 @@ class SipChannel:
         self._listener = listener
         self.stream.on_dtmf = self._dtmf
         self.call.on_dtmf = self._dtmf
-        self.stream.on_speech_start = self._speech_start
+        if self.speech is not None:
+            self.stream.on_audio = self.speech.feed
         self.stream.on_inactive = self._inactive
         self.call.on_hangup = self._remote_hangup
         self.call.on_transfer_result = self._transfer_result
@@ -99,16 +106,12 @@ class SipChannel:
     def _dtmf(self, digit: str) -> None:
         if self.ended or self._listener is None:
             return
+        if self.speech is not None and self.stream.receiver.rx_inband:
+            self.speech.dtmf()  # a tone in the audio is not a word: drop what was heard
         if self._record_spec is not None and digit == self._record_spec.finish_key:
             self._finish_recording()
             return
         self._listener.on_dtmf(digit)
-
-    def _speech_start(self) -> None:
-        # Without a recognizer (the speech issue) speech cannot answer a node; it only counts
-        # for barge-in when the node is listening for speech.
-        if not self.ended and self._listener is not None and self.listening is not None:
-            self._listener.on_speech_start()
 
     def _inactive(self) -> None:
         log.warning("call %s: no RTP from the caller: hanging up", self.info.call_id)
@@ -178,9 +181,13 @@ class SipChannel:
 
     def listen(self, spec: ListenSpec) -> None:
         self.listening = spec
+        if self.speech is not None and not self.ended:
+            self.speech.listen(spec)
 
     def stop_listening(self) -> None:
         self.listening = None
+        if self.speech is not None:
+            self.speech.stop()
 
     # --- endings --------------------------------------------------------------------------
 
@@ -230,6 +237,8 @@ class SipChannel:
     def _end(self) -> None:
         self.ended = True
         self.stop_playback()
+        if self.speech is not None:
+            self.speech.stop()
         if self._recorder is not None:
             self._finish_recording()
         self.stream.close()

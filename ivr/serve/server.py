@@ -2,8 +2,9 @@
 
 Wiring, in start-up order: the flow registry (a bad flow folder refuses to start; later a bad
 change is refused and the running version keeps serving), the call store, prompt synthesis of
-every constant prompt, the media engine (one media clock for the process), the action runner,
-and the SIP user agent. Each accepted call gets an RTP stream, a :class:`SipChannel` and a
+every constant prompt, the media engine (one media clock for the process), the speech
+recognition workers (ivr.yaml ``asr:``; a missing engine or model leaves DTMF only), the action
+runner, and the SIP user agent. Each accepted call gets an RTP stream, a :class:`SipChannel` and a
 :class:`~ivr.engine.session.Session` on the flow version current when the call was answered.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ivr.asr.service import AsrService
 from ivr.config import Config
 from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import QueueRequest, RenderedPrompt
@@ -108,6 +110,7 @@ class IvrServer:
         self._streams: dict[str, RtpStream] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self.recordings_dir = config.root / "var" / "recordings"
+        self.asr: AsrService | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class IvrServer:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         opts = self.options
         self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed)
+        await self._start_asr()
         self.actions = ThreadActionRunner(loop, self.config.actions_path)
         self.runtime = Runtime(
             actions=self.actions,
@@ -154,6 +158,18 @@ class IvrServer:
                                  opts.watch_interval)
         self.watch.start()
 
+    async def _start_asr(self) -> None:
+        asr = self.config.asr
+        if asr.backend == "off":
+            log.info("call -: speech recognition off (asr.backend: off): DTMF only")
+            return
+        workers = asr.worker_count  # for the machine: engine processes share them out
+        if self.shared is not None:
+            workers = -(-workers // self.shared.workers)
+        self.asr = AsrService(asr.backend, asr.models_dir, workers,
+                              languages=self.config.languages)  # fmt: skip
+        await self.asr.start()
+
     @property
     def address(self) -> tuple[str, int]:
         return self.ua.address
@@ -172,6 +188,8 @@ class IvrServer:
         for session in list(self.sessions.values()):
             session.on_hangup()
         self.media.close()
+        if self.asr is not None:
+            await self.asr.stop()
         if self.shared is not None:
             self.affinity.close()
         self.actions.shutdown(wait=False)
@@ -240,7 +258,7 @@ class IvrServer:
             send=p.direction in ("sendrecv", "sendonly"),
             receive=p.direction in ("sendrecv", "recvonly"))
         channel = SipChannel(call, stream, self._prompt_audio, self.recordings_dir,
-                             on_enqueue=self._enqueue)
+                             on_enqueue=self._enqueue, asr=self.asr)
         session = Session(flowset, flow_id, channel, self._clock_for(call, stream.loop),
                           self.runtime, [self.store.sink, log_event])
         self.sessions[call.call_id] = session

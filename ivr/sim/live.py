@@ -9,16 +9,20 @@ session's, and acting through a :class:`~ivr.sim.live_call.LiveCaller`:
 - ``press`` sends RFC 4733 events (or SIP INFO, or in-band tones: ``--dtmf``) once the prompt
   playing has finished: the caller heard its audio end (a second of silence after speech) and
   the record names no prompt started since; ``barge_in`` presses send at once;
+- ``say`` synthesizes the phrase (ivr/tts, in the call's language, Mandarin for Chinese text)
+  and sends it as the caller's audio at the same moment a press would go: the server's own
+  endpointing and recognizer decide what was heard (a ``confidence`` cannot be imposed: noted);
 - ``silence``/``wait`` wait real seconds, capped (``max_wait``);
 - ``hangup`` sends BYE; ``expect_hangup`` needs the flow's hang-up in the record *and* the
   server's BYE; ``expect_transfer`` needs the transfer in the record *and* a REFER to that
   target at the caller (who accepts it and reports the script's ``transfer_fails`` result in
   its NOTIFY); ``expect_queue`` reads the record's queue event.
 
-What a live run cannot do is reported, never passed silently: a script with ``say`` steps is
-skipped (the server has no speech recognizer yet), as is one with initial ``vars`` (they
-cannot be sent); variable checks (``assert``, ``expect`` ``vars``) are not made, since the call
-record holds only some variables, and each is listed as not checked. ``at:`` travels in an
+What a live run cannot do is reported, never passed silently: a script that speaks a language
+the server's recognizer lacks (``LiveOptions.speech``, from ivr.yaml ``asr:``) is skipped with
+the reason, as is one with initial ``vars`` (they cannot be sent); variable checks (``assert``,
+``expect`` ``vars``) are not made, since the call record holds only some variables, and each is
+listed as not checked. ``at:`` travels in an
 ``X-Ivr-At`` header that a server honours only with ``sip: {test_headers: true}``; when the
 record shows the server's own clock was used, that is noted.
 """
@@ -26,8 +30,9 @@ record shows the server's own clock was used, that is noted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -39,7 +44,13 @@ from ivr.engine.clock import LoopClock
 from ivr.engine.events import Event
 from ivr.sim import script as sc
 from ivr.sim.driver import CallerDriver
-from ivr.sim.live_call import LiveCaller, LivePhone, PhoneOptions
+from ivr.sim.live_call import (
+    LiveCaller,
+    LivePhone,
+    PhoneOptions,
+    speech_language,
+    synthesize_speech,
+)
 from ivr.sim.records import CallRecords
 from ivr.sim.runner import ScriptResult, display_path
 from ivr.sim.verdict import Divergence
@@ -47,7 +58,7 @@ from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri
 
 AT_HEADER = "X-Ivr-At"
-SAY_UNSUPPORTED = "speech input is not supported live yet (the server has no recognizer)"
+SAY_UNSUPPORTED = "speech input is not supported live in {language}"
 VARS_UNCHECKED = "variables are not in the call record"
 RECORD_WAIT = 5.0  # seconds from the answer to the call's first recorded event
 _AT_SLACK = 120.0  # seconds between the script's at: and the recorded start that still agree
@@ -66,6 +77,9 @@ class LiveOptions:
         barge_in: Every ``press`` goes at once, during the prompt (faster; needs barge-in).
         dtmf: ``rfc4733``, ``info`` or ``inband``.
         phone: Addresses and timings of the caller.
+        prompts_dir: Where the caller's synthesized speech is cached.
+        speech: Language -> why the server cannot recognise it (None: it can); None: unknown,
+            every script runs.
     """
 
     target: str
@@ -76,6 +90,8 @@ class LiveOptions:
     barge_in: bool = False
     dtmf: str = "rfc4733"
     phone: PhoneOptions = field(default_factory=PhoneOptions)
+    prompts_dir: Path = Path("prompts")
+    speech: Mapping[str, str | None] | None = None
 
 
 def target_uri(target: str, called: str) -> str:
@@ -91,11 +107,21 @@ def target_uri(target: str, called: str) -> str:
     return str(replace(uri, user=called or uri.user or "ivr"))
 
 
-def why_skipped(script: sc.Script) -> str | None:
-    """Why ``script`` cannot run live, or None."""
+def why_skipped(script: sc.Script, speech: Mapping[str, str | None] | None = None) -> str | None:
+    """Why ``script`` cannot run live, or None.
+
+    Args:
+        script: The script.
+        speech: What the server can recognise (``LiveOptions.speech``); None: unknown.
+    """
     for step in script.steps:
-        if isinstance(step, sc.Say):
-            return f"step {step.index} ({step.describe()}): {SAY_UNSUPPORTED}"
+        if not isinstance(step, sc.Say) or speech is None:
+            continue
+        language = speech_language(step.text)
+        why = speech.get(language, f"no {language} recognizer is configured")
+        if why is not None:
+            unsupported = SAY_UNSUPPORTED.format(language=language)
+            return f"step {step.index} ({step.describe()}): {unsupported}: {why}"
     if script.vars:
         return "initial vars cannot be given to a live call"
     return None
@@ -110,11 +136,14 @@ class RecordedSession:
     def __init__(self) -> None:
         self.finished = False
         self.outcome: str | None = None
+        self.language: str | None = None  # of the last prompt
         self._node: str | None = None
 
     def on_event(self, event: Event) -> None:
         if event.kind == ev.NODE_ENTER:
             self._node = event.node
+        elif event.kind == ev.PROMPT:
+            self.language = event.data.get("language") or self.language
         elif event.kind == ev.CALL_END:
             self.finished = True
             self.outcome = event.data.get("outcome")
@@ -170,7 +199,9 @@ class LiveDriver(CallerDriver):
         self.live_session = RecordedSession()
         self.caller = caller
         self.max_wait = options.max_wait
+        self.prompts_dir = options.prompts_dir
         self.unchecked: list[str] = []
+        self._speaking: asyncio.Future[None] | None = None
         self.live_channel = LiveChannel(caller, options.barge_in)
         super().__init__(
             script, self.live_session, self.live_channel,  # type: ignore[arg-type]
@@ -195,8 +226,35 @@ class LiveDriver(CallerDriver):
         return True
 
     def _say_live(self, step: sc.Say) -> bool:
-        self._fail(step, SAY_UNSUPPORTED)
+        if self._state == "sent":
+            return True
+        if self._state == "sending" or not self._input_allowed(step, step.barge_in):
+            return False
+        self._state = "sending"
+        self._mark = len(self.events)
+        if step.confidence < 1.0:
+            self._note(step, f"confidence {step.confidence:g} not applied: the server's "
+                             "recognizer decides")  # fmt: skip
+        language = speech_language(step.text, self.live_session.language)
+        self._speaking = asyncio.ensure_future(self._speak(step, language))
         return False
+
+    async def _speak(self, step: sc.Say, language: str) -> None:
+        from ivr.tts.engine import TTSError
+
+        try:
+            audio = await asyncio.to_thread(synthesize_speech, self.prompts_dir, step.text,
+                                            language)  # fmt: skip
+        except TTSError as exc:
+            self._fail(step, f"cannot synthesize {step.text!r} in {language}: {exc}")
+            return
+        seconds = len(audio) / 8000
+        # The call may end while we speak: then the audio is never played out.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.caller.say(audio, step.text), seconds + 5.0)
+        if not self.done:
+            self._state = "sent"
+            self.kick()
 
     def _silence_live(self, step: sc.Silence) -> bool:
         if step.seconds > self.max_wait and self._state is None:
@@ -371,7 +429,7 @@ async def run_live(scripts: Sequence[sc.Script], options: LiveOptions) -> list[S
     limit = asyncio.Semaphore(max(1, options.jobs))
 
     async def one(script: sc.Script) -> ScriptResult:
-        reason = why_skipped(script)
+        reason = why_skipped(script, options.speech)
         if reason is not None:
             return ScriptResult(name=script.name, path=script.path, flow=script.call,
                                 passed=False, steps=len(script.steps), skipped=reason,

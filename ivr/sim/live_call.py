@@ -1,5 +1,11 @@
 """A scripted caller over real SIP and RTP: dials, listens, presses keys, speaks, hangs up.
 
+**Speaking.** :func:`synthesize_speech` renders what the caller says with the prompt synthesizer
+(ivr/tts, espeak-ng; cached by text under the prompts folder) as 8 kHz audio, and
+:meth:`LiveCaller.say` sends it as RTP in the negotiated law (μ-law or A-law), like any audio:
+the server hears TTS through G.711, finds the speech in it and recognises it. ``ivr call --say``
+and the ``say`` steps of ``ivr test --live`` both speak this way.
+
 :class:`LivePhone` is the SIP client and the media engine (one media clock) shared by every call
 of a run; :class:`LiveCaller` is one call: its :class:`~ivr.sip.uac.OutgoingCall`, its RTP stream
 and what it heard.
@@ -27,6 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -36,6 +43,7 @@ from ivr.engine.events import Event
 from ivr.media.engine import MediaEngine
 from ivr.media.player import EncodedAudio
 from ivr.media.vad import Vad, VadConfig
+from ivr.media.wav import load_8k_mono
 from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.sim.records import CallRecords, RecordsUnavailable
 from ivr.sip.offer_answer import PCMA, PCMU, LocalMedia
@@ -45,6 +53,25 @@ log = logging.getLogger("ivr.sim.live")
 
 DTMF_MODES = ("rfc4733", "info", "inband")
 FRAME_SECONDS = 0.02
+
+
+def speech_language(text: str, call_language: str | None = None) -> str:
+    """The language to speak ``text`` in: Mandarin for Chinese characters, else the call's
+    language (English when that is unknown or Mandarin)."""
+    if any("\u4e00" <= c <= "\u9fff" for c in text):
+        return "zh"
+    return call_language if call_language and call_language != "zh" else "en"
+
+
+def synthesize_speech(prompts_dir: Path, text: str, language: str) -> NDArray[np.int16]:
+    """``text`` spoken by the synthesizer, as 8 kHz mono samples (blocking: run it in a thread).
+
+    Raises:
+        TTSError: the synthesizer cannot render it.
+    """
+    from ivr.tts.cache import PromptCache
+
+    return load_8k_mono(PromptCache(prompts_dir).render_dynamic(text, language))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ class _DigitEntry(InputStep[Any]):
     def inter_digit_timeout(self) -> float:
         return self.opts.inter_digit_timeout or self.flow_defaults.inter_digit_timeout
 
+    def digit_bounds(self) -> tuple[int | None, int | None]:
+        return self.min_digits, self.max_digits
+
     def entry_empty(self) -> bool:
         return not self.digits
 

@@ -57,6 +57,10 @@ class InputStep(Step[N]):
     def builtin_grammar(self) -> str | None:
         return None
 
+    def digit_bounds(self) -> tuple[int | None, int | None]:
+        """How many digits a spoken ``digits`` entry takes (None: any)."""
+        return None, None
+
     def on_key(self, digit: str) -> None:
         """A key that is not a global command."""
         self.no_match(digit)
@@ -128,10 +132,14 @@ class InputStep(Step[N]):
         builtin = self.builtin_grammar()
         if not phrases and builtin is None:
             return
+        self.session.channel.listen(self._listen_spec(phrases, builtin))
+
+    def _listen_spec(self, phrases: dict[str, tuple[str, ...]], builtin: str | None
+                     ) -> ListenSpec:  # fmt: skip
         d = self.flow_defaults
-        self.session.channel.listen(
-            ListenSpec(self.node.id, lang, phrases, builtin, d.end_silence, d.max_speech)
-        )
+        low, high = self.digit_bounds()
+        return ListenSpec(self.node.id, self.session.language, phrases, builtin, d.end_silence,
+                          d.max_speech, low, high)  # fmt: skip
 
     def cancel(self) -> None:
         super().cancel()
@@ -229,6 +237,9 @@ class InputStep(Step[N]):
         self._input_event("speech", result.text, result.confidence)
         if self._spoken_global(result):
             return
+        if result.rejected:  # the recognizer heard words outside the grammar
+            self.no_match(result.text)
+            return
         if result.confidence < self.confidence_threshold:
             self._ask_confirmation(result)
             return
@@ -254,10 +265,12 @@ class InputStep(Step[N]):
         self.session.play_rendered(
             RenderedPrompt(f"{self.node.id}.confirm", lang, template.format(result.text))
         )
+        self.session.channel.listen(self._listen_spec({}, "yes_no"))  # the answer is yes/no
 
     def _answer_confirmation(self, yes: bool, no: bool, value: str) -> None:
         result, self._unconfirmed = self._unconfirmed, None
         assert result is not None
+        self._listen()  # the node's own grammar again
         if yes and self.on_text(SpeechResult(result.text, 1.0, result.choice)):
             return
         self.no_match(value if not yes else result.text)

@@ -1,0 +1,1 @@
+"""Offline speech recognition (PocketSphinx by default, Vosk when a model is installed)."""

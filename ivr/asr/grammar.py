@@ -1,0 +1,414 @@
+"""Grammars for PocketSphinx: a :class:`~ivr.asr.base.Grammar` compiled to a weighted FSG.
+
+A node's grammar (choice phrases, or a built-in: yes/no, digits, amounts) becomes a finite-state
+grammar of dictionary words, built directly as transitions (``Decoder.create_fsg``) rather than
+JSGF text: that gives exact digit counts (``min_digits``..``max_digits`` unrolled as a chain of
+states) and control over every weight, which JSGF's ``+`` and ``/weight/`` do not.
+
+Out-of-grammar speech. Besides the grammar's own paths the FSG has a *garbage* path: a loop over
+every phone of the acoustic model (each phone is a one-phone dictionary word named ``~aa``,
+``~b``, ...). A phone loop can imitate any speech, in-grammar speech included, but every phone
+and the path's entry cost a penalty, so the decoder only takes it when no grammar path fits the
+audio nearly as well: a caller talking about something else ends on the garbage path and the
+result is a no-match rather than the nearest choice. The two weights (:data:`GARBAGE_ENTRY`,
+:data:`GARBAGE_LOOP`) trade false accepts against false rejects; they were measured on recorded
+and synthesized telephone speech (see the backend's module doc for the figures).
+
+Words are normalised (lower case, punctuation dropped, numbers written out) and looked up in the
+acoustic model's dictionary; words it lacks are reported together in one :class:`AsrError`.
+Decoded word strings are mapped back with :meth:`CompiledGrammar.interpret`: a choice key, or
+the built-in's value (digits "1234", yes/no "yes"/"no", amounts "250.00").
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ivr.asr.base import AsrError, Grammar
+
+Lookup = Callable[[str], "str | None"]  # word -> its phones ("HH AH L OW") or None
+Transition = tuple[int, int, float, "str | None"]  # from, to, probability, word (None: empty)
+
+# The acoustic model's phones (en-us PTM model, SIL excluded): the garbage loop's words.
+PHONES = [
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
+    "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
+    "UH", "UW", "V", "W", "Y", "Z", "ZH",
+]
+GARBAGE_MARK = "~"
+GARBAGE_ENTRY = 1e-20  # probability of taking the garbage path instead of the grammar
+GARBAGE_PHONE = 1.0 / 39  # weight of each phone on the garbage path (not normalised)
+GARBAGE_LOOP = 0.5  # probability of one more phone on the garbage path
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+MAX_DIGITS = 20
+YES = ("yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay", "that's right",
+       "yes please", "that's correct")  # fmt: skip
+NO = ("no", "nope", "wrong", "incorrect", "no thanks", "not right", "that's wrong")
+
+# Telephone-band variants of the digits. The model is trained on 16 kHz speech; on 8 kHz audio
+# the fricatives lose everything above 4 kHz and it hears /s/ and /f/ as /th/, /dh/ or nothing
+# (phone-loop decodes of band-limited digits). These extra pronunciations let those renderings
+# still match the right digit; measured: isolated digits 0.78 -> 0.84, digit-string error
+# 0.31 -> 0.20 on synthesized voices, recorded digits unchanged.
+DIGIT_VARIANTS = {
+    "four": ("F AO", "F OW R", "TH AO R", "F OW"),
+    "seven": ("F EH V AH N", "TH EH V AH N", "S EH M AH N", "F EH M AH N", "EH V AH N"),
+}
+
+_UNITS = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_VALUES = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+_VALUES["oh"] = 0
+
+
+def number_words(n: int) -> list[str]:
+    """``n`` (0..999,999) as English words: 125 -> ["one", "hundred", "twenty", "five"]."""
+    if not 0 <= n < 1_000_000:
+        raise ValueError(f"number out of range: {n}")
+    if n < 20:
+        return [_UNITS[n]]
+    if n < 100:
+        return [_TENS[n // 10 - 2]] + ([_UNITS[n % 10]] if n % 10 else [])
+    if n < 1000:
+        return [_UNITS[n // 100], "hundred"] + (number_words(n % 100) if n % 100 else [])
+    return number_words(n // 1000) + ["thousand"] + (number_words(n % 1000) if n % 1000 else [])
+
+
+def normalise_phrase(phrase: str) -> list[str]:
+    """A phrase as dictionary words: lower case, punctuation dropped, numbers spelled out."""
+    text = unicodedata.normalize("NFKC", phrase).lower().replace("’", "'")
+    text = re.sub(r"[^\w'\s-]", " ", text)
+    words: list[str] = []
+    for token in text.split():
+        token = token.strip("'-")
+        if token.isdigit():
+            words += number_words(int(token)) if len(token) <= 6 else [
+                DIGIT_WORDS[int(c)] for c in token]  # fmt: skip
+        elif token:
+            words.append(token)
+    return words
+
+
+@dataclass(frozen=True)
+class CompiledGrammar:
+    """A grammar as FSG transitions, plus what the decoder's dictionary needs for it.
+
+    Attributes:
+        grammar: the source grammar.
+        transitions: ``(from, to, probability, word or None)``; state 0 starts, 1 is final.
+        n_states: number of states.
+        extra_words: ``(word, phones)`` to add to the dictionary (garbage phones, variants).
+        phrases: normalised phrase -> choice key.
+    """
+
+    grammar: Grammar
+    transitions: tuple[Transition, ...]
+    n_states: int
+    extra_words: tuple[tuple[str, str], ...]
+    phrases: dict[str, str]
+
+    def interpret(self, words: Sequence[str]) -> tuple[str, str | None]:
+        """Decoded words -> (normalised text, choice key or built-in value; None: no match).
+
+        Fillers (``<sil>``, ``[NOISE]``) are dropped; any garbage word makes it a no-match.
+        """
+        spoken = [_base(w) for w in words if not _is_filler(w)]
+        garbage = any(w.startswith(GARBAGE_MARK) for w in spoken)
+        text = " ".join(w for w in spoken if not w.startswith(GARBAGE_MARK))
+        if garbage or not text:
+            return text, None
+        if text in self.phrases:
+            return text, self.phrases[text]
+        return text, _builtin_value(self.grammar, text.split())
+
+    def partial(self, words: Sequence[str]) -> tuple[str, bool]:
+        """A hypothesis so far -> (its text, whether it is *complete*).
+
+        Complete: it already maps to a value and no longer phrase of the grammar that starts
+        with it maps to another one (for digits: ``max_digits`` said), so nothing the caller
+        may add can change the result.
+        """
+        text, value = self.interpret(words)
+        if value is None:
+            return text, False
+        grammar = self.grammar
+        if text not in self.phrases:
+            if grammar.builtin == "digits":
+                return text, len(text.split()) >= min(grammar.max_digits or MAX_DIGITS, MAX_DIGITS)
+            return text, False  # amounts can always go on
+        prefix = text + " "
+        if grammar.builtin in ("digits", "amount") and text.split()[-1] in _VALUES:
+            return text, False  # a number word may be followed by more of them
+        return text, all(v == value for p, v in self.phrases.items() if p.startswith(prefix))
+
+
+def compile_grammar(grammar: Grammar, lookup: Lookup, garbage: bool = True) -> CompiledGrammar:
+    """Build the FSG for ``grammar``, checking every word against the dictionary (``lookup``).
+
+    Raises:
+        AsrError: the language is not English, the grammar is empty, or words are missing from
+            the dictionary (all of them named in one message).
+    """
+    if grammar.language.split("-")[0].lower() != "en":
+        raise AsrError(f"PocketSphinx recognises English only, not {grammar.language!r}")
+    fsg = _FsgBuilder()
+    phrases = _add_choices(fsg, grammar, lookup)
+    if grammar.builtin == "yes_no":
+        for phrase in YES + NO:
+            if phrase not in phrases:
+                phrases[phrase] = "yes" if phrase in YES else "no"
+                fsg.path(0, 1, phrase.split())
+    elif grammar.builtin == "digits":
+        _add_digits(fsg, grammar.min_digits or 1, grammar.max_digits or MAX_DIGITS)
+    elif grammar.builtin == "amount":
+        _add_amount(fsg, 0, 1)
+    if not fsg.transitions:
+        raise AsrError("the grammar has no phrases and no built-in")
+    extra: list[tuple[str, str]] = []
+    if grammar.builtin in ("digits", "amount"):
+        extra += [(f"{w}({i + 10})", p) for w, ps in DIGIT_VARIANTS.items()
+                  for i, p in enumerate(ps)]  # fmt: skip
+    if garbage:
+        _add_garbage(fsg)
+        extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
+    return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
+
+
+def _add_choices(fsg: _FsgBuilder, grammar: Grammar, lookup: Lookup) -> dict[str, str]:
+    phrases: dict[str, str] = {}
+    missing: dict[str, list[str]] = defaultdict(list)
+    for key, said in grammar.choices.items():
+        for phrase in said:
+            words = normalise_phrase(phrase)
+            for word in words:
+                if lookup(word) is None and key not in missing[word]:
+                    missing[word].append(key)
+            text = " ".join(words)
+            if words and text not in phrases:
+                phrases[text] = key
+                fsg.path(0, 1, words)
+    if missing:
+        listed = ", ".join(f"{w!r} (choice {', '.join(map(repr, keys))})"
+                           for w, keys in missing.items())  # fmt: skip
+        raise AsrError(f"not in the PocketSphinx English dictionary: {listed}; "
+                       "say them with other words")  # fmt: skip
+    return phrases
+
+
+def _add_digits(fsg: _FsgBuilder, low: int, high: int) -> None:
+    """``low``..``high`` digits: a chain of states, one per digit said, exits from ``low`` on."""
+    low, high = max(1, low), min(max(low, high), MAX_DIGITS)
+    state = 0
+    for count in range(1, high + 1):
+        nxt = fsg.state()
+        for word in (*DIGIT_WORDS, "oh"):
+            fsg.word(state, nxt, word, 0.5 if word == "oh" else 1.0)  # "oh" is a rarer zero
+        if count >= low:
+            fsg.empty(nxt, 1)
+        state = nxt
+
+
+def _add_amount(fsg: _FsgBuilder, start: int, end: int) -> None:
+    """Money: "<number> [dollars] [[and] <n99> cents]", "<number> point <d> <d>", "<n99> cents"."""
+    whole = fsg.state()
+    _number(fsg, start, whole)
+    after = fsg.state()
+    fsg.empty(whole, end)
+    fsg.empty(whole, after, 0.5)
+    for unit in ("dollars", "dollar"):
+        fsg.word(whole, after, unit)
+    fsg.empty(after, end)
+    cents = fsg.state()
+    fsg.empty(after, cents, 0.5)
+    fsg.word(after, cents, "and", 0.5)
+    counted = fsg.state()
+    _n99(fsg, cents, counted)
+    fsg.word(counted, end, "cents")
+    point = fsg.state()
+    fsg.word(whole, point, "point", 0.5)
+    first = fsg.state()
+    for word in DIGIT_WORDS:
+        fsg.word(point, first, word)
+        fsg.word(first, end, word)
+    only_cents = fsg.state()
+    _n99(fsg, start, only_cents)
+    fsg.word(only_cents, end, "cents")
+
+
+def _number(fsg: _FsgBuilder, a: int, b: int) -> None:
+    """0..999,999 in words ("one hundred and five thousand two hundred")."""
+    fsg.word(a, b, "zero")
+    low = fsg.state()
+    _n999(fsg, a, low)
+    fsg.empty(low, b)
+    thousands = fsg.state()
+    fsg.word(low, thousands, "thousand")
+    fsg.word(a, thousands, "thousand", 0.2)  # "a thousand" heard as "thousand"
+    fsg.empty(thousands, b)
+    rest = fsg.state()
+    fsg.empty(thousands, rest)
+    fsg.word(thousands, rest, "and", 0.5)
+    _n999(fsg, rest, b)
+
+
+def _n999(fsg: _FsgBuilder, a: int, b: int) -> None:
+    _n99(fsg, a, b)
+    hundreds = fsg.state()
+    for word in _UNITS[1:10]:
+        fsg.word(a, hundreds, word)
+    fsg.word(a, hundreds, "a", 0.2)  # "a hundred"
+    after = fsg.state()
+    fsg.word(hundreds, after, "hundred")
+    fsg.empty(after, b)
+    rest = fsg.state()
+    fsg.empty(after, rest)
+    fsg.word(after, rest, "and", 0.5)
+    _n99(fsg, rest, b)
+
+
+def _n99(fsg: _FsgBuilder, a: int, b: int) -> None:
+    """1..99 in words."""
+    for word in _UNITS[1:]:
+        fsg.word(a, b, word)
+    tens = fsg.state()
+    for word in _TENS:
+        fsg.word(a, tens, word)
+    fsg.empty(tens, b)
+    for word in _UNITS[1:10]:
+        fsg.word(tens, b, word)
+
+
+def _add_garbage(fsg: _FsgBuilder) -> None:
+    """The phone loop, entered from the start with :data:`GARBAGE_ENTRY`, left at the end."""
+    loop, spoken = fsg.state(), fsg.state()
+    fsg.empty(0, loop, GARBAGE_ENTRY * fsg.out_weight(0))
+    for phone in PHONES:
+        # Raw weight: the per-phone cost is a setting, not 1/len(PHONES).
+        fsg.word(loop, spoken, f"{GARBAGE_MARK}{phone.lower()}", GARBAGE_PHONE, raw=True)
+    fsg.empty(spoken, loop, GARBAGE_LOOP)
+    fsg.empty(spoken, 1, 1.0 - GARBAGE_LOOP)
+
+
+def _builtin_value(grammar: Grammar, words: list[str]) -> str | None:
+    if grammar.builtin == "yes_no":
+        text = " ".join(words)
+        return "yes" if text in YES else "no" if text in NO else None
+    if grammar.builtin == "digits":
+        if all(w in _VALUES and _VALUES[w] < 10 for w in words):
+            return "".join(str(_VALUES[w]) for w in words)
+        return None
+    if grammar.builtin == "amount":
+        return parse_amount(words)
+    return None
+
+
+def parse_amount(words: Sequence[str]) -> str | None:
+    """The amount grammar's word strings as "1234.50"; None when they are not an amount."""
+    tokens = list(words)
+    cents = 0
+    if "point" in tokens:
+        i = tokens.index("point")
+        decimals = tokens[i + 1 :]
+        if len(decimals) != 2 or any(_VALUES.get(w, 10) > 9 for w in decimals):
+            return None
+        cents = 10 * _VALUES[decimals[0]] + _VALUES[decimals[1]]
+        tokens = tokens[:i]
+    elif tokens and tokens[-1] == "cents":
+        unit = next((i for i, w in enumerate(tokens) if w in ("dollars", "dollar")), -1)
+        tail = [w for w in tokens[unit + 1 : -1] if w != "and"]
+        value = _spoken_number(tail)
+        if value is None or value > 99:
+            return None
+        cents, tokens = value, tokens[: max(unit, 0)]
+    tokens = [w for w in tokens if w not in ("dollars", "dollar")]
+    whole = _spoken_number(tokens) if tokens else 0
+    return None if whole is None else f"{whole}.{cents:02d}"
+
+
+def _spoken_number(words: Sequence[str]) -> int | None:
+    total = current = 0
+    for word in words:
+        if word == "and":
+            continue
+        if word == "a":
+            current = max(current, 1)
+        elif word in _VALUES:
+            current += _VALUES[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word == "thousand":
+            total, current = (total + max(current, 1)) * 1000, 0
+        else:
+            return None
+    return total + current if words else None
+
+
+def _base(word: str) -> str:
+    """``six(12)`` -> ``six``: the decoder names alternative pronunciations so."""
+    return word.split("(", 1)[0]
+
+
+def _is_filler(word: str) -> bool:
+    return word.startswith(("<", "[", "+")) or word in ("(NULL)", "")
+
+
+class _FsgBuilder:
+    """Collects weighted transitions; weights are normalised per source state at the end."""
+
+    def __init__(self) -> None:
+        self.n_states = 2  # 0: start, 1: final
+        self.transitions: list[Transition] = []
+        self._raw: set[int] = set()  # indexes of transitions whose weight is kept as given
+
+    def state(self) -> int:
+        self.n_states += 1
+        return self.n_states - 1
+
+    def word(self, a: int, b: int, word: str, weight: float = 1.0, raw: bool = False) -> None:
+        if raw:
+            self._raw.add(len(self.transitions))
+        self.transitions.append((a, b, weight, word))
+
+    def empty(self, a: int, b: int, weight: float = 1.0) -> None:
+        self.transitions.append((a, b, weight, None))
+
+    def path(self, a: int, b: int, words: Sequence[str]) -> None:
+        for word in words[:-1]:
+            nxt = self.state()
+            self.word(a, nxt, word)
+            a = nxt
+        self.word(a, b, words[-1])
+
+    def out_weight(self, state: int) -> float:
+        return sum(w for a, _, w, _ in self.transitions if a == state)
+
+    def normalised(self) -> tuple[Transition, ...]:
+        totals: dict[int, float] = defaultdict(float)
+        for i, (a, _, w, _) in enumerate(self.transitions):
+            if i not in self._raw:
+                totals[a] += w
+        return tuple((a, b, w if i in self._raw else w / totals[a], word)
+                     for i, (a, b, w, word) in enumerate(self.transitions))  # fmt: skip
+
+
+__all__ = [
+    "DIGIT_VARIANTS",
+    "GARBAGE_ENTRY",
+    "GARBAGE_LOOP",
+    "GARBAGE_MARK",
+    "PHONES",
+    "CompiledGrammar",
+    "compile_grammar",
+    "normalise_phrase",
+    "number_words",
+    "parse_amount",
+]

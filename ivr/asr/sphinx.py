@@ -1,0 +1,391 @@
+"""PocketSphinx backend: the recognizer that works on a fresh machine, no download needed.
+
+The PyPI wheel of PocketSphinx 5.1.1 carries a US English acoustic model (16 kHz, PTM) and the
+CMU dictionary; this backend uses them in grammar mode only (free language-model and keyword
+search were measured unusable on telephone audio). One utterance flows like this:
+
+1. each 8 kHz frame goes through :class:`~ivr.asr.denoise.Denoiser` (Wiener filter) and
+   :class:`~ivr.asr.upsample.Wideband` (16 kHz, high band filled, noise floor); its level goes to
+   the :class:`~ivr.asr.endpoint.Endpointer`;
+2. at the start of speech two pooled decoders start an utterance with the last :data:`PRE_ROLL`
+   seconds of audio (the decoder needs the silence before the word) and then get every frame as
+   it arrives: the *grammar* decoder (the node's grammar as an FSG, :mod:`ivr.asr.grammar`) and
+   the *reference* decoder (PocketSphinx's phone recognizer, ``allphone`` search with the
+   model's phone trigram). The grammar hypothesis is read every :data:`PARTIAL_EVERY` frames and
+   sent as a :class:`Partial` when it changes;
+3. the endpointer ends the utterance after ``end_silence`` of silence, or after
+   :data:`COMPLETE_SILENCE` when the hypothesis so far is already complete (a choice that no
+   longer phrase could change, ``max_digits`` digits), or at ``max_speech``;
+4. the grammar's words are mapped back (a choice key or a built-in value), and the result is
+   scored against the reference.
+
+Acoustic model. The wheel's model is trained on wideband speech; on 8 kHz audio it loses most
+fricatives. :data:`MLLR` is a mean transform (one MLLR class, three streams) estimated here on
+synthesized speech in ten espeak-ng voices sent through this same front end (8 kHz, μ-law-free,
+then :class:`Wideband`); PocketSphinx applies it at load. Measured on the recorded Asterisk words
+(a human voice never used to estimate it): 0.94 -> 0.97; isolated synthesized digits (other
+voices than the estimation ones) 0.74 -> 0.93, digit-string error 0.21 -> 0.08.
+
+Confidence and out-of-grammar rejection. Both decoders score the same frames; the reference is
+free to say any phones, so its score is an upper bound for any words. The log-likelihood ratio
+per frame ``(grammar score - reference score) / frames`` (in 1e-4 of PocketSphinx's log units)
+is near zero when the grammar explains the audio as well as free phones do, and far below it
+when the caller said something else. Results under :data:`REJECT_RATIO` are a :class:`NoMatch`;
+``confidence = 1 / (1 + exp(-(ratio - CONF_MID) / CONF_SCALE))`` is fitted so that
+0.5 is where about half the accepted results were right on the tuning set (see docs/ASR.md).
+
+Decoders are pooled (:class:`DecoderPool`) per ``grammar.key()``, the reference decoders in a
+pool of their own: the first stream for a grammar pays for loading the model and building the
+FSG (~20-30 ms), later ones reuse an idle decoder. The cepstral mean is reset to
+:data:`CMN_PRIOR` (measured on telephone audio through this front end) at each utterance so
+results never depend on the previous caller. PocketSphinx holds the GIL while it decodes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ivr.asr.adapt import adapted_means
+from ivr.asr.base import (
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    AsrError,
+    AsrEvent,
+    AsrOptions,
+    Final,
+    Grammar,
+    NoMatch,
+    NoSpeech,
+    Partial,
+    SpeechStarted,
+)
+from ivr.asr.denoise import LATENCY, Denoiser
+from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
+from ivr.asr.grammar import CompiledGrammar, compile_grammar
+from ivr.asr.upsample import Wideband
+
+PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoders
+PARTIAL_EVERY = 5  # frames between looks at the hypothesis (100 ms)
+COMPLETE_SILENCE = 0.3  # end silence once the hypothesis is complete and unambiguous
+ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
+GARBAGE = False  # also give the grammar FSG a phone-loop garbage path (ivr.asr.grammar)
+DENOISE = True
+BATCH_DECISION = True  # decide on whole-utterance passes (batch CMN), see module doc
+REJECT_RATIO = -18.0  # log-likelihood ratio per frame below which a result is a no-match
+# A digit loop of open length can imitate any speech much better than a fixed phrase can, so
+# out-of-grammar speech scores higher there: a stricter floor (measured, module doc).
+REJECT_RATIO_OPEN_DIGITS = -10.0
+UNEXPLAINED = 0.5  # seconds of voiced audio the grammar path may call silence or noise
+CONF_MID = -12.0
+CONF_SCALE = 3.0
+# Cepstral mean of telephone speech after the front end (measured, see module doc).
+CMN_PRIOR = "54.8,-4.97,5.09,0.01,-0.89,-4.62,-2.44,-0.18,2.91,1.27,-2.27,1.79,2.01"
+DECODER_SETTINGS: dict[str, object] = {
+    "bestpath": False,  # lattice rescoring cost time and lost accuracy in grammar mode
+    "wip": 0.01,  # word insertion penalty: the default 0.65 dropped digits from strings
+    "loglevel": "FATAL",
+}
+# The reference's phone trigram weighs less than grammar words do (lw 6.5): at full weight its
+# language score grew with every phone and a long off-topic sentence could score under a
+# one-word grammar path stretched over it; measured best separation at 2-3.
+REFERENCE_SETTINGS: dict[str, object] = {"lw": 3.0}
+_REFERENCE = "\x00allphone"  # pool key of the reference decoders
+
+
+def _model_dir() -> Path:
+    import pocketsphinx
+
+    return Path(pocketsphinx.get_model_path())
+
+
+@dataclass
+class _Decoder:
+    """A PocketSphinx decoder with one search active (a grammar's FSG, or the reference)."""
+
+    decoder: object  # pocketsphinx.Decoder
+    key: str
+    grammar: CompiledGrammar | None = None
+
+
+@dataclass
+class DecoderPool:
+    """Idle decoders per grammar key, reused across streams; thread-safe.
+
+    Attributes:
+        model_dir: the acoustic model and dictionary (default: the ones in the wheel).
+        max_idle: idle decoders kept in all (least recently used grammars go first).
+        created: decoders built so far (tests and benchmarks read it).
+    """
+
+    model_dir: Path = field(default_factory=_model_dir)
+    max_idle: int = 64
+    created: int = 0
+    _idle: OrderedDict[str, list[_Decoder]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, grammar: Grammar | None) -> _Decoder:
+        """An idle decoder for ``grammar`` (None: a reference decoder), or a new one."""
+        key = _REFERENCE if grammar is None else grammar.key()
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                self._idle.move_to_end(key)
+                return idle.pop()
+        built = self._build(grammar, key)
+        with self._lock:
+            self.created += 1
+        return built
+
+    def give(self, decoder: _Decoder) -> None:
+        """Return a decoder whose utterance is over."""
+        with self._lock:
+            self._idle.setdefault(decoder.key, []).append(decoder)
+            self._idle.move_to_end(decoder.key)
+            while sum(len(v) for v in self._idle.values()) > self.max_idle:
+                oldest = next(iter(self._idle))
+                self._idle[oldest].pop(0)
+                if not self._idle[oldest]:
+                    del self._idle[oldest]
+
+    def _build(self, grammar: Grammar | None, key: str) -> _Decoder:
+        import pocketsphinx
+
+        model = self.model_dir / "en-us"
+        config = pocketsphinx.Config(hmm=str(model / "en-us"),
+                                     dict=str(model / "cmudict-en-us.dict"), lm=None)  # fmt: skip
+        settings = DECODER_SETTINGS | (REFERENCE_SETTINGS if grammar is None else {})
+        for name, value in settings.items():
+            config[name] = value
+        if ADAPT:
+            config["mean"] = str(adapted_means(model / "en-us"))
+        try:
+            decoder = pocketsphinx.Decoder(config)
+        except RuntimeError as exc:
+            raise AsrError(f"PocketSphinx could not load its model from {model}: {exc}") from None
+        if grammar is None:
+            decoder.add_allphone_file("allphone", str(model / "en-us-phone.lm.bin"))
+            decoder.activate_search("allphone")
+            return _Decoder(decoder, key)
+        compiled = compile_grammar(grammar, decoder.lookup_word, garbage=GARBAGE)
+        for i, (word, phones) in enumerate(compiled.extra_words):
+            decoder.add_word(word, phones, i == len(compiled.extra_words) - 1)
+        transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
+        decoder.add_fsg("grammar", decoder.create_fsg("grammar", 0, 1, transitions))
+        decoder.activate_search("grammar")
+        return _Decoder(decoder, key, compiled)
+
+
+class SphinxBackend:
+    """The PocketSphinx backend (English)."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, pool: DecoderPool | None = None) -> None:
+        self._pool = pool
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> DecoderPool:
+        """The decoder pool (created on first use: importing this module loads nothing)."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = _shared_pool()
+            return self._pool
+
+    def languages(self) -> tuple[str, ...]:
+        return ("en",)
+
+    def open(self, grammar: Grammar, options: AsrOptions) -> SphinxStream:
+        """A recognizer for one utterance of ``grammar``.
+
+        Raises:
+            AsrError: the grammar is not English or has words the dictionary lacks.
+        """
+        if grammar.language.split("-")[0].lower() not in self.languages():
+            raise AsrError(f"PocketSphinx recognises English only, not {grammar.language!r}")
+        pool = self.pool
+        return SphinxStream(pool, pool.take(grammar), options)
+
+
+_SHARED: DecoderPool | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_pool() -> DecoderPool:
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = DecoderPool()
+        return _SHARED
+
+
+class SphinxStream:
+    """One utterance: feed 20 ms frames with :meth:`accept`, end with :meth:`finish`."""
+
+    def __init__(self, pool: DecoderPool, decoder: _Decoder, options: AsrOptions) -> None:
+        self._pool = pool
+        self._dec: _Decoder | None = decoder
+        self._ref: _Decoder | None = None
+        self._options = options
+        self._denoiser = Denoiser() if DENOISE else None
+        self._wideband = Wideband()
+        self._endpointer = Endpointer(options.end_silence, options.max_speech)
+        frames = round(PRE_ROLL * SAMPLE_RATE / FRAME_SAMPLES) + 3  # + the VAD's start frames
+        self._pre_roll: deque[NDArray[np.int16]] = deque(maxlen=frames)
+        self._frames_in_speech = 0
+        self._partial = ""
+        self.unexplained = 0.0  # seconds, of the decided utterance (see _unexplained)
+        self._started = False
+        self._audio: list[bytes] = []  # the utterance so far (for the deciding passes)
+        self._origin = 0.0  # stream time of the decoders' frame 0
+
+    @property
+    def decided(self) -> bool:
+        """True once Final, NoMatch or NoSpeech has been returned."""
+        return self._dec is None
+
+    def accept(self, frame: np.ndarray) -> list[AsrEvent]:
+        """Feed one 20 ms frame (int16, 160 samples at 8 kHz)."""
+        if self._dec is None:
+            return []
+        pcm = np.asarray(frame, dtype=np.int16)
+        clean = self._denoiser.process(pcm) if self._denoiser is not None else pcm
+        wide = self._wideband.process(clean)
+        event = self._endpointer.feed(pcm)
+        events: list[AsrEvent] = []
+        if not self._started:
+            self._pre_roll.append(wide)
+            if isinstance(event, SpeechStart):
+                events.append(SpeechStarted(event.time))
+                self._start(b"".join(f.tobytes() for f in self._pre_roll))
+                self._pre_roll.clear()
+            return events
+        self._feed(wide.tobytes())
+        self._frames_in_speech += 1
+        if self._frames_in_speech % PARTIAL_EVERY == 0:
+            events += self._look(self._dec)
+        if isinstance(event, SpeechEnd):
+            events += self._decide(event)
+        return events
+
+    def finish(self) -> list[AsrEvent]:
+        """No more audio: decide now (Final, NoMatch or NoSpeech) unless already decided."""
+        if self._dec is None:
+            return []
+        end = self._endpointer.finish()
+        if end is None:  # nobody spoke
+            self._release()
+            return [NoSpeech()]
+        return self._decide(end)
+
+    def _start(self, audio: bytes) -> None:
+        assert self._dec is not None
+        self._started = True
+        # Decoder frame 0 is this much audio into the stream (pre-roll, and the filter delay).
+        fed = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
+        self._origin = fed - (LATENCY / SAMPLE_RATE if self._denoiser is not None else 0.0)
+        self._ref = self._pool.take(None)
+        for dec in self._streaming():
+            dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
+            dec.decoder.start_utt()  # type: ignore[attr-defined]
+        self._feed(audio)
+
+    def _streaming(self) -> list[_Decoder]:
+        """The decoders fed frame by frame (the reference only when not deciding in batch)."""
+        decs = [self._dec] if BATCH_DECISION else [self._dec, self._ref]
+        return [d for d in decs if d is not None]
+
+    def _feed(self, audio: bytes) -> None:
+        if BATCH_DECISION:
+            self._audio.append(audio)
+        for dec in self._streaming():
+            dec.decoder.process_raw(audio, False, False)  # type: ignore[attr-defined]
+
+    def _look(self, dec: _Decoder) -> list[AsrEvent]:
+        """Read the hypothesis: a Partial when it changed; shorten the end silence if complete."""
+        assert dec.grammar is not None
+        hyp = dec.decoder.hyp()  # type: ignore[attr-defined]
+        words = hyp.hypstr.split() if hyp is not None else []
+        text, complete = dec.grammar.partial(words)
+        wanted = self._options.end_silence
+        self._endpointer.end_silence = min(wanted, COMPLETE_SILENCE) if complete else wanted
+        if text and text != self._partial:
+            self._partial = text
+            return [Partial(text)]
+        return []
+
+    def _decide(self, end: SpeechEnd) -> list[AsrEvent]:
+        dec, ref = self._dec, self._ref
+        assert dec is not None and dec.grammar is not None
+        for d in self._streaming():
+            d.decoder.end_utt()  # type: ignore[attr-defined]
+        if BATCH_DECISION:
+            audio = b"".join(self._audio)
+            for pooled in (dec, ref):
+                if pooled is not None:
+                    pooled.decoder.start_utt()  # type: ignore[attr-defined]
+                    pooled.decoder.process_raw(audio, False, True)  # type: ignore[attr-defined]
+                    pooled.decoder.end_utt()  # type: ignore[attr-defined]
+        scores = []
+        for pooled in (dec, ref):
+            if pooled is not None:
+                hyp = pooled.decoder.hyp()  # type: ignore[attr-defined]
+                scores.append(math.log(hyp.score) if hyp is not None and hyp.score > 0 else None)
+        frames = dec.decoder.n_frames()  # type: ignore[attr-defined]
+        segments = list(dec.decoder.seg() or [])  # type: ignore[attr-defined]
+        text, choice = dec.grammar.interpret([s.word for s in segments])
+        self.unexplained = self._unexplained(segments)
+        ratio = _ratio(scores, frames)
+        confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, (ratio - CONF_MID) / CONF_SCALE))))
+        start = self._endpointer.speech_start or 0.0
+        self._release()
+        rejected = (ratio < _floor(dec.grammar.grammar) or self.unexplained > UNEXPLAINED
+                    or confidence < self._options.min_confidence)  # fmt: skip
+        if choice is None or rejected:
+            return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
+        return [Final(text, choice, round(confidence, 4), start, end.time, end.decided_at)]
+
+    def _unexplained(self, segments: list[object]) -> float:
+        """Seconds of voiced audio that the grammar path spent in silence or noise fillers.
+
+        The decoder must explain every frame; when the caller said more than the grammar holds,
+        the best grammar path often calls the rest "silence". The endpointer heard voice there.
+        """
+        total = 0.0
+        for seg in segments:
+            word: str = seg.word  # type: ignore[attr-defined]
+            if word.startswith(("<", "[", "+")):
+                start = self._origin + seg.start_frame * 0.01  # type: ignore[attr-defined]
+                end = self._origin + (seg.end_frame + 1) * 0.01  # type: ignore[attr-defined]
+                total += self._endpointer.voiced_seconds(start, end)
+        return total
+
+    def _release(self) -> None:
+        for dec in (self._dec, self._ref):
+            if dec is not None:
+                self._pool.give(dec)
+        self._dec = self._ref = None
+
+
+def _floor(grammar: Grammar) -> float:
+    """The ratio below which a result of ``grammar`` is rejected."""
+    if grammar.builtin == "digits" and (grammar.min_digits or 1) != (grammar.max_digits or 0):
+        return REJECT_RATIO_OPEN_DIGITS
+    return REJECT_RATIO
+
+
+def _ratio(scores: list[float | None], frames: int) -> float:
+    """Grammar against reference log-likelihood per frame (1e-4 log units); -inf-ish if none."""
+    if len(scores) != 2 or scores[0] is None or scores[1] is None or frames <= 0:
+        return -1e9
+    return (scores[0] - scores[1]) / frames * 1e4
+
+
+__all__ = ["COMPLETE_SILENCE", "PRE_ROLL", "DecoderPool", "SphinxBackend", "SphinxStream"]

@@ -1,0 +1,167 @@
+"""A call's speech input (ivr.serve.speech): the engine's ListenSpec in, listener events out.
+
+The ASR service runs its workers on threads here, with the fake backend of asr_fakes.py; the
+same path over real SIP/RTP with PocketSphinx is in test_serve_speech_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import numpy as np
+import pytest
+from asr_fakes import FakeBackend, silence, speech
+
+from ivr.asr.service import AsrService
+from ivr.engine.channel import ListenSpec, SpeechResult
+from ivr.serve.speech import DTMF_GUARD, PRE_ROLL, CallSpeech, grammar_for
+
+pytestmark = pytest.mark.timeout(30)
+MENU = ListenSpec("main_menu", "en", {"1": ("balance",), "global:agent": ("agent",)},
+                  end_silence=0.1)  # fmt: skip
+
+
+class Listener:
+    """Keeps what the engine would be told."""
+
+    def __init__(self) -> None:
+        self.told: list[str | SpeechResult] = []
+
+    def on_speech_start(self) -> None:
+        self.told.append("speech_start")
+
+    def on_speech(self, result: SpeechResult) -> None:
+        self.told.append(result)
+
+    def results(self) -> list[SpeechResult]:
+        return [t for t in self.told if isinstance(t, SpeechResult)]
+
+
+@asynccontextmanager
+async def call_speech() -> AsyncIterator[tuple[CallSpeech, Listener]]:
+    service = AsrService(workers=1, in_process=True, languages=("en", "zh"),
+                         factory=FakeBackend)  # fmt: skip
+    await service.start()
+    listener = Listener()
+    try:
+        yield CallSpeech(service, lambda: listener, "call-1"), listener
+    finally:
+        await service.stop()
+
+
+async def feed(speech_in: CallSpeech, frames: list[np.ndarray]) -> None:
+    for frame in frames:
+        speech_in.feed(frame)
+        await asyncio.sleep(0.002)
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+def test_the_grammar_is_what_the_engine_listens_for() -> None:
+    spec = ListenSpec("ask", "en", {"1": ("one",)}, "digits", min_digits=4, max_digits=6)
+    grammar = grammar_for(spec)
+    assert (grammar.language, grammar.choices, grammar.builtin) == ("en", {"1": ("one",)},
+                                                                     "digits")  # fmt: skip
+    assert (grammar.min_digits, grammar.max_digits) == (4, 6)
+    assert grammar_for(ListenSpec("x", "zh", builtin="nonsense")).builtin is None
+
+
+def test_speech_starts_then_a_result_and_the_next_utterance_listens_at_once() -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            speech_in.listen(MENU)
+            first = speech_in.utterance
+            assert first is not None and first.open
+            await feed(speech_in, silence(2) + speech(2) + silence(10))  # choice 2: agent
+            await until(lambda: listener.results(), "a result")
+            assert listener.told[0] == "speech_start"
+            assert listener.results() == [SpeechResult("agent", 0.9, "global:agent")]
+            second = speech_in.utterance
+            assert second is not None and second is not first and second.open
+            await feed(speech_in, speech(7) + silence(10))  # no 7th choice: no match
+            await until(lambda: len(listener.results()) == 2, "a second result")
+            assert listener.results()[1] == SpeechResult("mumble", 0.2, None, rejected=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_key_press_drops_what_was_heard_and_recognition_resumes_after_the_guard() -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            speech_in.listen(MENU)
+            await feed(speech_in, speech(1, 3))
+            await until(lambda: listener.told, "speech start")
+            speech_in.dtmf()
+            assert speech_in.utterance is None
+            await feed(speech_in, silence(DTMF_GUARD - 1))
+            assert speech_in.utterance is None
+            speech_in.listen(MENU)  # a new node during the guard waits for it too
+            assert speech_in.utterance is None
+            await feed(speech_in, silence(1))
+            assert speech_in.utterance is not None
+            await feed(speech_in, speech(1) + silence(10))
+            await until(lambda: listener.results(), "a result")
+            assert listener.results() == [SpeechResult("balance", 0.9, "1")]
+
+    asyncio.run(scenario())
+
+
+def test_stop_and_a_new_listen_replace_the_utterance() -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            speech_in.listen(MENU)
+            old = speech_in.utterance
+            speech_in.listen(ListenSpec("confirm", "en", builtin="yes_no"))
+            assert old is not None and not old.open and speech_in.utterance is not old
+            speech_in.stop()
+            assert speech_in.utterance is None and speech_in.spec is None
+            await feed(speech_in, speech(1) + silence(10))
+            assert listener.told == []
+
+    asyncio.run(scenario())
+
+
+def test_a_language_without_a_model_listens_for_nothing_and_says_why_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            for _ in range(2):
+                speech_in.listen(ListenSpec("main_menu", "zh", {"1": ("余额",)}))
+                assert speech_in.utterance is None
+            await feed(speech_in, speech(1) + silence(10))
+            assert listener.told == []
+
+    with caplog.at_level(logging.WARNING, logger="ivr.serve"):
+        asyncio.run(scenario())
+    why = [r.message for r in caplog.records if "no speech recognition in 'zh'" in r.message]
+    assert len(why) == 1 and "the fake backend has no zh model" in why[0]
+
+
+def test_a_new_utterance_starts_with_the_callers_last_half_second_but_not_an_old_answer() -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            await feed(speech_in, silence(40))  # heard before the node listens
+            speech_in.listen(MENU)
+            assert speech_in.utterance is not None
+            assert speech_in.utterance.frames == PRE_ROLL  # the last 0.5 s, not all 0.8 s
+            await feed(speech_in, speech(1) + silence(10))
+            await until(lambda: listener.results(), "a result")
+            # The next one starts with silence, plus what came after the decision.
+            assert speech_in.utterance is not None
+            assert PRE_ROLL <= speech_in.utterance.frames < PRE_ROLL + 10
+            speech_in.dtmf()  # an in-band key: its tones are dropped from the history
+            await feed(speech_in, silence(DTMF_GUARD + 3))
+            assert speech_in.utterance is not None and speech_in.utterance.frames == PRE_ROLL + 3
+
+    asyncio.run(scenario())
