@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kamailio_peer import Kamailio, free_udp_port  # noqa: E402
+from sipp_caller import caller_scenario  # noqa: E402
 
 from ivr.config import load_config  # noqa: E402
 from ivr.media.wav import write_wav  # noqa: E402
@@ -64,59 +65,6 @@ nodes:
     hangup: {prompt: "Goodbye."}
 """
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="pyvoip load">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp 1 1 IN IP4 127.0.0.1
-      s=-
-      c=IN IP4 127.0.0.1
-      t=0 0
-      m=audio RTP_PORT RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <pause/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
 
 
 # pyVoIP's threads of a call: the call callback Timer (where the media loop runs), RTP in, RTP out.
@@ -188,7 +136,8 @@ async def one_run(calls: int, hold_ms: int, rate: int, proxy: Kamailio, workdir:
     counter = RtpCounter()
     counter.start()
     scenario = run_dir / "uac.xml"
-    scenario.write_text(SCENARIO.replace("RTP_PORT", str(counter.port)), encoding="utf-8")
+    scenario.write_text(caller_scenario("pyvoip load", "<pause/>", media_port=str(counter.port)),
+                        encoding="utf-8")  # fmt: skip
     baseline = threading.active_count()
     args = [
         "sipp", f"{proxy.host}:{proxy.port}", "-sf", str(scenario), "-s", "1001",

@@ -56,6 +56,7 @@ from load_wire import (  # noqa: E402
     read_capture,
     write_caller_pcap,
 )
+from sipp_caller import caller_scenario  # noqa: E402
 
 from ivr.config import load_config  # noqa: E402
 from ivr.flow.registry import FlowRegistry  # noqa: E402
@@ -67,61 +68,6 @@ AT = "2027-01-04T10:00:00+08:00"  # a Monday morning: the contact centre is open
 PAUSE_AFTER_PROMPT = 1.0  # seconds between a prompt's end and the key that answers it
 NATIVE_RTP, PYVOIP_RTP = (20000, 29999), (30000, 39999)
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="bank menu by keys">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      X-Ivr-At: {at}
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp 1 1 IN IP4 127.0.0.1
-      s=-
-      c=IN IP4 127.0.0.1
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <pause milliseconds="{pause_ms}"/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
 
 
 def free_port() -> int:
@@ -268,7 +214,9 @@ def run_point(engine_name: str, target: int, plan: Plan, steady: float, workdir:
     pcap = run_dir / "caller.pcap"
     write_caller_pcap(pcap, plan.keys, plan.seconds)
     scenario = run_dir / "caller.xml"
-    scenario.write_text(SCENARIO.format(at=AT, pcap=pcap, pause_ms=int(plan.seconds * 1000)),
+    during = (f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+              f'  <pause milliseconds="{int(plan.seconds * 1000)}"/>')
+    scenario.write_text(caller_scenario("bank menu by keys", during, headers={"X-Ivr-At": AT}),
                         encoding="utf-8")  # fmt: skip
     rate = target / plan.seconds
     # Every target call is up from the first call's end (all later ones started by then) until
