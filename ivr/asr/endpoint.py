@@ -68,6 +68,7 @@ class Endpointer:
         self.max_speech = max_speech
         config = vad or VadConfig()
         self.keep_db = config.keep_db
+        self.start_db = config.start_db
         self.min_level_db = config.min_level_db
         # The VAD must never end the utterance itself: its end silence outlasts max_speech.
         self._vad = Vad(replace(config, end_silence=max_speech + 3600.0), frame_seconds)
@@ -76,8 +77,8 @@ class Endpointer:
         self.speech_start: float | None = None
         self.last_voice: float | None = None  # end of the last voiced frame, seconds
         self.ended: SpeechEnd | None = None
-        self._voiced: list[bool] = []  # per frame since speech started: above the keep level
-        self._first_voiced_frame = 0  # frame index of _voiced[0]
+        self._margins: list[float] = []  # per frame since speech started: dB over the floor
+        self._first_voiced_frame = 0  # frame index of _margins[0]
 
     @property
     def in_speech(self) -> bool:
@@ -105,27 +106,41 @@ class Endpointer:
                 self.speech_start = event.time
                 self.last_voice = self.now
                 start_frames = self.frames - round(event.time / self.frame_seconds)
-                self._voiced = [True] * start_frames  # the loud frames that started it
+                self._margins = [self.start_db] * start_frames  # the loud frames that started it
                 self._first_voiced_frame = self.frames - start_frames
                 return SpeechStart(event.time)
             return None
-        voiced = floor is None or (level >= floor + self.keep_db and level >= self.min_level_db)
-        self._voiced.append(voiced)
-        if voiced:
+        margin = level - floor if floor is not None and level >= self.min_level_db else -100.0
+        self._margins.append(margin)
+        if floor is None or margin >= self.keep_db:
             self.last_voice = self.now
         return self._check_end()
 
-    def voiced_seconds(self, start: float, end: float) -> float:
-        """Seconds of voiced audio (as this endpointer judged it) between ``start`` and ``end``."""
+    def voiced_seconds(self, start: float, end: float, margin_db: float | None = None) -> float:
+        """Seconds of audio between ``start`` and ``end`` (since speech started) that were
+        ``margin_db`` (default: the keep level) or more above the noise floor."""
+        margin = self.keep_db if margin_db is None else margin_db
         first = max(0, int(start / self.frame_seconds + 0.5) - self._first_voiced_frame)
         last = max(0, int(end / self.frame_seconds + 0.5) - self._first_voiced_frame)
-        return sum(self._voiced[first:last]) * self.frame_seconds
+        return sum(m >= margin for m in self._margins[first:last]) * self.frame_seconds
 
     def finish(self) -> SpeechEnd | None:
         """No more audio: end the utterance now if speech started and it has not ended."""
         if self.speech_start is None or self.ended is not None:
             return None
         self.ended = SpeechEnd(self.last_voice or self.now, self.now, "silence")
+        return self.ended
+
+    def end_now(self, speech_end: float) -> SpeechEnd | None:
+        """End the utterance now, speech having ended at ``speech_end`` (another detector saw it).
+
+        The recognizer calls this when the decoder's best path has spent the end silence in
+        silence while the energy here still looked like voice (a babble of other voices).
+        """
+        if self.speech_start is None or self.ended is not None:
+            return None
+        speech_end = min(max(speech_end, self.speech_start), self.now)
+        self.ended = SpeechEnd(speech_end, self.now, "silence")
         return self.ended
 
     def _check_end(self) -> SpeechEnd | None:

@@ -396,8 +396,33 @@ class _FsgBuilder:
         for i, (a, _, w, _) in enumerate(self.transitions):
             if i not in self._raw:
                 totals[a] += w
-        return tuple((a, b, w if i in self._raw else w / totals[a], word)
-                     for i, (a, b, w, word) in enumerate(self.transitions))  # fmt: skip
+        out = [(a, b, w if i in self._raw else w / totals[a], word)
+               for i, (a, b, w, word) in enumerate(self.transitions)]  # fmt: skip
+        return tuple(out + _empty_closure(out))
+
+
+def _empty_closure(transitions: list[Transition]) -> list[Transition]:
+    """Direct empty transitions for every chain of them (a -> b -> c gives a -> c).
+
+    PocketSphinx follows one empty transition at a time, so a chain would be a dead end.
+    """
+    empty: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for a, b, w, word in transitions:
+        if word is None:
+            empty[a].append((b, w))
+    added: list[Transition] = []
+    for start in list(empty):
+        best: dict[int, float] = {}
+        stack = [(b, w) for b, w in empty[start]]
+        while stack:
+            state, weight = stack.pop()
+            if weight <= best.get(state, 0.0):
+                continue
+            best[state] = weight
+            stack += [(c, weight * v) for c, v in empty.get(state, [])]
+        direct = {b for b, _ in empty[start]}
+        added += [(start, b, w, None) for b, w in best.items() if b not in direct and b != start]
+    return added
 
 
 __all__ = [

@@ -1,0 +1,121 @@
+"""Grammar compilation against the real CMU dictionary, FSG paths, and reading results back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pocketsphinx
+import pytest
+
+from ivr.asr.base import AsrError, Grammar
+from ivr.asr.grammar import (
+    GARBAGE_MARK,
+    CompiledGrammar,
+    compile_grammar,
+    normalise_phrase,
+    number_words,
+    parse_amount,
+)
+
+MENU = {"balance": ("balance", "my balance"), "card": ("lost card", "Stolen card!"),
+        "agent": ("agent", "speak to someone")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def decoder() -> pocketsphinx.Decoder:
+    """A real decoder: its dictionary checks words, its FSG code checks paths."""
+    return pocketsphinx.Decoder(pocketsphinx.Config(lm=None, loglevel="FATAL"))
+
+
+def fsg(decoder: pocketsphinx.Decoder, compiled: CompiledGrammar) -> pocketsphinx.FsgModel:
+    for word, phones in compiled.extra_words:
+        if decoder.lookup_word(word) is None:
+            decoder.add_word(word, phones, True)
+    transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
+    return decoder.create_fsg("test", 0, 1, transitions)
+
+
+def test_normalise_phrase_and_numbers() -> None:
+    assert normalise_phrase("  Stolen   card! ") == ["stolen", "card"]
+    assert normalise_phrase("Press 24, it's open") == ["press", "twenty", "four", "it's", "open"]
+    digits = ["one", "two", "three", "four", "five", "six", "seven"]
+    assert normalise_phrase("card 1234567") == ["card", *digits]
+    assert number_words(105_040) == ["one", "hundred", "five", "thousand", "forty"]
+    with pytest.raises(ValueError):
+        number_words(1_000_000)
+
+
+def test_choices_compile_and_map_back(decoder: pocketsphinx.Decoder) -> None:
+    compiled = compile_grammar(Grammar(choices=MENU), decoder.lookup_word)
+    model = fsg(decoder, compiled)
+    assert model.accept("stolen card") and model.accept("speak to someone")
+    assert not model.accept("stolen balance")
+    heard = ["<sil>", "stolen", "card", "[NOISE]", "</s>"]
+    assert compiled.interpret(heard) == ("stolen card", "card")
+    assert compiled.interpret(["my", "balance(2)"]) == ("my balance", "balance")
+    assert compiled.interpret([f"{GARBAGE_MARK}ah", f"{GARBAGE_MARK}t"]) == ("", None)
+    assert compiled.interpret([]) == ("", None)
+
+
+def test_missing_words_are_named_with_their_choices(decoder: pocketsphinx.Decoder) -> None:
+    grammar = Grammar(choices={"a": ("zorbleflax account",), "b": ("zorbleflax", "qwxzt")})
+    with pytest.raises(AsrError) as err:
+        compile_grammar(grammar, decoder.lookup_word)
+    message = str(err.value)
+    assert "'zorbleflax' (choice 'a', 'b')" in message and "'qwxzt' (choice 'b')" in message
+
+
+def test_unsupported_or_empty_grammars(decoder: pocketsphinx.Decoder) -> None:
+    with pytest.raises(AsrError, match="English only"):
+        compile_grammar(Grammar(language="zh", choices={"a": ("余额",)}), decoder.lookup_word)
+    with pytest.raises(AsrError, match="no phrases"):
+        compile_grammar(Grammar(choices={"a": ("!!",)}), decoder.lookup_word)
+
+
+def test_digit_counts_are_exact(decoder: pocketsphinx.Decoder) -> None:
+    grammar = Grammar(builtin="digits", min_digits=4, max_digits=4)
+    compiled = compile_grammar(grammar, decoder.lookup_word)
+    model = fsg(decoder, compiled)
+    assert model.accept("four oh seven one")
+    assert not model.accept("four seven one") and not model.accept("one two three four five")
+    assert compiled.interpret(["four", "oh", "seven(11)", "one"]) == ("four oh seven one", "4071")
+    assert compiled.partial(["four", "oh", "seven", "one"]) == ("four oh seven one", True)
+    assert compiled.partial(["four", "oh", "seven"])[1] is False
+    open_length = compile_grammar(Grammar(builtin="digits"), decoder.lookup_word)
+    assert open_length.partial(["one", "two", "three", "four"])[1] is False
+
+
+def test_yes_no_and_completeness(decoder: pocketsphinx.Decoder) -> None:
+    compiled = compile_grammar(Grammar(builtin="yes_no"), decoder.lookup_word)
+    assert compiled.interpret(["yeah"]) == ("yeah", "yes")
+    assert compiled.interpret(["no", "thanks"]) == ("no thanks", "no")
+    assert compiled.partial(["yes"]) == ("yes", True)  # "yes please" would still be "yes"
+    menu = compile_grammar(Grammar(choices=MENU), decoder.lookup_word)
+    assert menu.partial(["balance"]) == ("balance", True)
+    assert menu.partial(["lost"]) == ("lost", False)
+    clash = compile_grammar(Grammar(choices={"a": ("card",), "b": ("card status",)}),
+                            decoder.lookup_word)  # fmt: skip
+    assert clash.partial(["card"]) == ("card", False)  # "card status" means something else
+
+
+def test_amounts(decoder: pocketsphinx.Decoder) -> None:
+    compiled = compile_grammar(Grammar(builtin="amount"), decoder.lookup_word)
+    model = fsg(decoder, compiled)
+    said = {
+        "two hundred fifty dollars and fifty cents": "250.50",
+        "one thousand and five": "1005.00",
+        "twelve point five zero": "12.50",
+        "fifty cents": "0.50",
+        "a hundred dollars": "100.00",
+        "three thousand two hundred and one dollars": "3201.00",
+    }
+    for text, value in said.items():
+        assert model.accept(text), text
+        assert compiled.interpret(text.split()) == (text, value)
+    assert not model.accept("two two hundred")
+    assert parse_amount(["twelve", "point", "five"]) is None
+
+
+def test_the_dictionary_path_is_the_wheels() -> None:
+    # The backend and these tests read the same dictionary (the one in the wheel).
+    assert (Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict").is_file()
