@@ -12,6 +12,7 @@ from ivr.asr.grammar import (
     GARBAGE_MARK,
     CompiledGrammar,
     compile_grammar,
+    non_rhotic,
     normalise_phrase,
     number_words,
     parse_amount,
@@ -119,3 +120,27 @@ def test_amounts(decoder: pocketsphinx.Decoder) -> None:
 def test_the_dictionary_path_is_the_wheels() -> None:
     # The backend and these tests read the same dictionary (the one in the wheel).
     assert (Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict").is_file()
+
+
+def test_non_rhotic_variants() -> None:
+    assert non_rhotic("F AO R") == ("F AO",)  # four: final /r/ silent
+    assert non_rhotic("K AA R D") == ("K AA D",)  # card: /r/ before a consonant
+    assert non_rhotic("AW ER Z") == ("AW AH Z",)  # hours
+    # operator: a final /er/ becomes schwa; one before a vowel keeps its /r/ (linking r)
+    assert non_rhotic("AA P ER EY T ER") == ("AA P ER EY T AH", "AA P AH R EY T AH")
+    assert non_rhotic("V EH R IY") == ()  # very: /r/ before a vowel stays
+    assert non_rhotic("B AE L AH N S") == ()  # nothing to change
+
+
+def test_grammar_words_get_their_variants(decoder: pocketsphinx.Decoder) -> None:
+    menu = Grammar(choices={"agent": ("operator",), "hours": ("branch hours",)})
+    compiled = compile_grammar(menu, decoder.lookup_word, garbage=False)
+    extra = dict(compiled.extra_words)
+    assert extra["operator(20)"] == "AA P ER EY T AH"
+    assert extra["hours(20)"] == "AW AH Z"
+    assert not any(w.startswith("branch(") for w in extra)  # no /r/ to drop after a vowel
+    fsg(decoder, compiled)  # the decoder takes them
+    assert compiled.interpret(["<sil>", "operator(21)", "<sil>"]) == ("operator", "agent")
+    digits = dict(compile_grammar(Grammar(builtin="digits", min_digits=4, max_digits=4),
+                                  decoder.lookup_word, garbage=False).extra_words)  # fmt: skip
+    assert "S IH K" in digits.values() and "TH AY V" in digits.values()  # band-limited six, five

@@ -58,7 +58,44 @@ NO = ("no", "nope", "wrong", "incorrect", "no thanks", "not right", "that's wron
 DIGIT_VARIANTS = {
     "four": ("F AO", "F OW R", "TH AO R", "F OW"),
     "seven": ("F EH V AH N", "TH EH V AH N", "S EH M AH N", "F EH M AH N", "EH V AH N"),
+    "six": ("TH IH K S", "S IH K", "TH IH K"),
+    "five": ("TH AY V", "F AY"),
 }
+
+VOWELS = frozenset(("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
+                    "UH", "UW"))  # fmt: skip
+NON_RHOTIC = True  # add British-style pronunciations of the grammar's words (see non_rhotic)
+
+
+def non_rhotic(phones: str) -> tuple[str, ...]:
+    """Non-rhotic pronunciations of a CMUdict (US, rhotic) one: ``F AO R`` -> ``F AO``.
+
+    Most English outside North America drops an /r/ that no vowel follows and says a final or
+    pre-consonant /er/ as a schwa: "operator" is *op-uh-ray-tuh*, "hours" *ow-uhz*, "card"
+    *cahd*. CMUdict has only the rhotic forms, and the model then scores such callers poorly.
+    Two variants: /r/ dropped where no vowel follows; and that plus every /er/ as /ah/ (/ah r/
+    before a vowel). Returns the variants that differ from ``phones`` (none for most words).
+    """
+    seq = phones.split()
+    first: list[str] = []
+    second: list[str] = []
+    for i, ph in enumerate(seq):
+        after = seq[i + 1] if i + 1 < len(seq) else None
+        vowel_next = after in VOWELS
+        if ph == "R" and not vowel_next and i > 0 and seq[i - 1] in VOWELS:
+            continue  # coda /r/ after a vowel: silent
+        if ph == "ER":
+            first.append("ER" if vowel_next else "AH")
+            second += ["AH", "R"] if vowel_next else ["AH"]
+            continue
+        first.append(ph)
+        second.append(ph)
+    out = []
+    for variant in (" ".join(first), " ".join(second)):
+        if variant != phones and variant not in out:
+            out.append(variant)
+    return tuple(out)
+
 
 _UNITS = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -173,7 +210,7 @@ def compile_grammar(grammar: Grammar, lookup: Lookup, garbage: bool = True) -> C
         _add_amount(fsg, 0, 1)
     if not fsg.transitions:
         raise AsrError("the grammar has no phrases and no built-in")
-    extra: list[tuple[str, str]] = []
+    extra: list[tuple[str, str]] = _variants(fsg, lookup) if NON_RHOTIC else []
     if grammar.builtin in ("digits", "amount"):
         extra += [(f"{w}({i + 10})", p) for w, ps in DIGIT_VARIANTS.items()
                   for i, p in enumerate(ps)]  # fmt: skip
@@ -181,6 +218,17 @@ def compile_grammar(grammar: Grammar, lookup: Lookup, garbage: bool = True) -> C
         _add_garbage(fsg)
         extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
     return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
+
+
+def _variants(fsg: _FsgBuilder, lookup: Lookup) -> list[tuple[str, str]]:
+    """Extra pronunciations (``word(20)``...) for the grammar's words: :func:`non_rhotic`."""
+    words = sorted({w for _, _, _, w in fsg.transitions if w is not None and "(" not in w})
+    extra: list[tuple[str, str]] = []
+    for word in words:
+        phones = lookup(word)
+        if phones:
+            extra += [(f"{word}({20 + i})", v) for i, v in enumerate(non_rhotic(phones))]
+    return extra
 
 
 def _add_choices(fsg: _FsgBuilder, grammar: Grammar, lookup: Lookup) -> dict[str, str]:

@@ -22,10 +22,14 @@ runs on the loop:
   dropped.
 
 Measured here (PocketSphinx, the bank menu grammar, a shared 2-core machine): a listening call
-costs its worker 1.5 % of a core in silence (the backend's noise reduction and endpointing run
-on every frame) and 3.5-4 % while the caller talks about half the time; one worker kept up with
-20 such calls at 75 % of a core, with lag spikes up to 2 s. The loop's side (queueing, one
-message per worker per tick, events) is about 0.01 % of a core per call.
+whose caller is silent (line noise at -70 dBFS through μ-law) costs its worker about 0.06 % of a
+core, 50 or 100 calls alike, since only the energy endpointer runs before speech starts (0.8 %
+when the front end ran on every frame), and the loop's side (feeding, one message per worker
+per tick, answers) 0.03-0.05 %; ``bench/asr/silence_cost.py`` measures it. Every open stream
+holds a pooled decoder from the start (about 27 MB resident, and 0.1 s of the worker's time to
+build when none is idle). Measured before that change: 3.5-4 % of a core while the caller
+talks about half the time; one worker kept up with 20 such calls at 75 % of a core, with lag
+spikes up to 2 s.
 
 ``in_process=True`` runs the same worker code on threads (same sockets, same messages) for tests
 and simulation, with a backend factory given directly; it does not protect the loop from the GIL.

@@ -45,7 +45,9 @@ between utterances.
 
 Decoders are pooled (:class:`DecoderPool`) per ``grammar.key()``, the reference decoders in a
 pool of their own: the first stream for a grammar pays for loading the model and building the
-FSG (tens of ms), later ones reuse an idle decoder. PocketSphinx holds the GIL while it decodes.
+FSG (tens of ms), later ones reuse an idle decoder. A stream holds decoders only from the start
+of speech to its decision, so a hundred callers listening in silence share one or two.
+PocketSphinx holds the GIL while it decodes.
 """
 
 from __future__ import annotations
@@ -85,9 +87,16 @@ ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
 GARBAGE = False  # also give the grammar FSG a phone-loop garbage path (ivr.asr.grammar)
 DENOISE = True
 BATCH_DECISION = True  # decide on whole-utterance passes (batch CMN), see module doc
-REJECT_RATIO = -15.0  # log-likelihood ratio per frame below which a result is a no-match
+# Log-likelihood ratio per frame below which a result is a no-match (confidence about 0.6).
+# Chosen on the labelled set of bench/asr (docs/ASR.md): the highest floor that keeps every
+# clean in-grammar phrase; out-of-grammar sentences that get past it score about the same as
+# right answers, so a higher floor only trades callers for false accepts.
+REJECT_RATIO = -10.8
+# Digit strings of fixed length: whole strings score lower than phrases (every digit is a short
+# word with rivals), and a rejected string loses every digit, so a lower floor (confidence 0.4).
+REJECT_RATIO_DIGITS = -13.2
 # A digit loop of open length can imitate any speech much better than a fixed phrase can, so
-# out-of-grammar speech scores higher there: a stricter floor (measured, module doc).
+# out-of-grammar speech scores higher there: a stricter floor.
 REJECT_RATIO_OPEN_DIGITS = -10.0
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
@@ -221,7 +230,11 @@ class SphinxBackend:
         if grammar.language.split("-")[0].lower() not in self.languages():
             raise AsrError(f"PocketSphinx recognises English only, not {grammar.language!r}")
         pool = self.pool
-        return SphinxStream(pool, pool.take(grammar), options)
+        # Build (or find) a decoder now, so a bad grammar fails here, then give it back: the
+        # stream takes one only when speech starts. A silent caller holds no decoder (each is
+        # ~27 MB), and a burst of calls opening streams costs one build per grammar.
+        pool.give(pool.take(grammar))
+        return SphinxStream(pool, grammar, options)
 
 
 _SHARED: DecoderPool | None = None
@@ -239,9 +252,11 @@ def _shared_pool() -> DecoderPool:
 class SphinxStream:
     """One utterance: feed 20 ms frames with :meth:`accept`, end with :meth:`finish`."""
 
-    def __init__(self, pool: DecoderPool, decoder: _Decoder, options: AsrOptions) -> None:
+    def __init__(self, pool: DecoderPool, grammar: Grammar, options: AsrOptions) -> None:
         self._pool = pool
-        self._dec: _Decoder | None = decoder
+        self._grammar = grammar
+        self._done = False
+        self._dec: _Decoder | None = None  # taken from the pool when speech starts
         self._ref: _Decoder | None = None
         self._options = options
         self._denoiser = Denoiser() if DENOISE else None
@@ -259,11 +274,11 @@ class SphinxStream:
     @property
     def decided(self) -> bool:
         """True once Final, NoMatch or NoSpeech has been returned."""
-        return self._dec is None
+        return self._done
 
     def accept(self, frame: np.ndarray) -> list[AsrEvent]:
         """Feed one 20 ms frame (int16, 160 samples at 8 kHz)."""
-        if self._dec is None:
+        if self._done:
             return []
         pcm = np.asarray(frame, dtype=np.int16)
         event = self._endpointer.feed(pcm)
@@ -278,6 +293,7 @@ class SphinxStream:
                 self._pre_roll.clear()
             return events
         self._feed(self._front(pcm).tobytes())
+        assert self._dec is not None
         self._frames_in_speech += 1
         if self._frames_in_speech % PARTIAL_EVERY == 0:
             events += self._look(self._dec)
@@ -289,7 +305,7 @@ class SphinxStream:
 
     def finish(self) -> list[AsrEvent]:
         """No more audio: decide now (Final, NoMatch or NoSpeech) unless already decided."""
-        if self._dec is None:
+        if self._done:
             return []
         end = self._endpointer.finish()
         if end is None:  # nobody spoke
@@ -303,7 +319,7 @@ class SphinxStream:
         return self._wideband.process(clean)
 
     def _start(self, audio: bytes) -> None:
-        assert self._dec is not None
+        self._dec = self._pool.take(self._grammar)
         self._started = True
         # Decoder frame 0 is this much audio into the stream (pre-roll, and the filter delay).
         fed = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
@@ -384,7 +400,8 @@ class SphinxStream:
         confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, (ratio - CONF_MID) / CONF_SCALE))))
         start = self._endpointer.speech_start or 0.0
         self._release()
-        rejected = (ratio < _floor(dec.grammar.grammar) or self.unexplained > UNEXPLAINED
+        floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text)
+        rejected = (ratio < floor or self.unexplained > UNEXPLAINED
                     or confidence < self._options.min_confidence)  # fmt: skip
         if choice is None or rejected:
             return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
@@ -410,12 +427,15 @@ class SphinxStream:
             if dec is not None:
                 self._pool.give(dec)
         self._dec = self._ref = None
+        self._done = True
 
 
-def _floor(grammar: Grammar) -> float:
-    """The ratio below which a result of ``grammar`` is rejected."""
-    if grammar.builtin == "digits" and (grammar.min_digits or 1) != (grammar.max_digits or 0):
-        return REJECT_RATIO_OPEN_DIGITS
+def _floor(grammar: Grammar, phrases: dict[str, str], text: str) -> float:
+    """The ratio below which ``text``, heard with ``grammar`` (``phrases``), is rejected."""
+    if grammar.builtin == "digits" and text not in phrases:  # a digit string was heard
+        if (grammar.min_digits or 1) != (grammar.max_digits or 0):
+            return REJECT_RATIO_OPEN_DIGITS
+        return REJECT_RATIO_DIGITS
     return REJECT_RATIO
 
 
