@@ -265,6 +265,49 @@ def test_node_override_of_an_unknown_global_and_language_choices() -> None:
     ]
 
 
+LANGUAGE_SAY = """
+    flow: t
+    languages: [en, zh]
+    start: l
+    nodes:
+      l:
+        language:
+          prompt: {{en: "1 English, 2 Chinese.", zh: "1 英语，2 中文。"}}
+          choices:
+            "1": en
+            "2": zh
+    {choices}
+          next: z
+          no_match: {{goto: z}}
+      z: {{hangup: {{}}}}
+"""
+
+
+def test_language_choice_say_clashes_are_errors_at_the_phrase() -> None:
+    found = problems(LANGUAGE_SAY.format(choices="""
+            "3": {language: fr}
+            "4": {language: zh, say: {en: [putonghua, Mandarin]}}
+            "5": {language: zh, say: {en: [putonghua]}}
+            "6": {language: en, say: {zh: [中文]}}
+            "7": {language: en, say: [english language]}
+    """))
+    assert found == [
+        "13:25 error: node 'l': 'fr' is not one of the flow's languages (en, zh)",
+        "14:51 error: node 'l': choice '4' phrase 'Mandarin' is also a phrase of choice '2' (zh)",
+        "15:40 error: node 'l': choice '5' phrase 'putonghua' is also a phrase of choice '4' (zh)",
+        "16:40 error: node 'l': choice '6' phrase '中文' is also a phrase of choice '2' (zh)",
+    ]
+
+
+def test_language_choice_in_the_long_form_must_name_its_language() -> None:
+    found = problems(LANGUAGE_SAY.format(choices="""
+            "3": {say: [french]}
+            "4": {language: fr, sya: [french]}
+    """))
+    assert found == ["13:9 error: node 'l', choice '3': missing field 'language'",
+                     "14:29 error: node 'l', choice '4': unknown key 'sya' (did you mean 'say'?)"]
+
+
 def test_prompt_text_in_an_undeclared_language_is_a_warning() -> None:
     found = problems("""
         flow: t

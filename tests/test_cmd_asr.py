@@ -55,6 +55,20 @@ def test_recognize_with_choices_from_a_flow(tiny: Path,
     assert code == (0 if result["outcome"] == "match" else 1)
 
 
+def test_recognize_at_a_language_node_offers_the_names_of_its_languages(
+    tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The engine's own listen spec: English names for an English recognizer ("中文" it could
+    # not hear), and the node's DTMF-only choices now answer to speech as well.
+    wav = tiny.parent / "audio" / "tts-yes-ulaw.wav"
+    flow = ROOT / "flows" / "bank-main.yaml"
+    code = asr("recognize", "--choices-from", f"{flow}:choose_language", "--backend",
+               "pocketsphinx", str(wav))
+    result = json.loads(capsys.readouterr().out)
+    assert result["grammar"].startswith("en=english | zh=chinese/mandarin | global:agent=")
+    assert code in (0, 1)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--grammar", "a || b"], "grammar: item 2"),
     (["--grammar", "@digits:0"], "1 <= N <= M"),

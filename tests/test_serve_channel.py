@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from sip_phone import App, Phone, run, start_ua
 
-from ivr.engine.channel import RecordResult, SpeechResult
+from ivr.engine.actions import InlineActionRunner
+from ivr.engine.channel import QueueRequest, RecordResult, SpeechResult
+from ivr.engine.clock import LoopClock
+from ivr.engine.runtime import Runtime
+from ivr.engine.session import Session
+from ivr.flow.loader import load_text
+from ivr.flow.model import FlowSet
 from ivr.media.engine import MediaEngine
 from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.channel import SipChannel
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
+from ivr.store.db import CallStore
 
 
 class Listener:
@@ -83,3 +91,74 @@ def test_a_caller_that_sends_no_rtp_is_hung_up_and_the_engine_is_told(tmp_path: 
         media.close()
 
     run(scenario(), 20)
+
+
+QUEUE_FLOW = """\
+flow: queue-only
+languages: [en]
+start: to_queue
+nodes:
+  to_queue:
+    enqueue: {queue: general, priority: 5, skills: [accounts]}
+"""
+
+
+def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
+    tmp_path: Path,
+) -> None:
+    """The flow's part ends at the queue (outcome ``queued``), but the call goes on while the
+    queue holds the caller: their BYE must still reach the record, with the time they waited."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        media = MediaEngine(loop, "127.0.0.1", (36000, 36999))
+        streams: dict[str, RtpStream] = {}
+
+        async def local_media(call: SipCall) -> LocalMedia:
+            stream = await media.open_stream(call.call_id)
+            streams[call.call_id] = stream
+            host, port = stream.local_address
+            return LocalMedia(host, port)
+
+        app = App()
+        ua = await start_ua(on_incoming=app, local_media_factory=local_media)
+        phone = await Phone.open()
+        leg = phone.leg(ua.address)
+        await leg.establish()
+        call = app.calls[0]
+        await asyncio.wait_for(call.wait_established(), 2)
+        stream = streams[call.call_id]
+        assert call.media is not None
+        stream.start((call.media.remote_address, call.media.remote_port), 0, 101)
+        held: list[QueueRequest] = []  # a queue that keeps the caller waiting (no agent comes)
+        channel = SipChannel(call, stream, lambda p: loop.create_future(), tmp_path,
+                             on_enqueue=lambda _channel, request: held.append(request))
+        flow = load_text(QUEUE_FLOW, "queue-only.yaml")
+        store = CallStore(tmp_path / "calls.db", threaded=False)
+        session = Session(FlowSet({flow.id: flow}), flow.id, channel, LoopClock(loop),
+                          Runtime(actions=InlineActionRunner(None)), [store.sink])
+        session.start()
+        assert session.outcome == "queued" and [r.queue for r in held] == ["general"]
+        assert not channel.ended  # waiting in the queue
+        await asyncio.sleep(0.3)
+        phone.send(leg.request("BYE"), ua.address)  # the caller gives up
+        await phone.response(200, "BYE")
+        await asyncio.wait_for(call.wait_ended(), 5)
+        phone.close()
+        await ua.close()
+        media.close()
+        store.close()
+
+    run(scenario(), 20)
+    with sqlite3.connect(tmp_path / "calls.db") as conn:
+        kinds = conn.execute("SELECT kind, json_extract(data, '$.by'), t FROM events "
+                             "ORDER BY seq").fetchall()  # fmt: skip
+        row = conn.execute("SELECT outcome, queue, queue_wait, abandoned_in_queue "
+                           "FROM calls").fetchone()  # fmt: skip
+    assert [k for k, _, _ in kinds] == ["call_start", "node_enter", "queue", "call_end", "hangup"]
+    (_, _, queued_t), (_, hangup_by, hangup_t) = kinds[2], kinds[4]
+    assert hangup_by == "caller"
+    outcome, queue, queue_wait, abandoned = row
+    assert (outcome, queue, abandoned) == ("queued", "general", 1)
+    assert queue_wait >= 0.3  # at least the time the caller was kept waiting
+    assert abs(queue_wait - (hangup_t - queued_t)) < 0.002  # the same span as the events'

@@ -162,6 +162,72 @@ def test_info_and_inband_keys_advance_the_bank_flow(server: ServerThread, dtmf: 
     run(scenario(), 40)
 
 
+# --- the agent queue (none yet: the server releases a queued caller) ------------------------------
+
+
+async def _to_the_queue(server: ServerThread) -> tuple[LivePhone, LiveCaller]:
+    """A caller who chose English and pressed 0 (agent) in contact-centre hours: the bank flow
+    sends them to ``general_queue`` (hold message, then the queue)."""
+    phone, caller = await dial(server.address, server.db, "95588", headers=AT)
+    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="choose_language"), 5)
+    caller.press("1")
+    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="main_menu"), 10)
+    caller.press("0")
+    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="general_queue"),
+                                   10), caller.events  # fmt: skip
+    return phone, caller
+
+
+def test_a_caller_who_stays_for_the_queue_is_released_by_the_server_and_recorded_queued(
+    server: ServerThread,
+) -> None:
+    async def scenario() -> LiveCaller:
+        phone, caller = await _to_the_queue(server)
+        try:
+            assert await caller.wait_ended(15)  # after the hold message: no agent queue yet
+            assert await caller.wait_until(lambda: caller.call_ended_in_record, 5)
+        finally:
+            await caller.close()
+            await phone.close()
+        return caller
+
+    caller = run(scenario(), 40)
+    assert caller.call is not None and caller.call.end_reason == "remote bye"
+    got = [(kind, node, data) for kind, node, data in events(server.db, caller.call_id)]
+    queue = [(node, data["queue"]) for kind, node, data in got if kind == "queue"]
+    assert queue == [("general_queue", "general")]
+    assert ("hangup", "caller") not in [(kind, data.get("by")) for kind, _, data in got]
+    record = ended_call(server.db, caller.call_id)
+    assert record is not None and record["outcome"] == "queued"
+    # Nobody waited: the time in queue and abandonment stay for the agent queue to fill.
+    assert (record["queue_wait"], record["abandoned_in_queue"]) == (None, None)
+
+
+def test_a_caller_who_hangs_up_during_the_hold_message_is_recorded_as_abandoned(
+    server: ServerThread,
+) -> None:
+    async def scenario() -> LiveCaller:
+        phone, caller = await _to_the_queue(server)
+        try:
+            caller.hangup()  # the hold message lasts seconds: it is still playing
+            assert await caller.wait_ended(5)
+            assert await caller.wait_until(lambda: caller.call_ended_in_record, 5)
+        finally:
+            await caller.close()
+            await phone.close()
+        return caller
+
+    caller = run(scenario(), 40)
+    got = events(server.db, caller.call_id)
+    assert [(kind, node, data.get("by")) for kind, node, data in got if kind == "hangup"] == [
+        ("hangup", "general_queue", "caller")]
+    assert "queue" not in [kind for kind, _, _ in got]  # never handed to the queue
+    record = ended_call(server.db, caller.call_id)
+    assert record is not None
+    assert (record["outcome"], record["last_node"], record["queue"]) == (
+        "abandoned", "general_queue", None)
+
+
 # --- baresip --------------------------------------------------------------------------------------
 
 

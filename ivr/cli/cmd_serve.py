@@ -6,9 +6,9 @@ import argparse
 import asyncio
 import sys
 
+from ivr.cli.serving import run_server
 from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
-from ivr.flow.errors import FlowError
 from ivr.serve.server import IvrServer, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
 
@@ -66,15 +66,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         print(f"ivr serve: bad --listen/--rtp-ports: {exc}", file=sys.stderr)
         return 2
-    try:
-        workers = worker_count(options.workers)
-        if workers > 1:
-            return serve_workers(config, options, workers, args.log_level, args.log_file)
-        asyncio.run(serve(IvrServer(config, options)))
-    except FlowError as exc:
-        print(f"ivr serve: flows refused:\n{exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"ivr serve: {exc}", file=sys.stderr)
-        return 2
+    return run_server(NAME, lambda: _serve_with_workers(args, config, options))
+
+
+def _serve_with_workers(args: argparse.Namespace, config: Config, options: ServeOptions) -> int:
+    workers = worker_count(options.workers)
+    if workers > 1:
+        return serve_workers(config, options, workers, args.log_level, args.log_file)
+    asyncio.run(serve(IvrServer(config, options)))
     return 0

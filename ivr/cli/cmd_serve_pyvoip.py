@@ -22,9 +22,9 @@ import os
 import sys
 from typing import Any
 
+from ivr.cli.serving import run_server
 from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
-from ivr.flow.errors import FlowError
 from ivr.pyvoip.phone import PhoneOptions
 from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer, RegistrationFailed
 
@@ -79,15 +79,5 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         print(f"ivr serve-pyvoip: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(serve(PyVoipServer(config, options)))
-    except FlowError as exc:
-        print(f"ivr serve-pyvoip: flows refused:\n{exc}", file=sys.stderr)
-        return 1
-    except RegistrationFailed as exc:
-        print(f"ivr serve-pyvoip: registration failed: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"ivr serve-pyvoip: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_server(NAME, lambda: asyncio.run(serve(PyVoipServer(config, options))),
+                      {RegistrationFailed: "registration failed"})  # fmt: skip

@@ -21,7 +21,7 @@ TRANSFER = "transfer"  # node, data: target, ok, reason
 QUEUE = "queue"  # node, data: queue, priority, skills
 RECORDING = "recording"  # node, data: path, duration
 SURVEY = "survey"  # node, data: question, answer
-HANGUP = "hangup"  # node, data: by (caller|flow)
+HANGUP = "hangup"  # node, data: by (caller|flow); queue_wait (s) when after a queue's call_end
 CALL_END = "call_end"  # data: outcome, duration, last node
 ERROR = "error"  # node, data: message
 

@@ -71,6 +71,9 @@ class Session:
         self.node: Node | None = None
         self.finished = False
         self.outcome: str | None = None
+        # Clock time the flow handed the caller to an agent queue: the engine's part of the
+        # call ends there, but the caller may still hang up while waiting (see on_hangup).
+        self.queued_at: float | None = None
         self.scope = Scope(self._initial_vars(initial_vars))
 
     # --- public state ---------------------------------------------------------------------
@@ -313,9 +316,17 @@ class Session:
 
     def on_hangup(self) -> None:
         if self.finished:
+            self._left_queue()
             return
         self.emit(ev.HANGUP, by="caller")
         self.finish("abandoned")
+
+    def _left_queue(self) -> None:
+        """The caller hung up while waiting in the queue the flow sent them to: after the
+        call's end (outcome ``queued``), record that hang-up and the time in queue, once."""
+        queued_at, self.queued_at = self.queued_at, None
+        if queued_at is not None and self.outcome == "queued":
+            self.emit(ev.HANGUP, by="caller", queue_wait=round(self.clock.now() - queued_at, 3))
 
     # --- events to the sinks --------------------------------------------------------------
 

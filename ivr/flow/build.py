@@ -216,9 +216,20 @@ class _Builder(PartsBuilder):
         )
 
     def n_language(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
+        choices: dict[str, str] = {}
+        say: dict[str, dict[str, tuple[str, ...]]] = {}
+        for key, raw in b["choices"].items():  # "2": zh, or "2": {language: zh, say: [...]}
+            choices[key] = raw if isinstance(raw, str) else raw["language"]
+            if isinstance(raw, dict) and "say" in raw:
+                said = raw["say"]
+                # A mapping speaks only for the languages it lists (the others keep the built-in
+                # names, not the default language's words); a list speaks for every language.
+                say[key] = ({lang: tuple([w] if isinstance(w, str) else w)
+                             for lang, w in said.items()}
+                            if isinstance(said, dict) else self.phrases(said))
         return LanguageNode(
-            nid, pos, self.prompt(b["prompt"], child(ptr, "prompt"), nid), dict(b["choices"]),
-            b["next"], self.input_options(b, ptr), self.vpos(ptr, "next"),
+            nid, pos, self.prompt(b["prompt"], child(ptr, "prompt"), nid), choices,
+            b["next"], self.input_options(b, ptr), self.vpos(ptr, "next"), say,
         )
 
     def n_set(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:

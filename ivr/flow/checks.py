@@ -17,6 +17,7 @@ from ivr.flow import template as _template
 from ivr.flow.build import BuildResult
 from ivr.flow.errors import Diagnostic, Severity
 from ivr.flow.graphcheck import check_graph
+from ivr.flow.langnames import choice_names, phrase_key
 from ivr.flow.model import (
     BUILTIN_COMMANDS,
     ActionNode,
@@ -273,9 +274,38 @@ class _Checker:
         self.check_choice_clashes(node, [(k, self.at(node, "choices", k)) for k in node.choices])
         for key, lang in node.choices.items():
             if lang not in self.flow.languages:
-                self.report(self.pos.value(self.at(node, "choices", key)),
+                self.report(self.pos.value(self.first(self.at(node, "choices", key, "language"),
+                                                      self.at(node, "choices", key))),
                             f"node '{node.id}': '{lang}' is not one of the flow's languages "
                             f"({', '.join(self.flow.languages)})")
+        self.language_phrase_clashes(node)
+
+    def language_phrase_clashes(self, node: LanguageNode) -> None:
+        """A choice's say: phrase that another choice also answers to (in the same listening
+        language) is an error: it is ambiguous, and recognizers refuse a phrase under two keys."""
+        keys = list(node.choices)
+        done: set[str] = set()  # one report per phrase written (not per listening language)
+        for index, key in enumerate(keys):
+            say_ptr = self.at(node, "choices", key, "say")
+            for lang, words in node.say.get(key, {}).items():
+                for number, word in enumerate(words):
+                    # Two say: lists sharing a phrase: reported once, at the later one.
+                    other = next((k for k in keys if k != key
+                                  and (k not in node.say or keys.index(k) < index)
+                                  and phrase_key(word) in map(phrase_key,
+                                                              choice_names(node, k, lang))), None)
+                    ptr = self.first(child(child(say_ptr, lang), number),
+                                     child(say_ptr, number), child(say_ptr, lang), say_ptr)
+                    if other is None or ptr in done:
+                        continue
+                    done.add(ptr)
+                    self.report(self.pos.value(ptr),
+                                f"node '{node.id}': choice '{key}' phrase '{word}' is also a "
+                                f"phrase of choice '{other}' ({node.choices[other]})")
+
+    def first(self, *ptrs: str) -> str:
+        """The first of ``ptrs`` that the document has (the last one otherwise)."""
+        return next((p for p in ptrs if p in self.pos), ptrs[-1])
 
     def node_survey(self, node: SurveyNode) -> None:
         self.check_globals(node.opts.globals or {}, self.at(node, "globals"), node)

@@ -222,6 +222,9 @@ class LanguageNode(Node):
     next: str
     opts: InputOptions = field(default_factory=InputOptions)
     next_pos: Pos = NOWHERE
+    # DTMF key -> listening language -> phrases, for choices with their own say: (the others
+    # answer to their language's built-in names, ivr.flow.langnames)
+    say: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def targets(self) -> list[tuple[str, str, Pos]]:
         return [("next", self.next, self.next_pos), *_handler_targets(self.opts)]

@@ -9,18 +9,16 @@ What pyVoIP cannot do is reported, not hidden: a transfer fails at once with
 :data:`NO_REFER` (so the flow's ``on_fail`` runs), a queued caller is released with a log line
 (there is no agent queue yet), and speech is not recognised (``listen`` only remembers the node).
 
-Prompt order is kept when a prompt must be synthesized first: each play gets a slot and reaches
-the media loop only when every earlier slot has.
+Prompt order is kept when a prompt must be synthesized first: each play gets a slot
+(:class:`~ivr.media.prompt_slots.PromptSlots`) and reaches the media loop only when every
+earlier slot has.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ from ivr.engine.channel import (
     RecordSpec,
     RenderedPrompt,
 )
+from ivr.media.prompt_slots import PromptSlots
 from ivr.media.wav import TARGET_RATE, write_wav
 from ivr.pyvoip.pump import CallPump
 
@@ -44,16 +43,6 @@ NO_REFER = "pyVoIP has no REFER"
 
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[bytes | None]"]
 QueueHandler = Callable[["PyVoipChannel", QueueRequest], None]
-
-
-@dataclass
-class _Slot:
-    """One prompt waiting for its audio (8-bit unsigned), in play order."""
-
-    id: int
-    prompt: RenderedPrompt
-    audio: asyncio.Future[bytes | None]
-    sent: bool = False
 
 
 class PyVoipChannel:
@@ -84,8 +73,8 @@ class PyVoipChannel:
         self._recordings_dir = recordings_dir
         self._on_enqueue = on_enqueue
         self._listener: ChannelListener | None = None
-        self._ids = itertools.count(1)
-        self._slots: deque[_Slot] = deque()
+        self._slots: PromptSlots[bytes] = PromptSlots(self._start_prompt, self._prompt_played,
+                                                      call_id=info.call_id)  # fmt: skip
         self._record_spec: RecordSpec | None = None
         self._record_path: Path | None = None
         self._record_count = 0
@@ -109,12 +98,7 @@ class PyVoipChannel:
         self._listener.on_dtmf(digit)
 
     def _played(self, playback_id: int) -> None:
-        if self.ended:
-            return
-        if self._slots and self._slots[0].id == playback_id:
-            self._slots.popleft()
-        if self._listener is not None:
-            self._listener.on_playback_done(playback_id)
+        self._slots.played(playback_id)
 
     def _gone(self) -> None:
         if self.ended:
@@ -147,32 +131,16 @@ class PyVoipChannel:
     # --- prompts --------------------------------------------------------------------------
 
     def play(self, prompt: RenderedPrompt) -> int:
-        slot = _Slot(next(self._ids), prompt, self._prompt_audio(prompt))
-        if self.ended:
-            slot.audio.cancel()
-            return slot.id
-        self._slots.append(slot)
-        slot.audio.add_done_callback(lambda _f: self._feed())
-        return slot.id
+        return self._slots.add(prompt.id, self._prompt_audio(prompt))
 
-    def _feed(self) -> None:
-        """Hand every slot whose audio is ready, in order, to the media loop."""
-        for slot in self._slots:
-            if slot.sent:
-                continue
-            if not slot.audio.done():
-                return
-            failed = slot.audio.cancelled() or slot.audio.exception() is not None
-            audio = None if failed else slot.audio.result()
-            if not audio:
-                log.warning("call %s: prompt %s has no audio", self.info.call_id, slot.prompt.id)
-                audio = b""
-            slot.sent = True
-            self.pump.play(slot.id, audio)
+    def _start_prompt(self, slot_id: int, audio: bytes | None) -> None:
+        self.pump.play(slot_id, audio or b"")  # nothing to play still comes back as played
+
+    def _prompt_played(self, slot_id: int) -> None:
+        if self._listener is not None:
+            self._listener.on_playback_done(slot_id)
 
     def stop_playback(self) -> None:
-        for slot in self._slots:
-            slot.audio.cancel()
         self._slots.clear()
         self.pump.stop_playback()
 
@@ -221,7 +189,8 @@ class PyVoipChannel:
 
     def _end(self) -> None:
         self.ended = True
-        self.stop_playback()
+        self._slots.close()
+        self.pump.stop_playback()
         if self._record_spec is not None:
             self.pump.stop_recording()
 

@@ -7,18 +7,15 @@ is recognised by the process's ASR service (:mod:`ivr.serve.speech`), the caller
 RTP silence end the session, transfers are REFERs.
 
 Prompt order is kept even when a prompt must be synthesized first: each play gets a slot in an
-ordered queue and reaches the player only when every earlier slot has.
+ordered queue (:class:`~ivr.media.prompt_slots.PromptSlots`) and reaches the player only when
+every earlier slot has.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
 import logging
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.asr.service import AsrService
@@ -32,6 +29,7 @@ from ivr.engine.channel import (
     RenderedPrompt,
 )
 from ivr.media.player import EncodedAudio
+from ivr.media.prompt_slots import PromptSlots
 from ivr.media.recorder import Recorder
 from ivr.rtp.stream import RtpStream
 from ivr.serve.speech import CallSpeech
@@ -41,17 +39,6 @@ log = logging.getLogger("ivr.serve")
 
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[EncodedAudio | None]"]
 QueueHandler = Callable[["SipChannel", QueueRequest], None]
-
-
-@dataclass
-class _Slot:
-    """One prompt waiting for its audio, in play order."""
-
-    id: int
-    prompt: RenderedPrompt
-    audio: asyncio.Future[EncodedAudio | None]
-    player_id: int | None = None
-    cancelled: bool = field(default=False)
 
 
 class SipChannel:
@@ -82,8 +69,9 @@ class SipChannel:
         self._recordings_dir = recordings_dir
         self._on_enqueue = on_enqueue
         self._listener: ChannelListener | None = None
-        self._ids = itertools.count(1)
-        self._slots: deque[_Slot] = deque()
+        self._slots: PromptSlots[EncodedAudio] = PromptSlots(
+            self._start_prompt, self._prompt_played, has_audio=lambda a: a.frames > 0,
+            call_id=self.info.call_id)  # fmt: skip
         self._recorder: Recorder | None = None
         self._record_spec: RecordSpec | None = None
         self._record_count = 0
@@ -138,42 +126,19 @@ class SipChannel:
     # --- prompts --------------------------------------------------------------------------
 
     def play(self, prompt: RenderedPrompt) -> int:
-        slot = _Slot(next(self._ids), prompt, self._prompt_audio(prompt))
-        if self.ended:
-            return slot.id
-        self._slots.append(slot)
-        slot.audio.add_done_callback(lambda _f: self._feed())
-        return slot.id
+        return self._slots.add(prompt.id, self._prompt_audio(prompt))
 
-    def _feed(self) -> None:
-        """Hand every slot whose audio is ready, in order, to the player."""
-        for slot in self._slots:
-            if slot.player_id is not None:
-                continue
-            if not slot.audio.done():
-                return
-            audio = None if slot.audio.cancelled() else slot.audio.result()
-            if audio is None or audio.frames == 0:
-                log.warning("call %s: prompt %s has no audio", self.info.call_id, slot.prompt.id)
-                self.stream.loop.call_soon(self._done_playing, slot)
-                slot.player_id = -1
-                continue
-            slot.player_id = self.stream.player.play(audio, functools.partial(self._played, slot))
-
-    def _played(self, slot: _Slot, _player_id: int) -> None:
-        self._done_playing(slot)
-
-    def _done_playing(self, slot: _Slot) -> None:
-        if slot.cancelled or self.ended:
+    def _start_prompt(self, slot_id: int, audio: EncodedAudio | None) -> None:
+        if audio is None:  # nothing to play: played, told from the next pass of the loop
+            self.stream.loop.call_soon(self._slots.played, slot_id)
             return
-        if self._slots and self._slots[0] is slot:
-            self._slots.popleft()
+        self.stream.player.play(audio, lambda _player_id: self._slots.played(slot_id))
+
+    def _prompt_played(self, slot_id: int) -> None:
         if self._listener is not None:
-            self._listener.on_playback_done(slot.id)
+            self._listener.on_playback_done(slot_id)
 
     def stop_playback(self) -> None:
-        for slot in self._slots:
-            slot.cancelled = True
         self._slots.clear()
         self.stream.player.stop()
 
@@ -236,7 +201,8 @@ class SipChannel:
 
     def _end(self) -> None:
         self.ended = True
-        self.stop_playback()
+        self._slots.close()
+        self.stream.player.stop()
         if self.speech is not None:
             self.speech.stop()
         if self._recorder is not None:

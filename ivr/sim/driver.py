@@ -248,15 +248,20 @@ class CallerDriver:
             return False
         return True
 
-    def _press(self, step: sc.Press) -> bool:
+    def _send_input(self, step: sc.Press | sc.Say, send: Callable[[], None]) -> bool:
+        """The progress every input step shares: wait until input may go, ``send`` it once
+        (``send`` sets the state to "sent" and kicks when it has gone), then pass."""
         if self._state == "sent":
             return True
         if self._state == "sending" or not self._input_allowed(step, step.barge_in):
             return False
         self._state = "sending"
         self._mark = len(self.events)
-        self._send_digit(step.digits, 0)
+        send()
         return False
+
+    def _press(self, step: sc.Press) -> bool:
+        return self._send_input(step, lambda: self._send_digit(step.digits, 0))
 
     def _send_digit(self, digits: str, i: int) -> None:
         self.channel.caller_dtmf(digits[i])
@@ -267,16 +272,12 @@ class CallerDriver:
             self.kick()
 
     def _say(self, step: sc.Say) -> bool:
-        if self._state == "sent":
-            return True
-        if self._state == "sending" or not self._input_allowed(step, step.barge_in):
-            return False
-        self._state = "sending"
-        self._mark = len(self.events)
+        return self._send_input(step, lambda: self._start_speech(step))
+
+    def _start_speech(self, step: sc.Say) -> None:
         self.channel.caller_speech_start()
         delay = speech_seconds(step.text) + self.channel.end_silence
         self.clock.call_later(delay, lambda: self._speech_result(step))
-        return False
 
     def _speech_result(self, step: sc.Say) -> None:
         self.channel.caller_speech(SpeechResult(step.text, step.confidence))

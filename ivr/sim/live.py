@@ -226,18 +226,14 @@ class LiveDriver(CallerDriver):
         return True
 
     def _say_live(self, step: sc.Say) -> bool:
-        if self._state == "sent":
-            return True
-        if self._state == "sending" or not self._input_allowed(step, step.barge_in):
-            return False
-        self._state = "sending"
-        self._mark = len(self.events)
+        return self._send_input(step, lambda: self._start_speaking(step))
+
+    def _start_speaking(self, step: sc.Say) -> None:
         if step.confidence < 1.0:
             self._note(step, f"confidence {step.confidence:g} not applied: the server's "
                              "recognizer decides")  # fmt: skip
         language = speech_language(step.text, self.live_session.language)
         self._speaking = asyncio.ensure_future(self._speak(step, language))
-        return False
 
     async def _speak(self, step: sc.Say, language: str) -> None:
         from ivr.tts.engine import TTSError

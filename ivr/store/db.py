@@ -14,11 +14,12 @@ events table and from the call summary alike.
 
 Tables (``PRAGMA user_version`` is the schema version; :data:`MIGRATIONS` upgrades old files):
 
-- ``calls``: one row per call, kept up to date from ``call_start``, ``queue`` and ``call_end``
-  by triggers on ``events``.
-  ``last_flow`` is the flow of ``last_node`` (a sub-flow's node when the call ended there). The
-  agent-queue columns (``queue_wait``, ``answered_at``, ``agent``, ``abandoned_in_queue``) stay
-  NULL until the agent queue fills them.
+- ``calls``: one row per call, kept up to date from ``call_start``, ``queue``, ``call_end`` and
+  ``hangup`` by triggers on ``events``.
+  ``last_flow`` is the flow of ``last_node`` (a sub-flow's node when the call ended there). For
+  a queued call ``duration`` is its time in the flows; a caller who hangs up while waiting in
+  the queue sets ``queue_wait`` (seconds from ``queued_at``) and ``abandoned_in_queue`` (1).
+  ``answered_at`` and ``agent`` stay NULL until the agent queue fills them.
 - ``events``: every step, ``data`` as JSON; ``flow`` is the flow of ``node``.
 - ``survey``: one row per answered (or skipped: NULL) survey question, from ``survey`` events.
 
@@ -41,7 +42,7 @@ from ivr.engine.events import Event
 
 log = logging.getLogger("ivr.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The call summary is kept by triggers on events, so that one INSERT of a whole batch is the
 # whole write (see _INSERT_EVENTS); they read the stored, secret-free data. Upserts, not plain
@@ -80,6 +81,17 @@ CREATE TRIGGER events_survey AFTER INSERT ON events WHEN NEW.kind = 'survey' BEG
 END;
 """
 
+# Schema version 3: a hang-up after the call's end at a queue (the caller gave up waiting)
+# carries the time in queue.
+_QUEUE_TRIGGERS = """
+CREATE TRIGGER events_hangup_in_queue AFTER INSERT ON events
+WHEN NEW.kind = 'hangup' AND json_extract(NEW.data, '$.queue_wait') IS NOT NULL BEGIN
+    UPDATE calls SET queue_wait = json_extract(NEW.data, '$.queue_wait'),
+        abandoned_in_queue = (json_extract(NEW.data, '$.by') = 'caller')
+    WHERE call_id = NEW.call_id;
+END;
+"""
+
 # No index on events but its primary key: the reports start from the calls (by started_at) and
 # read each call's events by key. An index on (kind, flow, node) cost a third of the write
 # speed and made the planner pick a slower plan for a time window.
@@ -90,7 +102,7 @@ CREATE TABLE calls (
     flow TEXT, flow_version TEXT, caller TEXT, called TEXT, transport TEXT,
     started_at REAL,  -- wall clock, seconds since the epoch
     ended_at REAL, duration REAL, outcome TEXT, last_node TEXT, language TEXT,
-    -- filled by the agent queue (a later part): time in queue, answer, abandonment
+    -- the agent queue's: time in queue, answer (filled by the agent queue), abandonment
     queue TEXT, queued_at REAL, queue_wait REAL, answered_at REAL, agent TEXT,
     abandoned_in_queue INTEGER,
     last_flow TEXT  -- the flow of last_node (a sub-flow's when the call ended in one)
@@ -107,6 +119,7 @@ CREATE TABLE survey (
 );
 """
     + _TRIGGERS
+    + _QUEUE_TRIGGERS
 )
 
 # MIGRATIONS[n] upgrades a version-n file to version n+1, inside the opening transaction.
@@ -120,6 +133,7 @@ MIGRATIONS: dict[int, str] = {
     DROP INDEX IF EXISTS events_kind_node;
     """
     + _TRIGGERS,
+    2: _QUEUE_TRIGGERS,
 }
 
 # A batch goes to SQLite as ONE statement with its rows as one JSON text, not executemany:

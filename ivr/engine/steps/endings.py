@@ -78,6 +78,7 @@ class EnqueueStep(_PromptThen):
         self.session.emit(
             ev.QUEUE, queue=request.queue, priority=priority, skills=list(request.skills)
         )
+        self.session.queued_at = self.session.clock.now()
         self.session.channel.enqueue(request)
         self.session.finish("queued")
 

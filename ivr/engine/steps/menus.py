@@ -9,6 +9,7 @@ from ivr.engine.channel import SpeechResult
 from ivr.engine.speech import is_no, is_yes, match_phrase
 from ivr.engine.steps.inputs import InputStep
 from ivr.engine.values import compute
+from ivr.flow.langnames import language_phrases
 from ivr.flow.model import Choice, ConfirmNode, LanguageNode, MenuNode
 
 
@@ -66,9 +67,15 @@ class LanguageStep(InputStep[LanguageNode]):
             return
         self._choose(language)
 
+    def phrases(self) -> dict[str, tuple[str, ...]]:
+        # Keyed by language code. The call's language is not chosen yet, so these are the names
+        # that the current language's recognizer can hear (ivr.flow.langnames).
+        return language_phrases(self.node, self.session.language)
+
     def on_text(self, result: SpeechResult) -> bool:
-        names = {lang: (lang, _LANGUAGE_NAMES.get(lang, "")) for lang in self.node.choices.values()}
-        chosen = match_phrase(result.text, {k: tuple(p for p in v if p) for k, v in names.items()})
+        phrases = self.phrases()
+        chosen = result.choice if result.choice in phrases else None
+        chosen = chosen or match_phrase(result.text, phrases)
         if chosen is None:
             return False
         self._choose(chosen)
@@ -88,8 +95,6 @@ class LanguageStep(InputStep[LanguageNode]):
             return
         super().escalate(handler, label)
 
-
-_LANGUAGE_NAMES = {"en": "english", "zh": "中文"}
 
 
 class ConfirmStep(InputStep[ConfirmNode]):
