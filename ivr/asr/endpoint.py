@@ -124,6 +124,17 @@ class Endpointer:
         last = max(0, int(end / self.frame_seconds + 0.5) - self._first_voiced_frame)
         return sum(m >= margin for m in self._margins[first:last]) * self.frame_seconds
 
+    def peak_snr(self) -> float:
+        """How far the loud part of the utterance stood over the noise floor, in dB.
+
+        The 90th percentile of the per-frame margins since speech started (a few frames of
+        the caller's loudest syllables, not one click). 0 before speech.
+        """
+        if not self._margins:
+            return 0.0
+        ordered = sorted(self._margins)
+        return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
     def finish(self) -> SpeechEnd | None:
         """No more audio: end the utterance now if speech started and it has not ended."""
         if self.speech_start is None or self.ended is not None:

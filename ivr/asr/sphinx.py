@@ -23,25 +23,23 @@ search were measured unusable on telephone audio). One utterance flows like this
    a choice key or a built-in value and the result is scored against the reference.
 
 Acoustic model: the means adapted to telephone audio by :mod:`ivr.asr.adapt` (MLLR per phone
-class, estimated on synthesized speech through this front end).
+class, estimated on synthesized speech through this front end). Pronunciations: the CMU
+dictionary's, plus non-rhotic ones for the grammar's words and band-limited ones for digits
+(:mod:`ivr.asr.grammar`).
 
 Rejection and confidence. The reference may say any phones, so its score bounds what any words
 could score. The log-likelihood ratio per frame ``(grammar - reference) / frames`` (1e-4 of
 PocketSphinx's log units) is near zero when the grammar explains the audio about as well as
 free phones, and far below when the caller said something else. A result is a
-:class:`NoMatch` when the ratio is under :data:`REJECT_RATIO` (:data:`REJECT_RATIO_OPEN_DIGITS`
-for digit strings of open length, which can imitate anything better), or when the grammar's path
-called more than :data:`UNEXPLAINED` of the loud audio silence, or when the confidence is under
-``options.min_confidence``. ``confidence = 1 / (1 + exp(-(ratio - CONF_MID) / CONF_SCALE))``,
-fitted on synthesized tuning voices: correct results mostly score 0.7-1, wrong ones 0.2-0.6.
-The reference's phone trigram is weighted at lw 3 (see :data:`REFERENCE_SETTINGS`).
+:class:`NoMatch` when the ratio is under its floor (:func:`_floor`: one for phrases, a lower one
+for digit strings of fixed length, higher ones in noise as judged by the endpointer's
+:meth:`~ivr.asr.endpoint.Endpointer.peak_snr`), when the grammar's path called more than
+:data:`UNEXPLAINED` of the loud audio silence, or when the confidence is under
+``options.min_confidence``. ``confidence = 1 / (1 + exp(-(ratio - floor - CONF_MARGIN) /
+CONF_SCALE))``: 0.27 at the floor, 0.5 where the flows' default threshold asks the caller to
+confirm.
 
-Measured (synthesized voices not used for tuning, and the Asterisk recordings; stream through
-:func:`ivr.asr.offline.recognize_audio`): commands 0.97, isolated digits 1.0, recorded words
-0.94, digit-string error 0.08, clean and μ-law alike; off-grammar false accepts 0.11; at 15 dB
-SNR commands 0.85 (white) to 0.91 (babble); end of speech decided 0.3 s after the caller stops
-for a complete result, 0.8 s otherwise. CPU: ~0.1 s per second of utterance, almost nothing
-between utterances.
+Measured: docs/ASR.md (`make bench-asr`), on a tuning set and a held-out one.
 
 Decoders are pooled (:class:`DecoderPool`) per ``grammar.key()``, the reference decoders in a
 pool of their own: the first stream for a grammar pays for loading the model and building the
@@ -87,20 +85,30 @@ ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
 GARBAGE = False  # also give the grammar FSG a phone-loop garbage path (ivr.asr.grammar)
 DENOISE = True
 BATCH_DECISION = True  # decide on whole-utterance passes (batch CMN), see module doc
-# Log-likelihood ratio per frame below which a result is a no-match (confidence about 0.6).
-# Chosen on the labelled set of bench/asr (docs/ASR.md): the highest floor that keeps every
-# clean in-grammar phrase; out-of-grammar sentences that get past it score about the same as
-# right answers, so a higher floor only trades callers for false accepts.
-REJECT_RATIO = -10.8
+# Log-likelihood ratio per frame below which a result is a no-match. Chosen on the tuning set
+# of bench/asr (docs/ASR.md has it and a held-out set): about the highest floor that keeps the
+# clean in-grammar phrases; the out-of-grammar sentences that get past it score like right
+# answers, so a higher floor only trades callers for false accepts.
+REJECT_RATIO = -1.5
 # Digit strings of fixed length: whole strings score lower than phrases (every digit is a short
-# word with rivals), and a rejected string loses every digit, so a lower floor (confidence 0.4).
-REJECT_RATIO_DIGITS = -13.2
+# word with rivals), and a rejected string loses every digit, so a lower floor.
+REJECT_RATIO_DIGITS = -4.5
 # A digit loop of open length can imitate any speech much better than a fixed phrase can, so
-# out-of-grammar speech scores higher there: a stricter floor.
-REJECT_RATIO_OPEN_DIGITS = -10.0
+# out-of-grammar speech scores higher there: a stricter floor (not measured: the set has no
+# open-length digit items).
+REJECT_RATIO_OPEN_DIGITS = -1.5
+# In noise (the caller's loud syllables less than NOISY_SNR_DB over the noise floor) the ratio
+# separates less: other voices behind the caller let a wrong phrase explain the audio nearly as
+# well as free phones do. There the floors rise: a noisy caller is asked again more often
+# instead of being sent down a wrong branch.
+NOISY_SNR_DB = 40.0
+REJECT_RATIO_NOISY = 0.5
+REJECT_RATIO_DIGITS_NOISY = -3.5
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
-CONF_MID = -12.0
+# Confidence is the ratio's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
+# it (the flows' default confirmation threshold: about 3 % of right answers are confirmed).
+CONF_MARGIN = 3.0
 CONF_SCALE = 3.0
 # Where the streaming pass's cepstral mean starts, so that it never depends on the previous
 # caller: the mean of telephone speech upsampled without the noise filter. (The mean measured
@@ -114,7 +122,9 @@ DECODER_SETTINGS: dict[str, object] = {
 # The reference's phone trigram weighs less than grammar words do (lw 6.5): at full weight its
 # language score grew with every phone and a long off-topic sentence could score under a
 # one-word grammar path stretched over it; measured best separation at 2-3.
-REFERENCE_SETTINGS: dict[str, object] = {"lw": 3.0}
+# Scoring every second frame against the 2 best Gaussians: the reference costs 0.026 instead of
+# 0.042 s per second of speech (it is most of the recognizer's CPU) for the same separation.
+REFERENCE_SETTINGS: dict[str, object] = {"lw": 3.0, "ds": 2, "topn": 2}
 _REFERENCE = "\x00allphone"  # pool key of the reference decoders
 
 
@@ -397,10 +407,12 @@ class SphinxStream:
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
         ratio = _ratio(scores, frames)
-        confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, (ratio - CONF_MID) / CONF_SCALE))))
+        noisy = self._endpointer.peak_snr() < NOISY_SNR_DB
+        floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text, noisy)
+        above = (ratio - floor - CONF_MARGIN) / CONF_SCALE
+        confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, above))))
         start = self._endpointer.speech_start or 0.0
         self._release()
-        floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text)
         rejected = (ratio < floor or self.unexplained > UNEXPLAINED
                     or confidence < self._options.min_confidence)  # fmt: skip
         if choice is None or rejected:
@@ -430,13 +442,13 @@ class SphinxStream:
         self._done = True
 
 
-def _floor(grammar: Grammar, phrases: dict[str, str], text: str) -> float:
+def _floor(grammar: Grammar, phrases: dict[str, str], text: str, noisy: bool) -> float:
     """The ratio below which ``text``, heard with ``grammar`` (``phrases``), is rejected."""
     if grammar.builtin == "digits" and text not in phrases:  # a digit string was heard
         if (grammar.min_digits or 1) != (grammar.max_digits or 0):
             return REJECT_RATIO_OPEN_DIGITS
-        return REJECT_RATIO_DIGITS
-    return REJECT_RATIO
+        return REJECT_RATIO_DIGITS_NOISY if noisy else REJECT_RATIO_DIGITS
+    return REJECT_RATIO_NOISY if noisy else REJECT_RATIO
 
 
 def _ratio(scores: list[float | None], frames: int) -> float:
