@@ -145,7 +145,10 @@ def test_noise_that_never_ends_is_cut_at_max_speech(backend: SphinxBackend) -> N
     events = feed(stream, pcm, finish=False)
     result = decision(events)
     assert isinstance(result, NoMatch)
-    assert result.decided_at - result.speech_start == pytest.approx(2.0, abs=0.021)
+    # Cut at max_speech; the deciding passes then take a few more frames (DECIDE_SECONDS of
+    # the utterance per frame).
+    assert 2.0 - 0.021 <= result.decided_at - result.speech_start <= 2.0 + 0.25
+    assert result.speech_end - result.speech_start <= 2.0 + 0.021
 
 
 @needs_espeak

@@ -16,11 +16,14 @@ search were measured unusable on telephone audio). One utterance flows like this
    ``max_digits`` digits) - by the endpointer's energy, or by the decoder's best path having
    spent that long in silence after a word (in babble noise the energy never drops) - or at
    ``max_speech``;
-4. with :data:`BATCH_DECISION` the whole utterance is decoded once more with the grammar and
-   once with the *reference* decoder (PocketSphinx's phone recognizer, ``allphone`` search with
-   the model's phone trigram), both with the cepstral mean of the utterance itself (the
-   streaming pass had to start from :data:`CMN_PRIOR`); the grammar's words are mapped back to
-   a choice key or a built-in value and the result is scored against the reference.
+4. with :data:`BATCH_DECISION` the utterance is decoded once more with the grammar and once
+   with the *reference* decoder (PocketSphinx's phone recognizer, ``allphone`` search with the
+   model's phone trigram), both starting from the cepstral mean the streaming pass ended with
+   (near the utterance's own; the streaming pass had to start from :data:`CMN_PRIOR`). These
+   passes run :data:`DECIDE_SECONDS` of the utterance per frame fed, so a decision takes a
+   few frames (its ``decided_at`` says so) and never stalls the other streams of a worker; the
+   grammar's words are mapped back to a choice key or a built-in value and the result is
+   scored against the reference.
 
 Acoustic model: the means adapted to telephone audio by :mod:`ivr.asr.adapt` (MLLR per phone
 class, estimated on synthesized speech through this front end). Pronunciations: the CMU
@@ -84,7 +87,10 @@ COMPLETE_SILENCE = 0.3  # end silence once the hypothesis is complete and unambi
 ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
 GARBAGE = False  # also give the grammar FSG a phone-loop garbage path (ivr.asr.grammar)
 DENOISE = True
-BATCH_DECISION = True  # decide on whole-utterance passes (batch CMN), see module doc
+BATCH_DECISION = True  # decide on second passes over the whole utterance, see module doc
+# Audio of the deciding passes processed per frame fed (s): a decision is spread over a few
+# frames, so that one caller's decision never stalls the other streams of its worker.
+DECIDE_SECONDS = 0.4
 # Log-likelihood ratio per frame below which a result is a no-match. Chosen on the tuning set
 # of bench/asr (docs/ASR.md has it and a held-out set): about the highest floor that keeps the
 # clean in-grammar phrases; the out-of-grammar sentences that get past it score like right
@@ -92,7 +98,7 @@ BATCH_DECISION = True  # decide on whole-utterance passes (batch CMN), see modul
 REJECT_RATIO = -1.5
 # Digit strings of fixed length: whole strings score lower than phrases (every digit is a short
 # word with rivals), and a rejected string loses every digit, so a lower floor.
-REJECT_RATIO_DIGITS = -4.5
+REJECT_RATIO_DIGITS = -3.5
 # A digit loop of open length can imitate any speech much better than a fixed phrase can, so
 # out-of-grammar speech scores higher there: a stricter floor (not measured: the set has no
 # open-length digit items).
@@ -103,7 +109,7 @@ REJECT_RATIO_OPEN_DIGITS = -1.5
 # instead of being sent down a wrong branch.
 NOISY_SNR_DB = 40.0
 REJECT_RATIO_NOISY = 0.5
-REJECT_RATIO_DIGITS_NOISY = -3.5
+REJECT_RATIO_DIGITS_NOISY = -1.5
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
 # Confidence is the ratio's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
@@ -279,6 +285,9 @@ class SphinxStream:
         self.unexplained = 0.0  # share of voiced audio left unexplained (see _unexplained)
         self._started = False
         self._audio: list[bytes] = []  # the utterance so far (for the deciding passes)
+        self._pending: bytes | None = None  # what the deciding passes have still to process
+        self._ending: SpeechEnd | None = None
+        self._deciding_frames = 0  # frames fed while the deciding passes ran
         self._origin = 0.0  # stream time of the decoders' frame 0
 
     @property
@@ -290,6 +299,9 @@ class SphinxStream:
         """Feed one 20 ms frame (int16, 160 samples at 8 kHz)."""
         if self._done:
             return []
+        if self._pending is not None:  # deciding: this frame's time goes to the passes
+            self._deciding_frames += 1
+            return self._go_on(DECIDE_SECONDS)
         pcm = np.asarray(frame, dtype=np.int16)
         event = self._endpointer.feed(pcm)
         events: list[AsrEvent] = []
@@ -317,11 +329,14 @@ class SphinxStream:
         """No more audio: decide now (Final, NoMatch or NoSpeech) unless already decided."""
         if self._done:
             return []
+        if self._pending is not None:
+            return self._go_on(None)
         end = self._endpointer.finish()
         if end is None:  # nobody spoke
             self._release()
             return [NoSpeech()]
-        return self._decide(end)
+        events = self._decide(end)
+        return events if self._pending is None else self._go_on(None)
 
     def _front(self, pcm: NDArray[np.int16]) -> NDArray[np.int16]:
         """8 kHz telephone audio -> 16 kHz for the model (noise filter, upsampling, fill)."""
@@ -385,17 +400,47 @@ class SphinxStream:
         return self._endpointer.end_now(self._origin + (last + 1) * 0.01)
 
     def _decide(self, end: SpeechEnd) -> list[AsrEvent]:
-        dec, ref = self._dec, self._ref
+        """Speech ended: start the deciding passes (and do the first part of them)."""
+        dec = self._dec
         assert dec is not None and dec.grammar is not None
+        self._ending = end
+        if BATCH_DECISION:
+            # The passes start from the cepstral mean the streaming pass ended with (near the
+            # utterance's own), so that they can run a part at a time.
+            cmn = dec.decoder.get_cmn(True)  # type: ignore[attr-defined]
         for d in self._streaming():
             d.decoder.end_utt()  # type: ignore[attr-defined]
-        if BATCH_DECISION:
-            audio = b"".join(self._audio)
-            for pooled in (dec, ref):
-                if pooled is not None:
-                    pooled.decoder.start_utt()  # type: ignore[attr-defined]
-                    pooled.decoder.process_raw(audio, False, True)  # type: ignore[attr-defined]
-                    pooled.decoder.end_utt()  # type: ignore[attr-defined]
+        if not BATCH_DECISION:
+            return self._conclude()
+        for pooled in (dec, self._ref):
+            if pooled is not None:
+                pooled.decoder.set_cmn(cmn)  # type: ignore[attr-defined]
+                pooled.decoder.start_utt()  # type: ignore[attr-defined]
+        self._pending = b"".join(self._audio)
+        self._audio = []
+        return self._go_on(DECIDE_SECONDS)
+
+    def _go_on(self, seconds: float | None) -> list[AsrEvent]:
+        """Run the deciding passes over ``seconds`` more of the utterance (None: the rest)."""
+        assert self._pending is not None
+        size = len(self._pending) if seconds is None else int(seconds * 4 * SAMPLE_RATE) & ~1
+        chunk, self._pending = self._pending[:size], self._pending[size:]
+        for pooled in (self._dec, self._ref):
+            if pooled is not None and chunk:
+                pooled.decoder.process_raw(chunk, False, False)  # type: ignore[attr-defined]
+        if self._pending:
+            return []
+        self._pending = None
+        for pooled in (self._dec, self._ref):
+            if pooled is not None:
+                pooled.decoder.end_utt()  # type: ignore[attr-defined]
+        return self._conclude()
+
+    def _conclude(self) -> list[AsrEvent]:
+        """Score the decided utterance: Final or NoMatch."""
+        dec, ref, end = self._dec, self._ref, self._ending
+        assert dec is not None and dec.grammar is not None and end is not None
+        decided_at = end.decided_at + self._deciding_frames * self._endpointer.frame_seconds
         scores = []
         for pooled in (dec, ref):
             if pooled is not None:
@@ -416,8 +461,8 @@ class SphinxStream:
         rejected = (ratio < floor or self.unexplained > UNEXPLAINED
                     or confidence < self._options.min_confidence)  # fmt: skip
         if choice is None or rejected:
-            return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
-        return [Final(text, choice, round(confidence, 4), start, end.time, end.decided_at)]
+            return [NoMatch(text, round(confidence, 4), start, end.time, decided_at)]
+        return [Final(text, choice, round(confidence, 4), start, end.time, decided_at)]
 
     def _unexplained(self, segments: list[object]) -> float:
         """Seconds of voiced audio that the grammar path spent in silence or noise fillers.
