@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
-from sip_phone import App, Phone, run, start_ua
+from sip_phone import App, Leg, Phone, run, start_ua
 
 from ivr.engine.actions import InlineActionRunner
 from ivr.engine.channel import QueueRequest, RecordResult, SpeechResult
@@ -20,6 +21,7 @@ from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.channel import SipChannel
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.ua import UserAgent
 from ivr.store.db import CallStore
 
 
@@ -51,31 +53,56 @@ class Listener:
         self.told.append("hangup")
 
 
+@dataclass
+class AnsweredCall:
+    """A real SIP call on loopback, answered by the user agent, its RTP stream started."""
+
+    media: MediaEngine
+    ua: UserAgent
+    phone: Phone
+    leg: Leg
+    call: SipCall
+    stream: RtpStream
+
+    async def close(self) -> None:
+        self.phone.close()
+        await self.ua.close()
+        self.media.close()
+
+
+async def answered_call(ports: tuple[int, int], config: StreamConfig | None = None,
+                        ) -> AnsweredCall:  # fmt: skip
+    """Dial the user agent from a scripted phone and start the answered call's stream (the
+    phone itself never sends RTP)."""
+    media = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", ports, config=config)
+    streams: dict[str, RtpStream] = {}
+
+    async def local_media(call: SipCall) -> LocalMedia:
+        stream = await media.open_stream(call.call_id)
+        streams[call.call_id] = stream
+        host, port = stream.local_address
+        return LocalMedia(host, port)
+
+    app = App()
+    ua = await start_ua(on_incoming=app, local_media_factory=local_media)
+    phone = await Phone.open()
+    leg = phone.leg(ua.address)
+    await leg.establish()
+    call = app.calls[0]
+    await asyncio.wait_for(call.wait_established(), 2)
+    stream = streams[call.call_id]
+    assert call.media is not None
+    stream.start((call.media.remote_address, call.media.remote_port), 0, 101)
+    return AnsweredCall(media, ua, phone, leg, call, stream)
+
+
 def test_a_caller_that_sends_no_rtp_is_hung_up_and_the_engine_is_told(tmp_path: Path) -> None:
     async def scenario() -> None:
-        media = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", (35000, 35999),
-                            config=StreamConfig(inactivity_timeout=0.3))  # fmt: skip
-        streams: dict[str, RtpStream] = {}
-
-        async def local_media(call: SipCall) -> LocalMedia:
-            stream = await media.open_stream(call.call_id)
-            streams[call.call_id] = stream
-            host, port = stream.local_address
-            return LocalMedia(host, port)
-
-        app = App()
-        ua = await start_ua(on_incoming=app, local_media_factory=local_media)
-        phone = await Phone.open()
-        leg = phone.leg(ua.address)
-        await leg.establish()  # and never sends a packet of RTP
-        call = app.calls[0]
-        await asyncio.wait_for(call.wait_established(), 2)
-        stream = streams[call.call_id]
-        assert call.media is not None
-        stream.start((call.media.remote_address, call.media.remote_port), 0, 101)
+        answered = await answered_call((35000, 35999), StreamConfig(inactivity_timeout=0.3))
+        call, phone = answered.call, answered.phone
         listener = Listener()
-        channel = SipChannel(call, stream, lambda p: asyncio.get_running_loop().create_future(),
-                             tmp_path)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        channel = SipChannel(call, answered.stream, lambda p: loop.create_future(), tmp_path)
         channel.attach(listener)
         bye = await phone.request("BYE", timeout=5)  # the channel hangs up the silent caller
         phone.reply(bye, 200)
@@ -86,9 +113,7 @@ def test_a_caller_that_sends_no_rtp_is_hung_up_and_the_engine_is_told(tmp_path: 
         assert listener.told == ["hangup"]  # ... and tells the engine, once
         assert channel.ended
         await asyncio.wait_for(call.wait_ended(), 5)
-        phone.close()
-        await ua.close()
-        media.close()
+        await answered.close()
 
     run(scenario(), 20)
 
@@ -111,25 +136,8 @@ def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        media = MediaEngine(loop, "127.0.0.1", (36000, 36999))
-        streams: dict[str, RtpStream] = {}
-
-        async def local_media(call: SipCall) -> LocalMedia:
-            stream = await media.open_stream(call.call_id)
-            streams[call.call_id] = stream
-            host, port = stream.local_address
-            return LocalMedia(host, port)
-
-        app = App()
-        ua = await start_ua(on_incoming=app, local_media_factory=local_media)
-        phone = await Phone.open()
-        leg = phone.leg(ua.address)
-        await leg.establish()
-        call = app.calls[0]
-        await asyncio.wait_for(call.wait_established(), 2)
-        stream = streams[call.call_id]
-        assert call.media is not None
-        stream.start((call.media.remote_address, call.media.remote_port), 0, 101)
+        answered = await answered_call((36000, 36999))
+        call, stream, phone, leg = answered.call, answered.stream, answered.phone, answered.leg
         held: list[QueueRequest] = []  # a queue that keeps the caller waiting (no agent comes)
         channel = SipChannel(call, stream, lambda p: loop.create_future(), tmp_path,
                              on_enqueue=lambda _channel, request: held.append(request))
@@ -141,12 +149,10 @@ def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
         assert session.outcome == "queued" and [r.queue for r in held] == ["general"]
         assert not channel.ended  # waiting in the queue
         await asyncio.sleep(0.3)
-        phone.send(leg.request("BYE"), ua.address)  # the caller gives up
+        phone.send(leg.request("BYE"), answered.ua.address)  # the caller gives up
         await phone.response(200, "BYE")
         await asyncio.wait_for(call.wait_ended(), 5)
-        phone.close()
-        await ua.close()
-        media.close()
+        await answered.close()
         store.close()
 
     run(scenario(), 20)
