@@ -36,7 +36,10 @@ from ivr.asr.base import (
 
 MAX_LAG = 0.2  # seconds behind real time that a jitter buffer would still absorb
 GIVE_UP = 2.0  # this far behind, the run has clearly lost
-WARMUP = 3.0  # seconds of audio before the lag is judged
+# Seconds of audio before the lag is judged. A stream takes decoders only when its caller
+# starts to speak, so the pool reaches one decoder per concurrent speaker and grammar only
+# after a while (3 s measured 7 streams, 20 s 9: the builds, ~90 ms each, were the lag).
+WARMUP = 20.0
 TAIL_FRAMES = 75  # 1.5 s of silence after an utterance before finish() is forced
 _SILENCE = np.zeros(FRAME_SAMPLES, np.int16)
 DEFAULT_OPTIONS = AsrOptions()  # the platform defaults, as a call gets them
