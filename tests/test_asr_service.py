@@ -10,11 +10,12 @@ back with the wrong digit or none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +131,20 @@ def cont_on_exit() -> Iterator[list[WorkerHandle]]:
             os.kill(handle.process.pid, signal.SIGCONT)
 
 
+
+@contextlib.asynccontextmanager
+async def started(service: AsrService) -> AsyncIterator[AsrService]:
+    """``service`` started for the block, stopped after it (also when the block fails)."""
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
 @needs_sounds
 def test_streams_go_to_the_least_loaded_worker_and_stay_there() -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=2)
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=2)) as service:
             pids = {w.pid for w in service.stats()}
             assert len(pids) == 2 and os.getpid() not in pids
             callers = [Caller(service, f"call-{d}") for d in DIGITS]
@@ -164,17 +173,13 @@ def test_streams_go_to_the_least_loaded_worker_and_stay_there() -> None:
             await until(lambda: late.final() or late.no_match(), 10, "the late stream decided")
             final = late.final()
             assert final is not None and final.choice == "7"
-        finally:
-            await service.stop()
 
     run(scenario())
 
 
 def test_the_frames_of_one_tick_reach_a_worker_as_one_message() -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=1)
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=1)) as service:
             callers = [Caller(service, f"call-{i}") for i in range(5)]
             await asyncio.sleep(0)  # the opens: one message
             await play(*((c.stream, silence(20)) for c in callers))  # 20 ticks of 5 frames
@@ -183,8 +188,6 @@ def test_the_frames_of_one_tick_reach_a_worker_as_one_message() -> None:
             assert worker.sent == 21  # not 101: a message per tick, not per frame
             assert service.stats()[0].backlog == 0
             assert all(c.events == [] and c.stream.open for c in callers)  # nobody spoke
-        finally:
-            await service.stop()
 
     run(scenario())
 
@@ -194,9 +197,7 @@ def test_a_killed_worker_ends_the_speaking_stream_and_moves_the_idle_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=1)
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=1)) as service:
             talker = Caller(service, "talker")
             waiter = Caller(service, "waiter")
             begun, rest = split_at_speech(digit("2"))
@@ -224,8 +225,6 @@ def test_a_killed_worker_ends_the_speaking_stream_and_moves_the_idle_one(
             assert final is not None and final.choice == "9"
             assert set(waiter.pids[:-1]) == {new.pid}
             assert len(talker.events) == heard  # nothing after the NoMatch
-        finally:
-            await service.stop()
 
     with caplog.at_level(logging.ERROR, logger="ivr.asr"):
         run(scenario())
@@ -237,9 +236,7 @@ def test_a_stalled_worker_is_killed_and_the_caller_gets_a_no_match(
     caplog: pytest.LogCaptureFixture, cont_on_exit: list[WorkerHandle]
 ) -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=1, stall_timeout=1.0)
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=1, stall_timeout=1.0)) as service:
             talker = Caller(service, "talker")
             waiter = Caller(service, "waiter")
             begun, rest = split_at_speech(digit("1"))
@@ -260,8 +257,6 @@ def test_a_stalled_worker_is_killed_and_the_caller_gets_a_no_match(
             await until(waiter.final, 10, "the moved stream's Final")
             final = waiter.final()
             assert final is not None and final.choice == "7"
-        finally:
-            await service.stop()
 
     with caplog.at_level(logging.ERROR, logger="ivr.asr"):
         run(scenario())
@@ -271,15 +266,11 @@ def test_a_stalled_worker_is_killed_and_the_caller_gets_a_no_match(
 
 def test_languages_without_a_model_and_engines_that_cannot_load_are_explained() -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=1, languages=("en", "zh"))
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=1, languages=("en", "zh"))) as service:
             assert service.unavailable("en") is None
             assert service.unavailable("zh") == (
                 "the pocketsphinx backend has no zh model (it has en)")  # fmt: skip
             assert "not one of the languages loaded" in (service.unavailable("fr") or "")
-        finally:
-            await service.stop()
         assert service.unavailable("en") == "speech recognition is not running"
         broken = AsrService("no_such_asr_module:make", workers=1)
         await broken.start()  # never raises: speech is off, DTMF works
@@ -312,9 +303,7 @@ def test_in_process_workers_use_the_same_code_and_close_stops_events() -> None:
         return backends[-1]
 
     async def scenario() -> None:
-        service = AsrService(workers=2, in_process=True, factory=factory)
-        await service.start()
-        try:
+        async with started(AsrService(workers=2, in_process=True, factory=factory)) as service:
             assert [w.pid for w in service.stats()] == [os.getpid()] * 2
             kept = Caller(service, "kept")
             dropped = Caller(service, "dropped")
@@ -326,8 +315,6 @@ def test_in_process_workers_use_the_same_code_and_close_stops_events() -> None:
             assert final is not None and final.choice == "2"
             # each worker warmed its backend with one stream at start, then ours
             assert len(backends) == 2 and sum(b.opened for b in backends) == 2 + 2
-        finally:
-            await service.stop()
 
     run(scenario())
 
@@ -368,9 +355,7 @@ def test_a_grammar_the_backend_refuses_silences_its_stream_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def scenario() -> None:
-        service = AsrService(SPHINX, workers=1)
-        await service.start()
-        try:
+        async with started(AsrService(SPHINX, workers=1)) as service:
             refused = Caller(service, "c1", Grammar("en", {"odd": ("zzqxjv",)}))
             foreign = Caller(service, "c2", Grammar("fr", {"oui": ("oui",)}))
             fine = Caller(service, "c3")
@@ -382,8 +367,6 @@ def test_a_grammar_the_backend_refuses_silences_its_stream_only(
             final = fine.final()
             assert final is not None and final.choice == "9"
             assert refused.events == foreign.events == [] and service.stats()[0].restarts == 0
-        finally:
-            await service.stop()
 
     with caplog.at_level(logging.ERROR, logger="ivr.asr"):
         run(scenario())
