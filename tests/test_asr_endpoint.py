@@ -13,6 +13,7 @@ from sphinx_audio import (
     padded,
     to_pcm,
     white,
+    with_noise,
 )
 
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
@@ -100,3 +101,17 @@ def test_finish_and_end_now() -> None:
     run(other, pcm)
     forced = other.end_now(0.9)
     assert forced is not None and forced.time == 0.9 and forced.reason == "silence"
+
+
+@needs_sounds
+def test_peak_snr_tells_a_quiet_line_from_a_noisy_one() -> None:
+    """How far the caller's loud syllables stand over the noise floor (the recognizer raises its
+    rejection floors under 40 dB)."""
+    digit = asterisk("digits/7")
+    quiet, noisy = Endpointer(), Endpointer()
+    assert quiet.peak_snr() == 0.0  # before speech
+    speech = padded(digit, 0.6, 1.0)
+    run(quiet, to_pcm(speech + white(speech.size / RATE, -70.0, seed=3)))  # a quiet line
+    run(noisy, with_noise(speech, 10.0, seed=3))
+    assert quiet.speech_start is not None and noisy.speech_start is not None
+    assert quiet.peak_snr() > 40.0 > noisy.peak_snr() > 5.0
