@@ -10,6 +10,7 @@ import pytest
 from ivr.asr.base import AsrError, Grammar
 from ivr.asr.grammar import (
     GARBAGE_MARK,
+    PHONES,
     CompiledGrammar,
     compile_grammar,
     non_rhotic,
@@ -17,6 +18,7 @@ from ivr.asr.grammar import (
     number_words,
     parse_amount,
 )
+from ivr.asr.sphinx import phone_bigram
 
 MENU = {"balance": ("balance", "my balance"), "card": ("lost card", "Stolen card!"),
         "agent": ("agent", "speak to someone")}  # fmt: skip
@@ -44,6 +46,27 @@ def test_normalise_phrase_and_numbers() -> None:
     assert number_words(105_040) == ["one", "hundred", "five", "thousand", "forty"]
     with pytest.raises(ValueError):
         number_words(1_000_000)
+
+
+def test_the_garbage_path_is_a_phone_recogniser_weighted_by_the_bigram(
+        decoder: pocketsphinx.Decoder) -> None:
+    model_dir = Path(pocketsphinx.get_model_path()) / "en-us"
+    bigram = phone_bigram(model_dir / "en-us-phone.lm.bin")
+    after_ah = sum(bigram["AH", phone] for phone in PHONES)
+    assert 0.9 < after_ah <= 1.0  # the rest is silence and the end of the utterance
+    assert bigram["AH", "N"] > 10 * bigram["AH", "ZH"]  # "-tion" is common, "-ahzh" is not
+    plain = compile_grammar(Grammar(choices=MENU), decoder.lookup_word)
+    compiled = compile_grammar(Grammar(choices=MENU), decoder.lookup_word, bigram)
+    assert not any(w.startswith(GARBAGE_MARK) for w, _ in plain.extra_words)
+    garbage = {w: p for w, p in compiled.extra_words if w.startswith(GARBAGE_MARK)}
+    assert len(garbage) == len(PHONES) and garbage[f"{GARBAGE_MARK}zh"] == "ZH"
+    model = fsg(decoder, compiled)
+    assert model.accept("my balance") and model.accept(f"{GARBAGE_MARK}w {GARBAGE_MARK}eh")
+    assert not model.accept(f"my {GARBAGE_MARK}eh")  # all grammar or all garbage
+    # A phone's weight out of the state after AH follows P(phone | AH).
+    after_ah_state = next(b for _, b, _, w in compiled.transitions if w == f"{GARBAGE_MARK}ah")
+    weight = {w: p for a, _, p, w in compiled.transitions if a == after_ah_state}
+    assert weight[f"{GARBAGE_MARK}n"] > 2 * weight[f"{GARBAGE_MARK}zh"]
 
 
 def test_choices_compile_and_map_back(decoder: pocketsphinx.Decoder) -> None:
@@ -134,7 +157,7 @@ def test_non_rhotic_variants() -> None:
 
 def test_grammar_words_get_their_variants(decoder: pocketsphinx.Decoder) -> None:
     menu = Grammar(choices={"agent": ("operator",), "hours": ("branch hours",)})
-    compiled = compile_grammar(menu, decoder.lookup_word, garbage=False)
+    compiled = compile_grammar(menu, decoder.lookup_word)
     extra = dict(compiled.extra_words)
     assert extra["operator(20)"] == "AA P ER EY T AH"
     assert extra["hours(20)"] == "AW AH Z"
@@ -142,5 +165,5 @@ def test_grammar_words_get_their_variants(decoder: pocketsphinx.Decoder) -> None
     fsg(decoder, compiled)  # the decoder takes them
     assert compiled.interpret(["<sil>", "operator(21)", "<sil>"]) == ("operator", "agent")
     digits = dict(compile_grammar(Grammar(builtin="digits", min_digits=4, max_digits=4),
-                                  decoder.lookup_word, garbage=False).extra_words)  # fmt: skip
+                                  decoder.lookup_word).extra_words)  # fmt: skip
     assert "S IH K" in digits.values() and "TH AY V" in digits.values()  # band-limited six, five

@@ -145,9 +145,8 @@ def test_noise_that_never_ends_is_cut_at_max_speech(backend: SphinxBackend) -> N
     events = feed(stream, pcm, finish=False)
     result = decision(events)
     assert isinstance(result, NoMatch)
-    # Cut at max_speech; the deciding passes then take a few more frames (DECIDE_SECONDS of
-    # the utterance per frame).
-    assert 2.0 - 0.021 <= result.decided_at - result.speech_start <= 2.0 + 0.25
+    # Cut at max_speech, and decided in the same frame (one pass, nothing left to decode).
+    assert 2.0 - 0.021 <= result.decided_at - result.speech_start <= 2.0 + 0.021
     assert result.speech_end - result.speech_start <= 2.0 + 0.021
 
 

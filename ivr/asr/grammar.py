@@ -5,14 +5,15 @@ grammar of dictionary words, built directly as transitions (``Decoder.create_fsg
 JSGF text: that gives exact digit counts (``min_digits``..``max_digits`` unrolled as a chain of
 states) and control over every weight, which JSGF's ``+`` and ``/weight/`` do not.
 
-Out-of-grammar speech. Besides the grammar's own paths the FSG has a *garbage* path: a loop over
-every phone of the acoustic model (each phone is a one-phone dictionary word named ``~aa``,
-``~b``, ...). A phone loop can imitate any speech, in-grammar speech included, but every phone
-and the path's entry cost a penalty, so the decoder only takes it when no grammar path fits the
-audio nearly as well: a caller talking about something else ends on the garbage path and the
-result is a no-match rather than the nearest choice. The two weights (:data:`GARBAGE_ENTRY`,
-:data:`GARBAGE_LOOP`) trade false accepts against false rejects; they were measured on recorded
-and synthesized telephone speech (see the backend's module doc for the figures).
+Out-of-grammar speech. Given the model's phone bigram, the FSG has a *garbage* path beside the
+grammar's own: a phone recogniser, one state per phone of the acoustic model, each phone a
+one-phone dictionary word (``~aa``, ``~b``, ...) weighted by its probability after the previous
+phone. It can imitate any speech, in-grammar speech included, but entering it costs
+:data:`GARBAGE_ENTRY`, so the decoder takes it only when no grammar path fits the audio nearly
+as well: a caller talking about something else ends on the garbage path and the result is a
+no-match rather than the nearest choice. Because the garbage path keeps every phone's senones
+in the search, the best path's score per frame also measures how well the grammar explains the
+audio (the backend's rejection floor, :mod:`ivr.asr.sphinx`).
 
 Words are normalised (lower case, punctuation dropped, numbers written out) and looked up in the
 acoustic model's dictionary; words it lacks are reported together in one :class:`AsrError`.
@@ -32,6 +33,7 @@ from ivr.asr.base import AsrError, Grammar
 
 Lookup = Callable[[str], "str | None"]  # word -> its phones ("HH AH L OW") or None
 Transition = tuple[int, int, float, "str | None"]  # from, to, probability, word (None: empty)
+Bigram = dict[tuple[str, str], float]  # (previous phone or "<s>", phone) -> probability
 
 # The acoustic model's phones (en-us PTM model, SIL excluded): the garbage loop's words.
 PHONES = [
@@ -40,9 +42,14 @@ PHONES = [
     "UH", "UW", "V", "W", "Y", "Z", "ZH",
 ]
 GARBAGE_MARK = "~"
-GARBAGE_ENTRY = 1e-20  # probability of taking the garbage path instead of the grammar
-GARBAGE_PHONE = 1.0 / 39  # weight of each phone on the garbage path (not normalised)
-GARBAGE_LOOP = 0.5  # probability of one more phone on the garbage path
+# Probability of taking the garbage path instead of the grammar: low, so that in-grammar
+# speech in noise stays on the grammar (the score floor rejects what gets through); chosen
+# with the floors on the tuning set of bench/asr.
+GARBAGE_ENTRY = 1e-24
+# The bigram's weight against the acoustics, relative to the FSG's language weight (6.5): the
+# phone recogniser's best separation was measured at a weight of 3.
+GARBAGE_LW = 3.0 / 6.5
+GARBAGE_EXIT = 0.1  # weight of leaving the garbage path after any phone
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 MAX_DIGITS = 20
@@ -188,8 +195,10 @@ class CompiledGrammar:
         return text, all(v == value for p, v in self.phrases.items() if p.startswith(prefix))
 
 
-def compile_grammar(grammar: Grammar, lookup: Lookup, garbage: bool = True) -> CompiledGrammar:
-    """Build the FSG for ``grammar``, checking every word against the dictionary (``lookup``).
+def compile_grammar(grammar: Grammar, lookup: Lookup,
+                    bigram: Bigram | None = None) -> CompiledGrammar:
+    """Build the FSG for ``grammar``, checking every word against the dictionary (``lookup``);
+    with a phone ``bigram`` it also gets the garbage path.
 
     Raises:
         AsrError: the language is not English, the grammar is empty, or words are missing from
@@ -214,8 +223,8 @@ def compile_grammar(grammar: Grammar, lookup: Lookup, garbage: bool = True) -> C
     if grammar.builtin in ("digits", "amount"):
         extra += [(f"{w}({i + 10})", p) for w, ps in DIGIT_VARIANTS.items()
                   for i, p in enumerate(ps)]  # fmt: skip
-    if garbage:
-        _add_garbage(fsg)
+    if bigram is not None:
+        _add_garbage(fsg, bigram)
         extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
     return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
 
@@ -335,15 +344,18 @@ def _n99(fsg: _FsgBuilder, a: int, b: int) -> None:
         fsg.word(tens, b, word)
 
 
-def _add_garbage(fsg: _FsgBuilder) -> None:
-    """The phone loop, entered from the start with :data:`GARBAGE_ENTRY`, left at the end."""
-    loop, spoken = fsg.state(), fsg.state()
-    fsg.empty(0, loop, GARBAGE_ENTRY * fsg.out_weight(0))
-    for phone in PHONES:
-        # Raw weight: the per-phone cost is a setting, not 1/len(PHONES).
-        fsg.word(loop, spoken, f"{GARBAGE_MARK}{phone.lower()}", GARBAGE_PHONE, raw=True)
-    fsg.empty(spoken, loop, GARBAGE_LOOP)
-    fsg.empty(spoken, 1, 1.0 - GARBAGE_LOOP)
+def _add_garbage(fsg: _FsgBuilder, bigram: Bigram) -> None:
+    """A phone recogniser beside the grammar: one state per phone, bigram-weighted phones,
+    entered from the start with :data:`GARBAGE_ENTRY`, left for the end after any phone."""
+    entry = fsg.state()
+    fsg.empty(0, entry, GARBAGE_ENTRY * fsg.out_weight(0))
+    after = {phone: fsg.state() for phone in PHONES}
+    for before, source in (("<s>", entry), *after.items()):
+        for phone in PHONES:
+            weight = bigram.get((before, phone), 1e-6) ** GARBAGE_LW
+            fsg.word(source, after[phone], f"{GARBAGE_MARK}{phone.lower()}", weight, raw=True)
+        if source != entry:
+            fsg.empty(source, 1, GARBAGE_EXIT, raw=True)
 
 
 def _builtin_value(grammar: Grammar, words: list[str]) -> str | None:
@@ -426,7 +438,9 @@ class _FsgBuilder:
             self._raw.add(len(self.transitions))
         self.transitions.append((a, b, weight, word))
 
-    def empty(self, a: int, b: int, weight: float = 1.0) -> None:
+    def empty(self, a: int, b: int, weight: float = 1.0, raw: bool = False) -> None:
+        if raw:
+            self._raw.add(len(self.transitions))
         self.transitions.append((a, b, weight, None))
 
     def path(self, a: int, b: int, words: Sequence[str]) -> None:
@@ -476,7 +490,6 @@ def _empty_closure(transitions: list[Transition]) -> list[Transition]:
 __all__ = [
     "DIGIT_VARIANTS",
     "GARBAGE_ENTRY",
-    "GARBAGE_LOOP",
     "GARBAGE_MARK",
     "PHONES",
     "CompiledGrammar",

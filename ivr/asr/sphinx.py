@@ -16,38 +16,35 @@ search were measured unusable on telephone audio). One utterance flows like this
    ``max_digits`` digits) - by the endpointer's energy, or by the decoder's best path having
    spent that long in silence after a word (in babble noise the energy never drops) - or at
    ``max_speech``;
-4. with :data:`BATCH_DECISION` the utterance is decoded once more with the grammar and once
-   with the *reference* decoder (PocketSphinx's phone recognizer, ``allphone`` search with the
-   model's phone trigram), both starting from the cepstral mean the streaming pass ended with
-   (near the utterance's own; the streaming pass had to start from :data:`CMN_PRIOR`). These
-   passes run :data:`DECIDE_SECONDS` of the utterance per frame fed, so a decision takes a
-   few frames (its ``decided_at`` says so) and never stalls the other streams of a worker; the
-   grammar's words are mapped back to a choice key or a built-in value and the result is
-   scored against the reference.
+4. the decoder's best path is mapped back to a choice key or a built-in value and scored.
+   There is one pass: the decision is ready the frame the utterance ends.
 
 Acoustic model: the means adapted to telephone audio by :mod:`ivr.asr.adapt` (MLLR per phone
 class, estimated on synthesized speech through this front end). Pronunciations: the CMU
 dictionary's, plus non-rhotic ones for the grammar's words and band-limited ones for digits
 (:mod:`ivr.asr.grammar`).
 
-Rejection and confidence. The reference may say any phones, so its score bounds what any words
-could score. The log-likelihood ratio per frame ``(grammar - reference) / frames`` (1e-4 of
-PocketSphinx's log units) is near zero when the grammar explains the audio about as well as
-free phones, and far below when the caller said something else. A result is a
-:class:`NoMatch` when the ratio is under its floor (:func:`_floor`: one for phrases, a lower one
-for digit strings of fixed length, higher ones in noise as judged by the endpointer's
+Rejection and confidence. The grammar's FSG has a *garbage* path beside its phrases: a phone
+recogniser weighted by the model's phone bigram (:func:`phone_bigram`, :mod:`ivr.asr.grammar`).
+Speech the grammar cannot explain ends on it: a :class:`NoMatch`. Because the garbage path keeps
+every phone's senones in the search, and PocketSphinx scores each frame against that frame's
+best senone, the best path's score per frame (1e-4 log units, :func:`_score_per_frame`) is near
+zero when the words fit the audio and falls the further they are from it. A result is a
+:class:`NoMatch` when that score is under its floor (:func:`_floor`: one for phrases, a lower
+one for digit strings of fixed length, higher ones in noise as judged by the endpointer's
 :meth:`~ivr.asr.endpoint.Endpointer.peak_snr`), when the grammar's path called more than
 :data:`UNEXPLAINED` of the loud audio silence, or when the confidence is under
-``options.min_confidence``. ``confidence = 1 / (1 + exp(-(ratio - floor - CONF_MARGIN) /
+``options.min_confidence``. ``confidence = 1 / (1 + exp(-(score - floor - CONF_MARGIN) /
 CONF_SCALE))``: 0.27 at the floor, 0.5 where the flows' default threshold asks the caller to
-confirm.
+confirm. (An earlier design scored the grammar against a second, free phone decoder run over
+the utterance again: as accurate, but three times the CPU; docs/ASR.md.)
 
 Measured: docs/ASR.md (`make bench-asr`), on a tuning set and a held-out one.
 
-Decoders are pooled (:class:`DecoderPool`) per ``grammar.key()``, the reference decoders in a
-pool of their own: the first stream for a grammar pays for loading the model and building the
-FSG (tens of ms), later ones reuse an idle decoder. A stream holds decoders only from the start
-of speech to its decision, so a hundred callers listening in silence share one or two.
+Decoders are pooled (:class:`DecoderPool`) per ``grammar.key()``: the first stream for a
+grammar pays for loading the model and building the FSG (tens of ms), later ones reuse an idle
+decoder. A stream holds a decoder only from the start of speech to its decision, so a hundred
+callers listening in silence share one or two.
 PocketSphinx holds the GIL while it decodes.
 """
 
@@ -78,44 +75,36 @@ from ivr.asr.base import (
 )
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
-from ivr.asr.grammar import CompiledGrammar, compile_grammar
+from ivr.asr.grammar import PHONES, CompiledGrammar, compile_grammar
 from ivr.asr.upsample import Wideband
 
-PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoders
+PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoder
 PARTIAL_EVERY = 5  # frames between looks at the hypothesis (100 ms)
 COMPLETE_SILENCE = 0.3  # end silence once the hypothesis is complete and unambiguous
 ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
-GARBAGE = False  # also give the grammar FSG a phone-loop garbage path (ivr.asr.grammar)
 DENOISE = True
-BATCH_DECISION = True  # decide on second passes over the whole utterance, see module doc
-# Audio of the deciding passes processed per frame fed (s): a decision is spread over a few
-# frames, so that one caller's decision never stalls the other streams of its worker.
-DECIDE_SECONDS = 0.4
-# Log-likelihood ratio per frame below which a result is a no-match. Chosen on the tuning set
-# of bench/asr (docs/ASR.md has it and a held-out set): about the highest floor that keeps the
-# clean in-grammar phrases; the out-of-grammar sentences that get past it score like right
-# answers, so a higher floor only trades callers for false accepts.
-REJECT_RATIO = -1.5
-# Digit strings of fixed length: whole strings score lower than phrases (every digit is a short
-# word with rivals), and a rejected string loses every digit, so a lower floor.
-REJECT_RATIO_DIGITS = -3.5
-# A digit loop of open length can imitate any speech much better than a fixed phrase can, so
-# out-of-grammar speech scores higher there: a stricter floor (not measured: the set has no
-# open-length digit items).
-REJECT_RATIO_OPEN_DIGITS = -1.5
-# In noise (the caller's loud syllables less than NOISY_SNR_DB over the noise floor) the ratio
-# separates less: other voices behind the caller let a wrong phrase explain the audio nearly as
-# well as free phones do. There the floors rise: a noisy caller is asked again more often
-# instead of being sent down a wrong branch.
+# Score per frame (1e-4 PocketSphinx log units; senone scores are relative to each frame's best
+# senone, so a perfect fit is near 0) below which a result is a no-match; chosen on the tuning
+# set of bench/asr (docs/ASR.md has it and a held-out set). Phrases:
+SCORE_FLOOR = -47.0
+# Digit strings of fixed length: every digit is a short word with rivals and a rejected string
+# loses every digit, so a lower floor.
+SCORE_FLOOR_DIGITS = -55.0
+# A digit loop of open length can imitate speech better than a fixed phrase can: the phrase
+# floor (not measured: the set has no open-length digit items).
+SCORE_FLOOR_OPEN_DIGITS = -47.0
+# In noise (the caller's loud syllables less than NOISY_SNR_DB over the noise floor) a wrong
+# phrase fits other voices nearly as well as a right one: the floors rise, and a noisy caller
+# is asked again more often instead of being sent down a wrong branch.
 NOISY_SNR_DB = 40.0
-REJECT_RATIO_NOISY = 0.5
-REJECT_RATIO_DIGITS_NOISY = -1.5
+SCORE_FLOOR_NOISY = -41.0
+SCORE_FLOOR_DIGITS_NOISY = -43.0
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
-# Confidence is the ratio's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
+# Confidence is the score's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
 # it (the flows' default confirmation threshold: about 3 % of right answers are confirmed).
-CONF_MARGIN = 3.0
-CONF_SCALE = 3.0
+CONF_MARGIN = 2.0
+CONF_SCALE = 2.0
 # Where the streaming pass's cepstral mean starts, so that it never depends on the previous
 # caller: the mean of telephone speech upsampled without the noise filter. (The mean measured
 # through the full front end did slightly worse on partials and endpointing, in noise most.)
@@ -125,13 +114,6 @@ DECODER_SETTINGS: dict[str, object] = {
     "wip": 0.01,  # word insertion penalty: the default 0.65 dropped digits from strings
     "loglevel": "FATAL",
 }
-# The reference's phone trigram weighs less than grammar words do (lw 6.5): at full weight its
-# language score grew with every phone and a long off-topic sentence could score under a
-# one-word grammar path stretched over it; measured best separation at 2-3.
-# Scoring every second frame against the 2 best Gaussians: the reference costs 0.026 instead of
-# 0.042 s per second of speech (it is most of the recognizer's CPU) for the same separation.
-REFERENCE_SETTINGS: dict[str, object] = {"lw": 3.0, "ds": 2, "topn": 2}
-_REFERENCE = "\x00allphone"  # pool key of the reference decoders
 
 
 def _model_dir() -> Path:
@@ -142,11 +124,11 @@ def _model_dir() -> Path:
 
 @dataclass
 class _Decoder:
-    """A PocketSphinx decoder with one search active (a grammar's FSG, or the reference)."""
+    """A PocketSphinx decoder with one grammar's FSG active."""
 
     decoder: object  # pocketsphinx.Decoder
     key: str
-    grammar: CompiledGrammar | None = None
+    grammar: CompiledGrammar
 
 
 @dataclass
@@ -165,9 +147,9 @@ class DecoderPool:
     _idle: OrderedDict[str, list[_Decoder]] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take(self, grammar: Grammar | None) -> _Decoder:
-        """An idle decoder for ``grammar`` (None: a reference decoder), or a new one."""
-        key = _REFERENCE if grammar is None else grammar.key()
+    def take(self, grammar: Grammar) -> _Decoder:
+        """An idle decoder for ``grammar``, or a new one."""
+        key = grammar.key()
         with self._lock:
             idle = self._idle.get(key)
             if idle:
@@ -189,14 +171,13 @@ class DecoderPool:
                 if not self._idle[oldest]:
                     del self._idle[oldest]
 
-    def _build(self, grammar: Grammar | None, key: str) -> _Decoder:
+    def _build(self, grammar: Grammar, key: str) -> _Decoder:
         import pocketsphinx
 
         model = self.model_dir / "en-us"
         config = pocketsphinx.Config(hmm=str(model / "en-us"),
                                      dict=str(model / "cmudict-en-us.dict"), lm=None)  # fmt: skip
-        settings = DECODER_SETTINGS | (REFERENCE_SETTINGS if grammar is None else {})
-        for name, value in settings.items():
+        for name, value in DECODER_SETTINGS.items():
             config[name] = value
         if ADAPT:
             config["mean"] = str(adapted_means(model / "en-us"))
@@ -204,17 +185,29 @@ class DecoderPool:
             decoder = pocketsphinx.Decoder(config)
         except RuntimeError as exc:
             raise AsrError(f"PocketSphinx could not load its model from {model}: {exc}") from None
-        if grammar is None:
-            decoder.add_allphone_file("allphone", str(model / "en-us-phone.lm.bin"))
-            decoder.activate_search("allphone")
-            return _Decoder(decoder, key)
-        compiled = compile_grammar(grammar, decoder.lookup_word, garbage=GARBAGE)
+        bigram = phone_bigram(model / "en-us-phone.lm.bin")
+        compiled = compile_grammar(grammar, decoder.lookup_word, bigram=bigram)
         for i, (word, phones) in enumerate(compiled.extra_words):
             decoder.add_word(word, phones, i == len(compiled.extra_words) - 1)
         transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
         decoder.add_fsg("grammar", decoder.create_fsg("grammar", 0, 1, transitions))
         decoder.activate_search("grammar")
         return _Decoder(decoder, key, compiled)
+
+
+_BIGRAMS: dict[Path, dict[tuple[str, str], float]] = {}
+
+
+def phone_bigram(path: Path) -> dict[tuple[str, str], float]:
+    """P(phone | previous phone or <s>) from the model's phone language model (cached)."""
+    if path not in _BIGRAMS:
+        import pocketsphinx
+
+        lm = pocketsphinx.NGramModel.readfile(str(path))
+        # NGramModel.prob takes the word first, then its history; log base 1.0001.
+        _BIGRAMS[path] = {(a, b): math.exp(lm.prob([b, a]) * 1e-4)
+                          for a in ("<s>", *PHONES) for b in PHONES}  # fmt: skip
+    return _BIGRAMS[path]
 
 
 class SphinxBackend:
@@ -273,7 +266,6 @@ class SphinxStream:
         self._grammar = grammar
         self._done = False
         self._dec: _Decoder | None = None  # taken from the pool when speech starts
-        self._ref: _Decoder | None = None
         self._options = options
         self._denoiser = Denoiser() if DENOISE else None
         self._wideband = Wideband()
@@ -284,10 +276,6 @@ class SphinxStream:
         self._partial = ""
         self.unexplained = 0.0  # share of voiced audio left unexplained (see _unexplained)
         self._started = False
-        self._audio: list[bytes] = []  # the utterance so far (for the deciding passes)
-        self._pending: bytes | None = None  # what the deciding passes have still to process
-        self._ending: SpeechEnd | None = None
-        self._deciding_frames = 0  # frames fed while the deciding passes ran
         self._origin = 0.0  # stream time of the decoders' frame 0
 
     @property
@@ -299,9 +287,6 @@ class SphinxStream:
         """Feed one 20 ms frame (int16, 160 samples at 8 kHz)."""
         if self._done:
             return []
-        if self._pending is not None:  # deciding: this frame's time goes to the passes
-            self._deciding_frames += 1
-            return self._go_on(DECIDE_SECONDS)
         pcm = np.asarray(frame, dtype=np.int16)
         event = self._endpointer.feed(pcm)
         events: list[AsrEvent] = []
@@ -314,8 +299,8 @@ class SphinxStream:
                 self._start(self._front(np.concatenate(self._pre_roll)).tobytes())
                 self._pre_roll.clear()
             return events
-        self._feed(self._front(pcm).tobytes())
         assert self._dec is not None
+        self._feed(self._front(pcm).tobytes())
         self._frames_in_speech += 1
         if self._frames_in_speech % PARTIAL_EVERY == 0:
             events += self._look(self._dec)
@@ -329,14 +314,11 @@ class SphinxStream:
         """No more audio: decide now (Final, NoMatch or NoSpeech) unless already decided."""
         if self._done:
             return []
-        if self._pending is not None:
-            return self._go_on(None)
         end = self._endpointer.finish()
         if end is None:  # nobody spoke
             self._release()
             return [NoSpeech()]
-        events = self._decide(end)
-        return events if self._pending is None else self._go_on(None)
+        return self._decide(end)
 
     def _front(self, pcm: NDArray[np.int16]) -> NDArray[np.int16]:
         """8 kHz telephone audio -> 16 kHz for the model (noise filter, upsampling, fill)."""
@@ -349,26 +331,16 @@ class SphinxStream:
         # Decoder frame 0 is this much audio into the stream (pre-roll, and the filter delay).
         fed = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
         self._origin = fed - (LATENCY / SAMPLE_RATE if self._denoiser is not None else 0.0)
-        self._ref = self._pool.take(None)
-        for dec in self._streaming():
-            dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
-            dec.decoder.start_utt()  # type: ignore[attr-defined]
+        self._dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
+        self._dec.decoder.start_utt()  # type: ignore[attr-defined]
         self._feed(audio)
 
-    def _streaming(self) -> list[_Decoder]:
-        """The decoders fed frame by frame (the reference only when not deciding in batch)."""
-        decs = [self._dec] if BATCH_DECISION else [self._dec, self._ref]
-        return [d for d in decs if d is not None]
-
     def _feed(self, audio: bytes) -> None:
-        if BATCH_DECISION:
-            self._audio.append(audio)
-        for dec in self._streaming():
-            dec.decoder.process_raw(audio, False, False)  # type: ignore[attr-defined]
+        assert self._dec is not None
+        self._dec.decoder.process_raw(audio, False, False)  # type: ignore[attr-defined]
 
     def _look(self, dec: _Decoder) -> list[AsrEvent]:
         """Read the hypothesis: a Partial when it changed; shorten the end silence if complete."""
-        assert dec.grammar is not None
         hyp = dec.decoder.hyp()  # type: ignore[attr-defined]
         words = hyp.hypstr.split() if hyp is not None else []
         text, complete = dec.grammar.partial(words)
@@ -400,69 +372,28 @@ class SphinxStream:
         return self._endpointer.end_now(self._origin + (last + 1) * 0.01)
 
     def _decide(self, end: SpeechEnd) -> list[AsrEvent]:
-        """Speech ended: start the deciding passes (and do the first part of them)."""
+        """Speech ended: score the utterance, Final or NoMatch."""
         dec = self._dec
-        assert dec is not None and dec.grammar is not None
-        self._ending = end
-        if BATCH_DECISION:
-            # The passes start from the cepstral mean the streaming pass ended with (near the
-            # utterance's own), so that they can run a part at a time.
-            cmn = dec.decoder.get_cmn(True)  # type: ignore[attr-defined]
-        for d in self._streaming():
-            d.decoder.end_utt()  # type: ignore[attr-defined]
-        if not BATCH_DECISION:
-            return self._conclude()
-        for pooled in (dec, self._ref):
-            if pooled is not None:
-                pooled.decoder.set_cmn(cmn)  # type: ignore[attr-defined]
-                pooled.decoder.start_utt()  # type: ignore[attr-defined]
-        self._pending = b"".join(self._audio)
-        self._audio = []
-        return self._go_on(DECIDE_SECONDS)
-
-    def _go_on(self, seconds: float | None) -> list[AsrEvent]:
-        """Run the deciding passes over ``seconds`` more of the utterance (None: the rest)."""
-        assert self._pending is not None
-        size = len(self._pending) if seconds is None else int(seconds * 4 * SAMPLE_RATE) & ~1
-        chunk, self._pending = self._pending[:size], self._pending[size:]
-        for pooled in (self._dec, self._ref):
-            if pooled is not None and chunk:
-                pooled.decoder.process_raw(chunk, False, False)  # type: ignore[attr-defined]
-        if self._pending:
-            return []
-        self._pending = None
-        for pooled in (self._dec, self._ref):
-            if pooled is not None:
-                pooled.decoder.end_utt()  # type: ignore[attr-defined]
-        return self._conclude()
-
-    def _conclude(self) -> list[AsrEvent]:
-        """Score the decided utterance: Final or NoMatch."""
-        dec, ref, end = self._dec, self._ref, self._ending
-        assert dec is not None and dec.grammar is not None and end is not None
-        decided_at = end.decided_at + self._deciding_frames * self._endpointer.frame_seconds
-        scores = []
-        for pooled in (dec, ref):
-            if pooled is not None:
-                hyp = pooled.decoder.hyp()  # type: ignore[attr-defined]
-                scores.append(math.log(hyp.score) if hyp is not None and hyp.score > 0 else None)
+        assert dec is not None
+        dec.decoder.end_utt()  # type: ignore[attr-defined]
+        hyp = dec.decoder.hyp()  # type: ignore[attr-defined]
         frames = dec.decoder.n_frames()  # type: ignore[attr-defined]
         segments = list(dec.decoder.seg() or [])  # type: ignore[attr-defined]
         text, choice = dec.grammar.interpret([s.word for s in segments])
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
-        ratio = _ratio(scores, frames)
+        score = _score_per_frame(hyp.score if hyp is not None else 0.0, frames)
         noisy = self._endpointer.peak_snr() < NOISY_SNR_DB
         floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text, noisy)
-        above = (ratio - floor - CONF_MARGIN) / CONF_SCALE
+        above = (score - floor - CONF_MARGIN) / CONF_SCALE
         confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, above))))
         start = self._endpointer.speech_start or 0.0
         self._release()
-        rejected = (ratio < floor or self.unexplained > UNEXPLAINED
+        rejected = (score < floor or self.unexplained > UNEXPLAINED
                     or confidence < self._options.min_confidence)  # fmt: skip
         if choice is None or rejected:
-            return [NoMatch(text, round(confidence, 4), start, end.time, decided_at)]
-        return [Final(text, choice, round(confidence, 4), start, end.time, decided_at)]
+            return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
+        return [Final(text, choice, round(confidence, 4), start, end.time, end.decided_at)]
 
     def _unexplained(self, segments: list[object]) -> float:
         """Seconds of voiced audio that the grammar path spent in silence or noise fillers.
@@ -480,27 +411,28 @@ class SphinxStream:
         return total
 
     def _release(self) -> None:
-        for dec in (self._dec, self._ref):
-            if dec is not None:
-                self._pool.give(dec)
-        self._dec = self._ref = None
+        if self._dec is not None:
+            self._pool.give(self._dec)
+        self._dec = None
         self._done = True
 
 
 def _floor(grammar: Grammar, phrases: dict[str, str], text: str, noisy: bool) -> float:
-    """The ratio below which ``text``, heard with ``grammar`` (``phrases``), is rejected."""
+    """The score per frame below which ``text``, heard with ``grammar`` (``phrases``), is
+    rejected."""
     if grammar.builtin == "digits" and text not in phrases:  # a digit string was heard
         if (grammar.min_digits or 1) != (grammar.max_digits or 0):
-            return REJECT_RATIO_OPEN_DIGITS
-        return REJECT_RATIO_DIGITS_NOISY if noisy else REJECT_RATIO_DIGITS
-    return REJECT_RATIO_NOISY if noisy else REJECT_RATIO
+            return SCORE_FLOOR_NOISY if noisy else SCORE_FLOOR_OPEN_DIGITS
+        return SCORE_FLOOR_DIGITS_NOISY if noisy else SCORE_FLOOR_DIGITS
+    return SCORE_FLOOR_NOISY if noisy else SCORE_FLOOR
 
 
-def _ratio(scores: list[float | None], frames: int) -> float:
-    """Grammar against reference log-likelihood per frame (1e-4 log units); -inf-ish if none."""
-    if len(scores) != 2 or scores[0] is None or scores[1] is None or frames <= 0:
+def _score_per_frame(score: float, frames: int) -> float:
+    """The best path's score (PocketSphinx gives it as a probability) per frame, in 1e-4 log
+    units; far below every floor when there is none."""
+    if score <= 0.0 or frames <= 0:
         return -1e9
-    return (scores[0] - scores[1]) / frames * 1e4
+    return math.log(score) / frames * 1e4
 
 
 __all__ = ["COMPLETE_SILENCE", "PRE_ROLL", "DecoderPool", "SphinxBackend", "SphinxStream"]
