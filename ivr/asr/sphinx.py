@@ -85,20 +85,16 @@ ADAPT = True  # load the means adapted to telephone audio (ivr.asr.adapt)
 DENOISE = True
 # Score per frame (1e-4 PocketSphinx log units; senone scores are relative to each frame's best
 # senone, so a perfect fit is near 0) below which a result is a no-match; chosen on the tuning
-# set of bench/asr (docs/ASR.md has it and a held-out set). Phrases:
+# set of bench/asr (docs/ASR.md has it and a held-out set).
 SCORE_FLOOR = -47.0
-# Digit strings of fixed length: every digit is a short word with rivals and a rejected string
-# loses every digit, so a lower floor.
+# Digit strings of fixed length in clean audio: every digit is a short word with rivals and a
+# rejected string loses every digit, so a lower floor. In noise (the caller's loud syllables
+# less than NOISY_SNR_DB over the noise floor) other voices let a wrong string fit nearly as
+# well as the right one, and they get SCORE_FLOOR. (Raising the phrases' floor in noise too
+# cost more right answers at 15 dB than it saved false accepts.) Digit loops of open length
+# imitate speech better than fixed phrases: SCORE_FLOOR (not measured: no such items).
 SCORE_FLOOR_DIGITS = -55.0
-# A digit loop of open length can imitate speech better than a fixed phrase can: the phrase
-# floor (not measured: the set has no open-length digit items).
-SCORE_FLOOR_OPEN_DIGITS = -47.0
-# In noise (the caller's loud syllables less than NOISY_SNR_DB over the noise floor) a wrong
-# phrase fits other voices nearly as well as a right one: the floors rise, and a noisy caller
-# is asked again more often instead of being sent down a wrong branch.
 NOISY_SNR_DB = 40.0
-SCORE_FLOOR_NOISY = -41.0
-SCORE_FLOOR_DIGITS_NOISY = -43.0
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
 # Confidence is the score's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
@@ -420,11 +416,10 @@ class SphinxStream:
 def _floor(grammar: Grammar, phrases: dict[str, str], text: str, noisy: bool) -> float:
     """The score per frame below which ``text``, heard with ``grammar`` (``phrases``), is
     rejected."""
-    if grammar.builtin == "digits" and text not in phrases:  # a digit string was heard
-        if (grammar.min_digits or 1) != (grammar.max_digits or 0):
-            return SCORE_FLOOR_NOISY if noisy else SCORE_FLOOR_OPEN_DIGITS
-        return SCORE_FLOOR_DIGITS_NOISY if noisy else SCORE_FLOOR_DIGITS
-    return SCORE_FLOOR_NOISY if noisy else SCORE_FLOOR
+    fixed_length = (grammar.min_digits or 1) == (grammar.max_digits or 0)
+    if grammar.builtin == "digits" and text not in phrases and fixed_length and not noisy:
+        return SCORE_FLOOR_DIGITS
+    return SCORE_FLOOR
 
 
 def _score_per_frame(score: float, frames: int) -> float:
