@@ -101,6 +101,28 @@ def test_synthesized_commands_clean_ulaw_and_noisy(backend: SphinxBackend) -> No
 
 
 @needs_espeak
+def test_a_phrase_before_endless_babble_is_decided_in_the_audio(backend: SphinxBackend) -> None:
+    # Other people talking behind the caller, 12 dB under the caller, before and long after
+    # the phrase: the energy never drops, so the end must come from the decoder.
+    sentences = ["I think the train leaves at seven tonight", "we should call them again",
+                 "did you see the match yesterday", "put it on the table over there"]  # fmt: skip
+    voices = [espeak(s, v, 150) for s, v in zip(sentences, ["en-gb", "en-us+f3", "en-029",
+                                                             "en-us+m3"], strict=True)]
+    caller = padded(espeak("my balance", "en-us", 160), 1.0)
+    babble = np.zeros(caller.size + 8 * RATE)
+    for i, voice in enumerate(voices):  # each voice loops from its own offset
+        reps = np.tile(voice.astype(np.float64), -(-babble.size // voice.size) + 1)
+        babble += reps[i * 2000 : i * 2000 + babble.size]
+    power = lambda x: float(np.mean(x.astype(np.float64) ** 2))  # noqa: E731
+    babble *= np.sqrt(power(caller) / power(babble) / 10 ** 1.2)
+    audio = np.clip(babble + np.pad(caller, (0, babble.size - caller.size)), -32768, 32767)
+    stream = backend.open(MENU, AsrOptions(max_speech=15.0))
+    result = decision(feed(stream, audio.astype(np.int16), finish=False))
+    assert isinstance(result, Final) and result.choice == "balance"
+    assert result.decided_at < caller.size / RATE + 1.5  # not at the end of the babble
+
+
+@needs_espeak
 def test_yes_no_and_confidence(backend: SphinxBackend) -> None:
     for text, want in (("yes", "yes"), ("no thanks", "no"), ("correct", "yes")):
         result = decision(feed(backend.open(YES_NO, AsrOptions()),

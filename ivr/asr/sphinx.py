@@ -75,7 +75,7 @@ from ivr.asr.base import (
 )
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
-from ivr.asr.grammar import PHONES, CompiledGrammar, compile_grammar
+from ivr.asr.grammar import GARBAGE_MARK, PHONES, CompiledGrammar, compile_grammar
 from ivr.asr.upsample import Wideband
 
 PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoder
@@ -270,6 +270,8 @@ class SphinxStream:
         self._pre_roll: deque[NDArray[np.int16]] = deque(maxlen=frames)
         self._frames_in_speech = 0
         self._partial = ""
+        self._complete = False  # the last hypothesis read was complete (see _look)
+        self._complete_end: int | None = None  # decoder frame where it ended
         self.unexplained = 0.0  # share of voiced audio left unexplained (see _unexplained)
         self._started = False
         self._origin = 0.0  # stream time of the decoders' frame 0
@@ -340,6 +342,7 @@ class SphinxStream:
         hyp = dec.decoder.hyp()  # type: ignore[attr-defined]
         words = hyp.hypstr.split() if hyp is not None else []
         text, complete = dec.grammar.partial(words)
+        self._complete = complete
         wanted = self._options.end_silence
         self._endpointer.end_silence = min(wanted, COMPLETE_SILENCE) if complete else wanted
         if text and text != self._partial:
@@ -352,11 +355,20 @@ class SphinxStream:
 
         In a babble of other voices the energy never drops, so the endpointer alone would wait
         for ``max_speech``; the decoder, which knows what the grammar's words sound like, calls
-        that babble silence.
+        that babble silence - or, once the caller has said a complete phrase, the garbage path
+        takes over the best path to explain the babble: then the phrase's end counts.
         """
         segments = list(dec.decoder.seg() or [])  # type: ignore[attr-defined]
         words = [s for s in segments if not s.word.startswith(("<", "[", "+", "("))]
         frames = dec.decoder.n_frames()  # type: ignore[attr-defined]
+        if words and words[-1].word.startswith(GARBAGE_MARK):
+            if self._complete_end is None:
+                return None
+            trailing = (frames - 1 - self._complete_end) * 0.01
+            if trailing + 1e-9 < min(self._options.end_silence, COMPLETE_SILENCE):
+                return None
+            return self._endpointer.end_now(self._origin + (self._complete_end + 1) * 0.01)
+        self._complete_end = words[-1].end_frame if words and self._complete else None
         # The best path must end in silence that reaches the present: a word still being
         # heard is not on it yet, and its time must not count as silence.
         if not words or segments[-1] is words[-1] or segments[-1].end_frame < frames - 6:
