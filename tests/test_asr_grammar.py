@@ -167,3 +167,16 @@ def test_grammar_words_get_their_variants(decoder: pocketsphinx.Decoder) -> None
     digits = dict(compile_grammar(Grammar(builtin="digits", min_digits=4, max_digits=4),
                                   decoder.lookup_word).extra_words)  # fmt: skip
     assert "S IH K" in digits.values() and "TH AY V" in digits.values()  # band-limited six, five
+
+def test_weak_digit_variants_are_light_words_of_strings_only(decoder: pocketsphinx.Decoder) -> None:
+    four = compile_grammar(Grammar(builtin="digits", min_digits=4, max_digits=4),
+                           decoder.lookup_word)  # fmt: skip
+    assert dict(four.extra_words)["six_0"] == "F EY K S"
+    weight = {w: p for a, _, p, w in four.transitions if a == 0 and w is not None}
+    assert weight["six_0"] < weight["six"] / 5
+    assert four.interpret(["five", "two", "two", "six_1"]) == ("five two two six", "5226")
+    fsg(decoder, four)  # the decoder takes the words
+    one = compile_grammar(Grammar(builtin="digits", min_digits=1, max_digits=1),
+                          decoder.lookup_word)  # fmt: skip
+    assert not any(w.startswith("six_") for w in dict(one.extra_words))
+    assert not any(w == "six_0" for _, _, _, w in one.transitions)

@@ -68,6 +68,14 @@ DIGIT_VARIANTS = {
     "six": ("TH IH K S", "S IH K", "TH IH K"),
     "five": ("TH AY V", "F AY"),
 }
+# Renderings of a digit too close to another digit to be equal pronunciations: each is its own
+# FSG word (``six_0``...: a dictionary alternate would get the digit's full weight) at
+# WEAK_VARIANT_WEIGHT. The recorded Asterisk "six" arrives as *f-ay-k(s)* inside digit strings
+# (phone-loop decodes), which the plain forms hear as "eight"; at full weight the same forms took
+# synthesized eights. Strings only: said alone, the recorded six is heard right and a
+# synthesized "eight" matched *f-ay-k-s* better than its own forms (isolated digits 0.98 -> 0.96).
+WEAK_DIGIT_VARIANTS = {"six": ("F EY K S", "F EY K")}
+WEAK_VARIANT_WEIGHT = 0.1
 
 VOWELS = frozenset(("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
                     "UH", "UW"))  # fmt: skip
@@ -223,6 +231,9 @@ def compile_grammar(grammar: Grammar, lookup: Lookup,
     if grammar.builtin in ("digits", "amount"):
         extra += [(f"{w}({i + 10})", p) for w, ps in DIGIT_VARIANTS.items()
                   for i, p in enumerate(ps)]  # fmt: skip
+    if grammar.builtin == "digits" and (grammar.max_digits or MAX_DIGITS) > 1:
+        extra += [(f"{w}_{i}", p) for w, ps in WEAK_DIGIT_VARIANTS.items()
+                  for i, p in enumerate(ps)]  # fmt: skip
     if bigram is not None:
         _add_garbage(fsg, bigram)
         extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
@@ -269,6 +280,9 @@ def _add_digits(fsg: _FsgBuilder, low: int, high: int) -> None:
         nxt = fsg.state()
         for word in (*DIGIT_WORDS, "oh"):
             fsg.word(state, nxt, word, 0.5 if word == "oh" else 1.0)  # "oh" is a rarer zero
+        for word, variants in WEAK_DIGIT_VARIANTS.items() if high > 1 else ():
+            for i in range(len(variants)):
+                fsg.word(state, nxt, f"{word}_{i}", WEAK_VARIANT_WEIGHT)
         if count >= low:
             fsg.empty(nxt, 1)
         state = nxt
@@ -413,8 +427,8 @@ def _spoken_number(words: Sequence[str]) -> int | None:
 
 
 def _base(word: str) -> str:
-    """``six(12)`` -> ``six``: the decoder names alternative pronunciations so."""
-    return word.split("(", 1)[0]
+    """``six(12)``, ``six_0`` -> ``six``: the names of alternative pronunciations."""
+    return word.split("(", 1)[0].split("_", 1)[0]
 
 
 def _is_filler(word: str) -> bool:
