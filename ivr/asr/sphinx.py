@@ -30,9 +30,9 @@ Speech the grammar cannot explain ends on it: a :class:`NoMatch`. Because the ga
 every phone's senones in the search, and PocketSphinx scores each frame against that frame's
 best senone, the best path's score per frame (1e-4 log units, :func:`_score_per_frame`) is near
 zero when the words fit the audio and falls the further they are from it. A result is a
-:class:`NoMatch` when that score is under its floor (:func:`_floor`: one for phrases, a lower
-one for digit strings of fixed length, higher ones in noise as judged by the endpointer's
-:meth:`~ivr.asr.endpoint.Endpointer.peak_snr`), when the grammar's path called more than
+:class:`NoMatch` when that score is under its floor (:func:`_floor`: a lower one for digit
+strings of fixed length unless the endpointer's :meth:`~ivr.asr.endpoint.Endpointer.peak_snr`
+says the line is noisy), when the grammar's path called more than
 :data:`UNEXPLAINED` of the loud audio silence, or when the confidence is under
 ``options.min_confidence``. ``confidence = 1 / (1 + exp(-(score - floor - CONF_MARGIN) /
 CONF_SCALE))``: 0.27 at the floor, 0.5 where the flows' default threshold asks the caller to
@@ -50,6 +50,7 @@ PocketSphinx holds the GIL while it decodes.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict, deque
@@ -75,7 +76,7 @@ from ivr.asr.base import (
 )
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
-from ivr.asr.grammar import GARBAGE_MARK, PHONES, CompiledGrammar, compile_grammar
+from ivr.asr.grammar import GARBAGE_MARK, PHONES, Bigram, CompiledGrammar, compile_grammar
 from ivr.asr.upsample import Wideband
 
 PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoder
@@ -191,19 +192,14 @@ class DecoderPool:
         return _Decoder(decoder, key, compiled)
 
 
-_BIGRAMS: dict[Path, dict[tuple[str, str], float]] = {}
-
-
-def phone_bigram(path: Path) -> dict[tuple[str, str], float]:
+@functools.lru_cache(maxsize=4)
+def phone_bigram(path: Path) -> Bigram:
     """P(phone | previous phone or <s>) from the model's phone language model (cached)."""
-    if path not in _BIGRAMS:
-        import pocketsphinx
+    import pocketsphinx
 
-        lm = pocketsphinx.NGramModel.readfile(str(path))
-        # NGramModel.prob takes the word first, then its history; log base 1.0001.
-        _BIGRAMS[path] = {(a, b): math.exp(lm.prob([b, a]) * 1e-4)
-                          for a in ("<s>", *PHONES) for b in PHONES}  # fmt: skip
-    return _BIGRAMS[path]
+    lm = pocketsphinx.NGramModel.readfile(str(path))
+    # NGramModel.prob takes the word first, then its history; log base 1.0001.
+    return {(a, b): math.exp(lm.prob([b, a]) * 1e-4) for a in ("<s>", *PHONES) for b in PHONES}
 
 
 class SphinxBackend:
