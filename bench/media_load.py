@@ -7,7 +7,7 @@ Run::
 
 What runs where:
 
-* **this process**: one :class:`~ivr.media.engine.MediaEngine` (one event loop, one media clock)
+* **this process**: one :class:`~ivr.rtp.engine.MediaEngine` (one event loop, one media clock)
   with N streams. Every stream plays a recorded prompt (Allison, from Debian's
   asterisk-core-sounds-en-wav) over and over through the shared prompt cache, PCMU, so each tick
   sends real prompt frames, never just silence;
@@ -59,9 +59,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ivr.media.engine import MediaEngine  # noqa: E402
 from ivr.media.g711 import PCMU  # noqa: E402
 from ivr.media.player import EncodedAudio  # noqa: E402
+from ivr.rtp.engine import MediaEngine  # noqa: E402
 from ivr.rtp.stream import RtpStream  # noqa: E402
 
 PROMPT = Path("/usr/share/asterisk/sounds/en_US_f_Allison/conf-onlyperson.wav")

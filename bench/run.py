@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.config import load_config  # noqa: E402
-from ivr.engine.clock import VirtualClock  # noqa: E402
+from ivr.core.clock import VirtualClock  # noqa: E402
 from ivr.flow.loader import load_flowset, load_text  # noqa: E402
 from ivr.sim.runner import make_runtime, run_scripts  # noqa: E402
 from ivr.sim.script import parse_script  # noqa: E402

@@ -6,11 +6,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import VirtualClock
+from ivr.core.events import Event
 from ivr.engine.actions import InlineActionRunner
 from ivr.engine.channel import CallInfo, SpeechResult
-from ivr.engine.clock import VirtualClock
-from ivr.engine.events import Event
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_text

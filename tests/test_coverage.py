@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ivr.engine import events as ev
-from ivr.engine.events import Event
+from ivr.core import events as ev
+from ivr.core.events import Event
 from ivr.flow.model import (
     NOWHERE,
     Choice,

@@ -10,7 +10,6 @@ import pytest
 from pcapfile import SIPP_PCAPS, read_udp
 
 from ivr.media.g711 import ULAW_SILENCE, ulaw_decode, ulaw_encode
-from ivr.media.jitter import AudioFramer, JitterBuffer
 from ivr.rtp.dtmf import (
     MAX_DURATION,
     DtmfKey,
@@ -21,6 +20,7 @@ from ivr.rtp.dtmf import (
     dtmf_payloads,
     event_code,
 )
+from ivr.rtp.jitter import AudioFramer, JitterBuffer
 from ivr.rtp.packet import RtpPacket
 
 PTIME = 0.02

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from engine_harness import Call
 
-from ivr.engine import events as ev
-from ivr.engine.events import MASK
+from ivr.core import events as ev
+from ivr.core.events import MASK
 
 MENU = """
 flow: t
@@ -428,9 +428,9 @@ def test_language_choice_changes_prompt_language_and_silence_keeps_default() -> 
 
 
 def test_a_call_keeps_the_flow_version_it_started_with_across_a_reload(tmp_path: Path) -> None:
+    from ivr.core.clock import VirtualClock
     from ivr.engine.actions import InlineActionRunner
     from ivr.engine.channel import CallInfo
-    from ivr.engine.clock import VirtualClock
     from ivr.engine.runtime import Runtime
     from ivr.engine.session import Session
     from ivr.flow.registry import FlowRegistry

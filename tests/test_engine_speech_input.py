@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from engine_harness import Call
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
 from ivr.engine.channel import SpeechResult
 
 FLOW = """

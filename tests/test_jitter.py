@@ -7,7 +7,7 @@ import pytest
 from pcapfile import SIPP_PCAPS, read_udp
 
 from ivr.media.g711 import ALAW_SILENCE, ULAW_SILENCE
-from ivr.media.jitter import AudioFramer, JitterBuffer
+from ivr.rtp.jitter import AudioFramer, JitterBuffer
 from ivr.rtp.packet import RtpPacket
 
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from ivr.media.engine import MediaEngine, PortAllocator
+from ivr.rtp.engine import MediaEngine, PortAllocator
 
 
 def test_streams_get_even_ports_with_the_rtcp_port_held() -> None:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from media_helpers import HELLO, LONG_PROMPT, RawPeer, wait_until
 
-from ivr.media.engine import MediaEngine
 from ivr.media.g711 import ALAW_SILENCE, PCMA, PCMU, ULAW_SILENCE, alaw_decode, ulaw_decode
 from ivr.media.player import EncodedAudio, Player, PromptCache
 from ivr.media.wav import load_8k_mono, write_wav
+from ivr.rtp.engine import MediaEngine
 
 
 def ramp(samples: int) -> np.ndarray:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from media_helpers import HELLO, LONG_PROMPT, best_correlation, wait_until
 
-from ivr.media.engine import MediaEngine
 from ivr.media.g711 import PCMA, PCMU
 from ivr.media.recorder import Recorder
 from ivr.media.wav import load_8k_mono, read_wav
+from ivr.rtp.engine import MediaEngine
 
 
 @pytest.mark.parametrize("payload_type", [PCMU, PCMA])

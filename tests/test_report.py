@@ -10,7 +10,7 @@ from test_store import WALL, CallEvents, abandoned, contained, queued, troubled
 
 from ivr.cli.main import main
 from ivr.config import load_config
-from ivr.engine.events import Event
+from ivr.core.events import Event
 from ivr.flow.loader import load_flowset
 from ivr.sim.runner import make_runtime, run_scripts
 from ivr.sim.script import parse_script

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from media_helpers import HELLO, RawPeer, event_packet, wait_until
 
-from ivr.media.engine import MediaEngine
 from ivr.media.g711 import ALAW_SILENCE, PCMA, PCMU, ULAW_SILENCE
 from ivr.media.tones import dtmf_tones
 from ivr.media.wav import load_8k_mono
+from ivr.rtp.engine import MediaEngine
 from ivr.rtp.packet import RtpPacket
 from ivr.rtp.stream import RtpStream, StreamConfig
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from sip_phone import App, Leg, Phone, run, start_ua
 
+from ivr.core.clock import LoopClock
 from ivr.engine.actions import InlineActionRunner
 from ivr.engine.channel import QueueRequest, RecordResult, SpeechResult
-from ivr.engine.clock import LoopClock
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_text
 from ivr.flow.model import FlowSet
-from ivr.media.engine import MediaEngine
+from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.channel import SipChannel
 from ivr.sip.call import SipCall

@@ -30,7 +30,7 @@ from sip_phone import run
 
 from ivr.cli.main import main
 from ivr.config import load_config
-from ivr.engine.events import Event
+from ivr.core.events import Event
 from ivr.serve.server import ServeOptions
 from ivr.sim.live_call import LiveCaller, LivePhone, synthesize_speech
 from ivr.sim.records import CallRecords

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ivr.core.clock import VirtualClock
 from ivr.engine.channel import (
     CallInfo,
     ListenSpec,
@@ -15,7 +16,6 @@ from ivr.engine.channel import (
     RenderedPrompt,
     SpeechResult,
 )
-from ivr.engine.clock import VirtualClock
 from ivr.sim.channel import SimChannel, speech_seconds
 
 

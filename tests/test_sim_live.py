@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.engine.events import Event
+from ivr.core.events import Event
 from ivr.sim.junit import junit_xml
 from ivr.sim.live import RecordedSession, target_uri, why_skipped
 from ivr.sim.runner import ScriptResult

@@ -14,10 +14,10 @@ import pytest
 from media_helpers import HELLO
 from sip_phone import run
 
-from ivr.engine.events import Event
-from ivr.media.engine import MediaEngine
+from ivr.core.events import Event
 from ivr.media.tones import tone
 from ivr.media.wav import load_8k_mono
+from ivr.rtp.engine import MediaEngine
 from ivr.sim.live_call import AudioMonitor, LiveCaller, LivePhone, PhoneOptions
 from ivr.sim.records import CallRecords
 from ivr.sip.call import SipCall

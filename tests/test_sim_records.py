@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.engine.events import Event
+from ivr.core.events import Event
 from ivr.sim.records import CallRecords, RecordsUnavailable
 from ivr.store.db import CallStore
 

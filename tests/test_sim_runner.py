@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from ivr.config import Config
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import VirtualClock
 from ivr.engine.actions import InlineActionRunner
-from ivr.engine.clock import VirtualClock
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_flowset

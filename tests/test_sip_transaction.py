@@ -6,7 +6,7 @@ import asyncio
 
 from sip_phone import Phone, run
 
-from ivr.engine.clock import LoopClock, VirtualClock
+from ivr.core.clock import LoopClock, VirtualClock
 from ivr.sip.client_tx import InviteClientTransaction
 from ivr.sip.headers import Headers
 from ivr.sip.message import Request, Response, make_response, parse_message

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ivr.engine.events import MASK, Event
+from ivr.core.events import MASK, Event
 from ivr.store.db import MIGRATIONS, SCHEMA_VERSION, CallStore, StoreError, connect
 
 WALL = 1_800_000_000.0  # 2027-01-15 08:00 UTC

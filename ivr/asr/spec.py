@@ -240,7 +240,7 @@ class _ListenProbe:
     """A channel that only remembers what the engine listens for (nothing is played)."""
 
     def __init__(self) -> None:
-        from ivr.engine.channel import CallInfo
+        from ivr.core.callinfo import CallInfo
 
         self.info = CallInfo("asr-grammar-probe")
         self.listening: ListenSpec | None = None
@@ -278,8 +278,8 @@ class _ListenProbe:
 def _listen_spec(flowset: FlowSet, flow: Flow, node_id: str, language: str,
                  config: Config | None) -> ListenSpec | None:
     """Enter ``node_id`` in a session on a stopped virtual clock; what it listens for."""
+    from ivr.core.clock import VirtualClock
     from ivr.engine.actions import InlineActionRunner
-    from ivr.engine.clock import VirtualClock
     from ivr.engine.runtime import Runtime
     from ivr.engine.session import Session
 

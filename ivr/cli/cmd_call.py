@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ivr.config import Config
-from ivr.engine import events as ev
+from ivr.core import events as ev
 from ivr.sim.live import AT_HEADER, target_uri
 from ivr.sim.live_call import DTMF_MODES, LiveCaller, LivePhone, Segment, synthesize_speech
 from ivr.sim.records import CallRecords

@@ -19,10 +19,10 @@ from typing import Any
 
 from ivr.cli.status import ExitStatus
 from ivr.config import Config
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import VirtualClock
+from ivr.core.events import Event
 from ivr.engine.channel import CallInfo, SpeechResult
-from ivr.engine.clock import VirtualClock
-from ivr.engine.events import Event
 from ivr.flow.errors import FlowError
 from ivr.sim.channel import SimChannel, speech_seconds
 from ivr.sim.driver import DIGIT_GAP

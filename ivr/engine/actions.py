@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.engine.events import MASK
+from ivr.core.events import MASK
 from ivr.engine.runtime import ActionDone, ActionResult
 from ivr.flow.expr import lookup
 from ivr.flow.model import ActionNode

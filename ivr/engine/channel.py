@@ -11,30 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ivr.core.callinfo import CallInfo
+from ivr.flow.render import RenderedPrompt
 
-@dataclass(frozen=True)
-class CallInfo:
-    """Who is calling whom, as the transport saw it."""
-
-    call_id: str
-    caller: str = ""
-    called: str = ""
-    transport: str = "sim"
-
-
-@dataclass(frozen=True)
-class RenderedPrompt:
-    """A prompt ready to play: its id, language and final text (variables filled in).
-
-    ``audio`` names a recorded prompt id when the flow gave one; the transport looks it up (or
-    synthesizes ``text``). ``secret`` is never set for spoken text: secrets are never spoken back.
-    """
-
-    id: str
-    language: str
-    text: str
-    audio: str | None = None
-    barge_in: bool = True
+__all__ = [
+    "CallInfo", "Channel", "ChannelListener", "ListenSpec", "QueueRequest", "RecordResult",
+    "RecordSpec", "RenderedPrompt", "SpeechResult",
+]
 
 
 @dataclass(frozen=True)

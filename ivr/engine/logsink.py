@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
-from ivr.engine.events import Event
+from ivr.core.events import Event
 
 log = logging.getLogger("ivr.calls")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ivr.engine.clock import TimerHandle
+from ivr.core.clock import TimerHandle
 from ivr.flow.model import ActionNode
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.engine.events import MASK
+from ivr.core.events import MASK
 from ivr.flow.expr import lookup
 
 

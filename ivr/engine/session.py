@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import Clock
+from ivr.core.events import Event, EventSink
 from ivr.engine.channel import Channel, RecordResult, RenderedPrompt, SpeechResult
-from ivr.engine.clock import Clock
-from ivr.engine.events import Event, EventSink
-from ivr.engine.prompts import render_prompt
 from ivr.engine.runtime import Runtime
 from ivr.engine.scope import Scope
 from ivr.engine.steps import Step, make_step
 from ivr.flow.model import BUILTIN_COMMANDS, INPUT_NODE_TYPES, Flow, FlowSet, Node, Prompt
+from ivr.flow.render import render_prompt
 
 log = logging.getLogger("ivr.engine")
 

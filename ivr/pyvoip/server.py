@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ivr.config import Config
+from ivr.core.clock import LoopClock
 from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import RenderedPrompt
-from ivr.engine.clock import LoopClock
 from ivr.engine.logsink import log_event
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session

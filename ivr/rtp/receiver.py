@@ -36,9 +36,9 @@ from numpy.typing import NDArray
 from ivr.media.clock import MediaClock
 from ivr.media.g711 import G711Codec, codec_for
 from ivr.media.goertzel import DtmfDebouncer
-from ivr.media.jitter import AudioFramer, JitterBuffer
 from ivr.media.vad import Vad, VadConfig
 from ivr.rtp.dtmf import DtmfParseError, DtmfReceiver
+from ivr.rtp.jitter import AudioFramer, JitterBuffer
 from ivr.rtp.packet import RtpPacket
 
 log = logging.getLogger("ivr.rtp")

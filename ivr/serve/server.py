@@ -20,18 +20,18 @@ from pathlib import Path
 
 from ivr.asr.service import AsrService
 from ivr.config import Config
+from ivr.core.clock import LoopClock
 from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import QueueRequest, RenderedPrompt
-from ivr.engine.clock import LoopClock
 from ivr.engine.logsink import log_event
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.errors import Diagnostic, FlowError
 from ivr.flow.model import FlowSet
 from ivr.flow.registry import FlowRegistry
-from ivr.media.engine import MediaEngine
 from ivr.media.player import EncodedAudio
 from ivr.media.tones import beep
+from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
 from ivr.serve.channel import SipChannel
 from ivr.serve.watch import FolderWatch

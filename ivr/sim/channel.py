@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from ivr.core.clock import Clock, TimerHandle
 from ivr.engine.channel import (
     CallInfo,
     ChannelListener,
@@ -31,7 +32,6 @@ from ivr.engine.channel import (
     RenderedPrompt,
     SpeechResult,
 )
-from ivr.engine.clock import Clock, TimerHandle
 
 WORDS_PER_SECOND = 2.5
 PROMPT_LEAD_IN = 0.3

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ivr.engine import events as ev
-from ivr.engine.events import Event
+from ivr.core import events as ev
+from ivr.core.events import Event
 from ivr.flow.model import FlowSet, SubflowNode
 
 GLOBALS = "(global)"  # the pseudo node that global-command branches belong to

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar, Protocol
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import Clock, TimerHandle
+from ivr.core.events import Event
 from ivr.engine.channel import SpeechResult
-from ivr.engine.clock import Clock, TimerHandle
-from ivr.engine.events import Event
 from ivr.sim import script as sc
 from ivr.sim.channel import SimChannel, speech_seconds
 from ivr.sim.verdict import Divergence, text_ratio, vars_problem

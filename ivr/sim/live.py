@@ -39,9 +39,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ivr.engine import events as ev
-from ivr.engine.clock import LoopClock
-from ivr.engine.events import Event
+from ivr.core import events as ev
+from ivr.core.clock import LoopClock
+from ivr.core.events import Event
 from ivr.sim import script as sc
 from ivr.sim.driver import CallerDriver
 from ivr.sim.live_call import (

@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ivr.engine import events as ev
-from ivr.engine.events import Event
-from ivr.media.engine import MediaEngine
+from ivr.core import events as ev
+from ivr.core.events import Event
 from ivr.media.player import EncodedAudio
 from ivr.media.vad import Vad, VadConfig
 from ivr.media.wav import load_8k_mono
+from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.sim.records import CallRecords, RecordsUnavailable
 from ivr.sip.offer_answer import PCMA, PCMU, LocalMedia

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ivr.engine.events import Event
+from ivr.core.events import Event
 
 _EVENTS = "SELECT seq, t, kind, node, data FROM events WHERE call_id = ? AND seq > ? ORDER BY seq"
 _CALL = (

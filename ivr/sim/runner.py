@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.config import Config
+from ivr.core.clock import TimerHandle, VirtualClock
+from ivr.core.events import Event, EventSink
 from ivr.engine.channel import CallInfo
-from ivr.engine.clock import TimerHandle, VirtualClock
-from ivr.engine.events import Event, EventSink
 from ivr.engine.runtime import Runtime
 from ivr.flow.model import FlowSet
 from ivr.sim.channel import SimChannel

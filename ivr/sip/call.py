@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from ivr.engine.channel import CallInfo
+from ivr.core.callinfo import CallInfo
 from ivr.sip.dialog import Dialog
 from ivr.sip.message import Request
 from ivr.sip.offer_answer import LocalMedia, MediaPlan

@@ -13,7 +13,7 @@ import enum
 import logging
 from collections.abc import Callable
 
-from ivr.engine.clock import TimerHandle
+from ivr.core.clock import TimerHandle
 from ivr.sip.digest import Challenge, credentials, pick_challenge
 from ivr.sip.errors import SipParseError
 from ivr.sip.headers import Headers

@@ -1,6 +1,6 @@
 """SIP timer values (RFC 3261 §17 and Table 4) and the doubling retransmission schedule.
 
-Everything that waits in the SIP layer asks an injected :class:`~ivr.engine.clock.Clock`, so
+Everything that waits in the SIP layer asks an injected :class:`~ivr.core.clock.Clock`, so
 tests can shrink T1 and run the whole retransmission ladder in milliseconds.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ivr.engine.clock import Clock, TimerHandle
+from ivr.core.clock import Clock, TimerHandle
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ivr.engine.clock import Clock, TimerHandle
+from ivr.core.clock import Clock, TimerHandle
 from ivr.sip.message import Request, Response, make_response
 from ivr.sip.timers import Retransmitter, Timers
 from ivr.sip.transport import Address, response_address

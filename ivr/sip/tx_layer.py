@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ivr.engine.clock import Clock
+from ivr.core.clock import Clock
 from ivr.sip.client_tx import (
     ClientKey,
     ClientTransaction,

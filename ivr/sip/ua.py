@@ -31,7 +31,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from ivr.engine.clock import Clock
+from ivr.core.clock import Clock
 from ivr.sip.call import CallState, SipCall
 from ivr.sip.dialog import dialog_id_of
 from ivr.sip.ids import IdGenerator

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr import __version__
-from ivr.engine.clock import Clock, LoopClock
+from ivr.core.clock import Clock, LoopClock
 from ivr.sip.call import CallState, SipCall
 from ivr.sip.client_tx import ClientTransaction
 from ivr.sip.dialog import DialogId

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
-from ivr.engine.clock import TimerHandle
+from ivr.core.clock import TimerHandle
 from ivr.sip.call import CallControl, CallState, SipCall
 from ivr.sip.dialog import Dialog, dialog_id_of
 from ivr.sip.errors import SipParseError

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from ivr.engine.clock import Clock
+from ivr.core.clock import Clock
 from ivr.sip.call import SipCall
 from ivr.sip.client_tx import ClientTransaction
 from ivr.sip.dialog import dialog_id_of

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ivr.engine.events import Event
+from ivr.core.events import Event
 
 log = logging.getLogger("ivr.store")
 

@@ -3,7 +3,7 @@
 Every prompt of every flow is collected: node prompts, re-prompts (no-input, no-match, tapered
 lists), survey questions, transfer/enqueue/hangup prompts and the flow's prompt library, in every
 declared language, each under the id and with the text the engine plays it with
-(:func:`ivr.engine.prompts.render_prompt`). Then, per prompt:
+(:func:`ivr.flow.render.render_prompt`). Then, per prompt:
 
 * a recording (by ``audio:`` id, then by prompt id) wins, converted to 8 kHz once if needed;
 * a constant text is rendered once into the cache (identical texts share one file);
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from ivr.engine.prompts import part_text, render_prompt
 from ivr.flow.model import (
     CollectNode,
     ConfirmNode,
@@ -40,6 +39,7 @@ from ivr.flow.model import (
     SurveyNode,
     TransferNode,
 )
+from ivr.flow.render import part_text, render_prompt
 from ivr.flow.template import compile_template
 from ivr.tts.cache import PromptCache
 from ivr.tts.engine import TTSError, TTSUnavailable

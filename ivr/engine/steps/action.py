@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ivr.engine import events as ev
-from ivr.engine.clock import TimerHandle
+from ivr.core import events as ev
+from ivr.core.clock import TimerHandle
 from ivr.engine.runtime import ActionResult
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ivr.core.clock import TimerHandle
 from ivr.engine.channel import RecordResult, SpeechResult
-from ivr.engine.clock import TimerHandle
 from ivr.flow.model import Node
 
 if TYPE_CHECKING:

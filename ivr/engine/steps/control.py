@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute, truthy
 from ivr.flow.calendar import status

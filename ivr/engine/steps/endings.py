@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
 from ivr.engine.channel import QueueRequest, RecordResult, RecordSpec, RenderedPrompt
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute

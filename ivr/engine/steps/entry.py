@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import TimerHandle
+from ivr.core.events import MASK
 from ivr.engine.channel import SpeechResult
-from ivr.engine.clock import TimerHandle
-from ivr.engine.events import MASK
 from ivr.engine.speech import is_no, is_yes, match_phrase, spoken_amount, spoken_digits
 from ivr.engine.steps.inputs import InputStep
 from ivr.engine.validators import validate

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
+from ivr.core.clock import TimerHandle
 from ivr.engine.channel import ListenSpec, RenderedPrompt, SpeechResult
-from ivr.engine.clock import TimerHandle
 from ivr.engine.speech import is_no, is_yes, normalise
 from ivr.engine.steps.base import Step
 from ivr.flow.model import GlobalCommand, Handler, InputOptions, Node, Prompt

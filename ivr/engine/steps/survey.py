@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ivr.engine import events as ev
+from ivr.core import events as ev
 from ivr.engine.channel import SpeechResult
 from ivr.engine.speech import spoken_digits
 from ivr.engine.steps.inputs import InputStep

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ivr.engine.channel import RenderedPrompt
 from ivr.flow.model import Prompt, PromptPart
 from ivr.flow.template import compile_template
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A prompt ready to play: its id, language and final text (variables filled in).
+
+    ``audio`` names a recorded prompt id when the flow gave one; the transport looks it up (or
+    synthesizes ``text``). ``secret`` is never set for spoken text: secrets are never spoken back.
+    """
+
+    id: str
+    language: str
+    text: str
+    audio: str | None = None
+    barge_in: bool = True
 
 
 def part_text(part: PromptPart, language: str) -> str:
