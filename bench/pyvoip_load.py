@@ -156,7 +156,7 @@ async def one_run(calls: int, hold_ms: int, rate: int, proxy: Kamailio, workdir:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 0.05)
         peak_threads = max(peak_threads, threading.active_count())
-        peak_sessions = max(peak_sessions, len(server.sessions))
+        peak_sessions = max(peak_sessions, len(server.host.sessions))
         peak_pyvoip = max(peak_pyvoip, sum(1 for t in threading.enumerate()
                                            if t.name.startswith(PYVOIP_THREADS)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

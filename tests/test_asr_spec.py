@@ -10,11 +10,11 @@ from ivr.asr.base import Grammar
 from ivr.asr.spec import (
     GrammarSpecError,
     format_grammar_spec,
-    grammar_from_flow,
     parse_grammar_spec,
     split_flow_ref,
 )
 from ivr.config import load_config
+from ivr.host.grammars import grammar_from_flow
 
 ROOT = Path(__file__).resolve().parent.parent
 

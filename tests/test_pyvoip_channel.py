@@ -45,6 +45,7 @@ from ivr.pyvoip.phone import PhoneOptions, PyVoipPhone
 from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer
 from ivr.rtp.dtmf import dtmf_packets
 from ivr.rtp.packet import RtpPacket
+from ivr.sim.live_call import synthesize_speech
 from ivr.sip.ids import IdGenerator
 
 pytestmark = [
@@ -340,7 +341,8 @@ def write_project(root: Path) -> Path:
         write_wav(root / "prompts" / f"{prompt}.wav", sine((freq,), 0.6))
     (root / "ivr.yaml").write_text(
         "flows_dir: flows\nprompts_dir: prompts\nstore: {path: var/calls.db}\nlanguages: [en]\n"
-        "numbers: {default: pyvoip-test}\ntransfer_allow: ['sip:*@agents.example']\n",
+        "numbers: {default: pyvoip-test}\ntransfer_allow: ['sip:*@agents.example']\n"
+        "asr: {backend: 'off'}\n",
         encoding="utf-8",
     )
     return root / "ivr.yaml"
@@ -378,7 +380,7 @@ def test_calls_through_kamailio_run_the_flow_on_the_pyvoip_channel(
             # The flow starts and the welcome prompt's audio (440 Hz) reaches the caller.
             await async_wait_for(lambda: records.prompted(call_id, "welcome"), 5, "welcome")
             await async_wait_for(lambda: rtp.heard(440.0), 5, "the welcome prompt's audio")
-            assert server.sessions[call_id].channel.info.transport == "pyvoip"
+            assert server.host.sessions[call_id].channel.info.transport == "pyvoip"
             # An in-band key (tones in the PCMU stream) ...
             rtp.say(key_tone("1"))
             await async_wait_for(lambda: records.entered(call_id, "second"), 5, "node second")
@@ -437,6 +439,87 @@ def test_calls_through_kamailio_run_the_flow_on_the_pyvoip_channel(
         assert dominant_frequency(pcm.astype(np.float64)) == pytest.approx(1200.0, abs=15)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+# --- (b') speech on the pyVoIP channel -----------------------------------------------------------
+
+SPEECH_FLOW = """
+flow: pyvoip-speech
+languages: [en]
+start: menu
+nodes:
+  menu:
+    menu:
+      prompt: "For your balance, say balance or press 1. For a lost card, say lost card."
+      choices:
+        "1": {say: [balance, my balance], goto: balance}
+        "2": {say: [lost card, stolen card], goto: card}
+      timeout: 8
+      no_input: {after: 1, goto: bye}
+      no_match: {after: 3, goto: bye}
+  balance:
+    hangup: {prompt: "Goodbye."}
+  card:
+    hangup: {prompt: "Goodbye."}
+  bye:
+    hangup: {prompt: "Goodbye.", outcome: failed}
+"""
+
+
+def test_speech_is_recognised_on_the_pyvoip_channel(kamailio: Kamailio, tmp_path: Path) -> None:
+    """A caller through Kamailio says "lost card" (espeak-ng, as μ-law RTP); pyVoIP hands the
+    audio to the host's speech input (PocketSphinx, one worker process) and the flow takes the
+    spoken choice."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "pyvoip-speech.yaml").write_text(SPEECH_FLOW, encoding="utf-8")
+    (tmp_path / "prompts").mkdir()
+    write_wav(tmp_path / "prompts" / "menu.wav", sine((440.0,), 0.6))
+    write_wav(tmp_path / "prompts" / "card.wav", sine((990.0,), 0.6))
+    (tmp_path / "ivr.yaml").write_text(
+        "flows_dir: flows\nprompts_dir: prompts\nstore: {path: var/calls.db}\nlanguages: [en]\n"
+        "numbers: {default: pyvoip-speech}\nasr: {backend: pocketsphinx, workers: 1}\n",
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "ivr.yaml")
+    records = Records(config.store_path)
+    speech = synthesize_speech(config.prompts_dir, "lost card", "en")
+    options = PyVoipServeOptions(
+        PhoneOptions(kamailio.host, kamailio.port, "1001", "secret", register_timeout=2.0,
+                     rtp_ports=(31000, 31999)),
+        build_prompts=False,
+    )  # fmt: skip
+
+    async def scenario() -> dict[str, Any]:
+        server = PyVoipServer(config, options)
+        await server.start()
+        assert server.host.asr is not None
+        phone = await open_phone("pyvoip-speaker")
+        try:
+            leg, rtp = await place_call(phone, kamailio, "1001", "5550102")
+            call_id = leg.call_id
+            try:
+                await async_wait_for(lambda: rtp.heard(440.0), 5, "the menu prompt's audio")
+                await asyncio.sleep(1.0)  # after the prompt: no barge-in needed
+                rtp.say(speech)
+                await async_wait_for(lambda: records.entered(call_id, "card"), 15,
+                                     "the spoken choice")  # fmt: skip
+                bye = await phone.request("BYE", timeout=8.0)
+                phone.reply(bye, 200)
+                call = await async_wait_for(
+                    lambda: (c := records.call(call_id)) and c["outcome"] and c, 5, "call end")
+            finally:
+                rtp.stop()
+            heard = [d for k, _, d in records.events(call_id) if k == "input"]
+            return {"call": call, "inputs": heard}
+        finally:
+            phone.close()
+            await server.stop()
+
+    result = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert result["call"]["outcome"] == "self_service"
+    assert result["call"]["transport"] == "pyvoip"
+    [spoken] = result["inputs"]
+    assert spoken["mode"] == "speech" and spoken["value"] == "lost card", spoken
 
 
 # --- (c) our own user agent registers and takes a call routed by Kamailio ----------------------

@@ -398,8 +398,8 @@ def test_reload_keeps_running_calls_on_their_version_and_refuses_a_broken_edit(
     thread = ServerThread(config, options).start()
     refused: list[str] = []
     handler = _ListHandler(refused)
-    logging.getLogger("ivr.serve").addHandler(handler)
-    version = lambda: thread.read(lambda s: s.registry.current.version)  # noqa: E731
+    logging.getLogger("ivr.host").addHandler(handler)
+    version = lambda: thread.read(lambda s: s.host.registry.current.version)  # noqa: E731
 
     async def scenario() -> None:
         v1 = version()
@@ -433,7 +433,7 @@ def test_reload_keeps_running_calls_on_their_version_and_refuses_a_broken_edit(
     try:
         run(scenario(), 60)
     finally:
-        logging.getLogger("ivr.serve").removeHandler(handler)
+        logging.getLogger("ivr.host").removeHandler(handler)
         thread.stop()
     assert "nowhere" in refused[0]
 

@@ -47,7 +47,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ivr.asr.evaluate import Kind, ManifestItem, write_manifest  # noqa: E402
-from ivr.asr.spec import format_grammar_spec, grammar_from_flow  # noqa: E402
+from ivr.asr.spec import format_grammar_spec  # noqa: E402
+from ivr.host.grammars import grammar_from_flow  # noqa: E402
 from ivr.media.g711 import ulaw_decode, ulaw_encode  # noqa: E402
 from ivr.media.wav import load_8k_mono, write_wav  # noqa: E402
 

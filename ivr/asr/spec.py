@@ -11,25 +11,15 @@ Spec syntax: items separated by ``|``; each item is
 Phrases are lower-cased and their spaces folded; they may hold letters of any script, digits,
 apostrophes and hyphens. :func:`format_grammar_spec` writes a :class:`Grammar` back as a spec.
 
-:func:`grammar_from_flow` takes what a flow node listens for by entering the node in a real
-engine session and reading the :class:`~ivr.engine.channel.ListenSpec` it asks the channel
-for: the node's phrases plus the spoken words of the flow's global commands, exactly as a call
-would have them, with no second copy of that logic here.
+What a flow node listens for is the engine's to say: :mod:`ivr.host.grammars`.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from ivr.asr.base import Builtin, Grammar
-from ivr.flow.model import INPUT_NODE_TYPES
-
-if TYPE_CHECKING:
-    from ivr.config import Config
-    from ivr.engine.channel import ListenSpec
-    from ivr.flow.model import Flow, FlowSet
 
 BUILTINS: tuple[Builtin, ...] = ("digits", "yes_no", "amount")
 MAX_DIGITS = 64
@@ -153,7 +143,7 @@ def format_grammar_spec(grammar: Grammar) -> str:
     return " | ".join(items)
 
 
-# --- grammars from flows ------------------------------------------------------------------------
+# --- flow references ------------------------------------------------------------------------
 
 
 def split_flow_ref(ref: str) -> tuple[str, str]:
@@ -163,131 +153,3 @@ def split_flow_ref(ref: str) -> tuple[str, str]:
         raise GrammarSpecError(f"{ref!r}: write FLOW:NODE (a flow file, folder or id, then a "
                                "node id), e.g. flows/bank-main.yaml:main_menu")
     return flow.strip(), node.strip()
-
-
-def grammar_from_flow(flow: str | Path, node_id: str, language: str = "en",
-                      config: Config | None = None) -> Grammar:
-    """What node ``node_id`` of ``flow`` listens for in ``language``.
-
-    Args:
-        flow: a flow file, a folder of flows (the node id must then be in exactly one flow),
-            or a flow id of ``config.flows_dir``.
-        node_id: an input node (menu, confirm, recognize, collect, ...).
-        language: one of the flow's languages.
-        config: ivr.yaml (flows folder, actions path); defaults when None.
-
-    Raises:
-        GrammarSpecError: no such flow or node, a language the flow lacks, or a node that takes
-            no speech.
-        FlowError: the flow has errors.
-    """
-    flowset, found = _find_flow(str(flow), node_id, config)
-    if language not in found.languages:
-        raise GrammarSpecError(f"flow {found.id!r} has no language {language!r} (languages: "
-                               f"{', '.join(found.languages)})")
-    node = found.nodes.get(node_id)
-    if node is None:
-        raise GrammarSpecError(f"flow {found.id!r} has no node {node_id!r}")
-    if not isinstance(node, INPUT_NODE_TYPES):
-        # Entering any other node would run it (webhooks, jumps): never do that here.
-        raise GrammarSpecError(f"node {node_id!r} of flow {found.id!r} ({node.kind}) does not "
-                               "wait for the caller")
-    spec = _listen_spec(flowset, found, node_id, language, config)
-    if spec is None:
-        raise GrammarSpecError(f"node {node_id!r} of flow {found.id!r} takes no speech in "
-                               f"{language!r} (no spoken choices, built-in grammar or spoken "
-                               "global command)")
-    return grammar_from_listen(spec)
-
-
-def grammar_from_listen(spec: ListenSpec) -> Grammar:
-    """The :class:`Grammar` for what the engine asked a channel to listen for."""
-    builtin = spec.builtin if spec.builtin in BUILTINS else None
-    return Grammar(language=spec.language, choices=dict(spec.phrases),
-                   builtin=cast("Builtin | None", builtin))
-
-
-def _find_flow(ref: str, node_id: str, config: Config | None) -> tuple[FlowSet, Flow]:
-    from ivr.flow.loader import load_flow, load_flowset, make_flowset
-
-    path = Path(ref)
-    if path.is_file():
-        flow = load_flow(path, config)
-        return make_flowset([flow]), flow
-    if path.suffix in (".yaml", ".yml"):
-        raise GrammarSpecError(f"no such flow file: {ref}")
-    if path.is_dir():
-        flowset, _warnings = load_flowset(path, config)
-        holders = [f for f in flowset.flows.values() if node_id in f.nodes]
-        if len(holders) != 1:
-            where = ", ".join(sorted(f"{f.source}:{node_id}" for f in holders))
-            raise GrammarSpecError(
-                f"node {node_id!r} is in no flow of {ref}" if not holders
-                else f"node {node_id!r} is in several flows of {ref}: name one ({where})")
-        return flowset, holders[0]
-    flows_dir = config.flows_dir if config is not None else Path("flows")
-    if not flows_dir.is_dir():
-        raise GrammarSpecError(f"{ref!r} is no flow file or folder, and the flows folder "
-                               f"{flows_dir} does not exist")
-    flowset, _warnings = load_flowset(flows_dir, config)
-    if ref not in flowset.flows:
-        raise GrammarSpecError(f"no flow file, folder or flow id {ref!r} (flows in {flows_dir}:"
-                               f" {', '.join(sorted(flowset.flows)) or 'none'})")
-    return flowset, flowset.flows[ref]
-
-
-class _ListenProbe:
-    """A channel that only remembers what the engine listens for (nothing is played)."""
-
-    def __init__(self) -> None:
-        from ivr.core.callinfo import CallInfo
-
-        self.info = CallInfo("asr-grammar-probe")
-        self.listening: ListenSpec | None = None
-        self._playback = 0
-
-    def attach(self, listener: object) -> None:
-        pass
-
-    def play(self, prompt: object) -> int:
-        self._playback += 1
-        return self._playback
-
-    def stop_playback(self) -> None:
-        pass
-
-    def listen(self, spec: ListenSpec) -> None:
-        self.listening = spec
-
-    def stop_listening(self) -> None:
-        self.listening = None
-
-    def transfer(self, target: str) -> None:
-        pass
-
-    def enqueue(self, request: object) -> None:
-        pass
-
-    def record(self, spec: object) -> None:
-        pass
-
-    def hangup(self) -> None:
-        pass
-
-
-def _listen_spec(flowset: FlowSet, flow: Flow, node_id: str, language: str,
-                 config: Config | None) -> ListenSpec | None:
-    """Enter ``node_id`` in a session on a stopped virtual clock; what it listens for."""
-    from ivr.core.clock import VirtualClock
-    from ivr.engine.actions import InlineActionRunner
-    from ivr.engine.runtime import Runtime
-    from ivr.engine.session import Session
-
-    probe = _ListenProbe()
-    runtime = Runtime(actions=InlineActionRunner(config.actions_path if config else None),
-                      config_vars=dict(config.vars) if config else {})
-    session = Session(flowset, flow.id, probe, VirtualClock(), runtime,
-                      initial_vars={"lang": language})
-    session.goto(node_id)
-    spec = probe.listening
-    return spec if spec is not None and spec.node == node_id else None

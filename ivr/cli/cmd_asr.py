@@ -101,11 +101,11 @@ def _recognize(args: argparse.Namespace, config: Config) -> int:
     from ivr.asr.spec import (
         GrammarSpecError,
         format_grammar_spec,
-        grammar_from_flow,
         parse_grammar_spec,
         split_flow_ref,
     )
     from ivr.flow.errors import FlowError
+    from ivr.host.grammars import grammar_from_flow
 
     if bool(args.grammar) == bool(args.choices_from):
         return _fail("recognize: give exactly one of --grammar SPEC and --choices-from FLOW:NODE")

@@ -7,8 +7,8 @@ import asyncio
 import sys
 
 from ivr.cli.serving import run_server
-from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
+from ivr.host.signals import stop_on_signals
 from ivr.serve.server import IvrServer, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
 

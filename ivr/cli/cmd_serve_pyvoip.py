@@ -23,8 +23,8 @@ import sys
 from typing import Any
 
 from ivr.cli.serving import run_server
-from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
+from ivr.host.signals import stop_on_signals
 from ivr.pyvoip.phone import PhoneOptions
 from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer, RegistrationFailed
 

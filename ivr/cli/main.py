@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import ivr
 import ivr.cli
 from ivr.cli.status import ExitStatus
 from ivr.config import ConfigError, load_config
+from ivr.logs import setup_logging
 
 
 def _commands() -> list[ModuleType]:
@@ -46,20 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(cmd)
         cmd.set_defaults(handler=mod.run)
     return parser
-
-
-def setup_logging(level: str, path: str | None, tag: str = "") -> None:
-    """Log ``ivr.*`` at ``level`` to ``path`` (stderr when None); ``tag`` marks a worker."""
-    handler: logging.Handler = (
-        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
-    )
-    prefix = f"{tag} " if tag else ""
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger("ivr")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from ivr.engine.channel import Channel, RecordResult, RenderedPrompt, SpeechResu
 from ivr.engine.runtime import Runtime
 from ivr.engine.scope import Scope
 from ivr.engine.steps import Step, make_step
-from ivr.flow.model import BUILTIN_COMMANDS, INPUT_NODE_TYPES, Flow, FlowSet, Node, Prompt
+from ivr.flow.model import BUILTIN_COMMANDS, Flow, FlowSet, Node, Prompt
 from ivr.flow.render import render_prompt
 
 log = logging.getLogger("ivr.engine")
@@ -191,7 +191,7 @@ class Session:
     def _enter(self, node: Node) -> None:
         self.node = node
         self.emit(ev.NODE_ENTER, kind=node.kind)
-        if isinstance(node, INPUT_NODE_TYPES):
+        if node.TAKES_INPUT:
             self._jumps = 0
             if not self.history or self.history[-1] != (self.flow, node.id):
                 self.history.append((self.flow, node.id))

@@ -34,8 +34,6 @@ from ivr.flow.model import (
     TransferNode,
 )
 
-TERMINAL_KINDS = frozenset({"hangup", "transfer", "enqueue", "return"})
-INPUT_KINDS = frozenset({"menu", "collect", "recognize", "confirm", "language", "survey", "record"})
 # category -> (fill, stroke, dashed): shared by the Mermaid, DOT and SVG drawings and the legend.
 STYLES: dict[str, tuple[str, str, bool]] = {
     "start": ("#e3f2fd", "#1565c0", False),
@@ -152,9 +150,9 @@ def _graph_node(key: str, node: Node, flow: Flow) -> GraphNode:
     kind = node.kind
     if node.id == flow.start:
         category = "start"
-    elif kind in TERMINAL_KINDS:
+    elif node.ENDS_FLOW:
         category = "terminal"
-    elif kind in INPUT_KINDS:
+    elif node.WAITS_FOR_CALLER:
         category = "input"
     else:
         category = "logic"

@@ -17,32 +17,16 @@ from collections.abc import Iterator
 
 from ivr.flow.errors import Diagnostic, Severity
 from ivr.flow.model import (
-    INPUT_NODE_TYPES,
-    CollectNode,
-    ConfirmNode,
-    EnqueueNode,
     Flow,
     GlobalCommand,
-    HangupNode,
     InputOptions,
     LanguageNode,
-    MenuNode,
     Node,
-    RecognizeNode,
-    RecordNode,
-    ReturnNode,
     SubflowNode,
-    TransferNode,
 )
 from ivr.flow.yamlload import Positions
 
 END = "<end>"  # the pseudo node for "the call ends here"
-ENDINGS = (HangupNode, TransferNode, EnqueueNode, ReturnNode)
-# Nodes during which the caller is involved (time passes, they can act): a cycle through one of
-# them is a dead end at worst, never a busy loop. A sub-flow runs nodes of its own.
-WAITING = (*INPUT_NODE_TYPES, RecordNode, SubflowNode)
-# Survey nodes never escalate (an unanswered question is skipped), so they are not here.
-ESCALATING = (MenuNode, CollectNode, RecognizeNode, ConfirmNode, LanguageNode)
 
 
 def check_graph(flow: Flow, positions: Positions) -> list[Diagnostic]:
@@ -66,12 +50,12 @@ def _edges(flow: Flow) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for node_id, node in flow.nodes.items():
         targets = {t for _, t, _ in node.targets()}
-        if isinstance(node, ESCALATING):
+        if node.ESCALATES:
             targets.update(_escalations(flow, node))
         opts = getattr(node, "opts", None)
         if isinstance(opts, InputOptions):
             targets.update(c.target for c in _active_globals(flow, opts) if c.target)
-        if isinstance(node, (*ENDINGS, SubflowNode)):
+        if node.ENDS_FLOW or isinstance(node, SubflowNode):
             targets.add(END)  # a sub-flow may end the call too
         graph[node_id] = {_resolve(flow, node_id, t) for t in targets}
     return graph
@@ -135,7 +119,7 @@ def _traps(flow: Flow, graph: dict[str, set[str]], reachable: set[str]) -> list[
         first = min(component, key=order.__getitem__)
         names = _names(sorted(component, key=order.__getitem__))
         node = flow.nodes[first]
-        if not any(isinstance(flow.nodes[n], WAITING) for n in component):
+        if not any(_waits(flow.nodes[n]) for n in component):
             verb = "passes" if len(component) == 1 else "pass"
             message = (f"endless loop: {names} {verb} the call round without ever waiting for "
                        "the caller or ending the call")
@@ -203,6 +187,13 @@ def _components(graph: dict[str, set[str]]) -> list[list[str]]:
     return result
 
 
+def _waits(node: Node) -> bool:
+    """Whether the caller is involved while the node runs (time passes, they can act): a cycle
+    through such a node is a dead end at worst, never a busy loop. A sub-flow runs nodes of
+    its own."""
+    return node.WAITS_FOR_CALLER or isinstance(node, SubflowNode)
+
+
 # --- input nodes with no way out after their last failure --------------------------------------
 
 
@@ -211,9 +202,9 @@ def _trapped_inputs(flow: Flow) -> list[Diagnostic]:
         return []
     out = []
     for node in flow.nodes.values():
-        if not isinstance(node, ESCALATING):
+        opts = node.input_options
+        if not node.ESCALATES or opts is None:
             continue
-        opts: InputOptions = node.opts
         missing = []
         if not opts.no_input.goto and not isinstance(node, LanguageNode):
             missing.append("no_input")

@@ -7,7 +7,7 @@ carries a :class:`Pos` so that later checks can point to the file, line and colu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 DTMF_KEYS = frozenset("0123456789*#ABCD")
 BUILTIN_COMMANDS = frozenset({"repeat", "back", "restart", "hangup"})
@@ -107,7 +107,25 @@ class InputOptions:
 
 @dataclass(frozen=True)
 class Node:
-    """Base of every node type."""
+    """Base of every node type.
+
+    A node kind carries its traits, and every part of the project reads them here instead of
+    keeping its own list of kinds (a new kind sets its own):
+
+    * ``TAKES_INPUT``: the caller answers it with keys or speech; it has no-input and no-match
+      handlers (:attr:`input_options`);
+    * ``WAITS_FOR_CALLER``: time passes with the caller involved (input nodes, a recording);
+    * ``ESCALATES``: after the last no-input/no-match the call goes on elsewhere (an agent)
+      unless the handler says where (a survey skips an unanswered question instead);
+    * ``PLAYS_PROMPT``: it has a ``prompt`` of its own (:attr:`own_prompt`);
+    * ``ENDS_FLOW``: the flow ends here (hang-up, transfer, queue, return to the calling flow).
+    """
+
+    TAKES_INPUT: ClassVar[bool] = False
+    WAITS_FOR_CALLER: ClassVar[bool] = False
+    ESCALATES: ClassVar[bool] = False
+    PLAYS_PROMPT: ClassVar[bool] = False
+    ENDS_FLOW: ClassVar[bool] = False
 
     id: str
     pos: Pos
@@ -115,6 +133,16 @@ class Node:
     @property
     def kind(self) -> str:
         return type(self).KIND  # type: ignore[attr-defined]
+
+    @property
+    def own_prompt(self) -> Prompt | None:
+        """The node's own prompt (None for kinds without one, or where it is optional)."""
+        return getattr(self, "prompt", None) if self.PLAYS_PROMPT else None
+
+    @property
+    def input_options(self) -> InputOptions | None:
+        """No-input/no-match handling and input settings, for kinds that take input."""
+        return getattr(self, "opts", None) if self.TAKES_INPUT else None
 
     def targets(self) -> list[tuple[str, str, Pos]]:
         """Every (label, target, pos) this node can go to; labels name the branch."""
@@ -124,6 +152,7 @@ class Node:
 @dataclass(frozen=True)
 class SayNode(Node):
     KIND = "say"
+    PLAYS_PROMPT = True
     prompt: Prompt
     next: str
     barge_in: bool = False
@@ -155,6 +184,10 @@ def _handler_targets(opts: InputOptions) -> list[tuple[str, str, Pos]]:
 @dataclass(frozen=True)
 class MenuNode(Node):
     KIND = "menu"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
+    ESCALATES = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     choices: tuple[Choice, ...]
     opts: InputOptions = field(default_factory=InputOptions)
@@ -168,6 +201,10 @@ class MenuNode(Node):
 @dataclass(frozen=True)
 class CollectNode(Node):
     KIND = "collect"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
+    ESCALATES = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     into: str
     next: str
@@ -187,6 +224,10 @@ class CollectNode(Node):
 @dataclass(frozen=True)
 class RecognizeNode(Node):
     KIND = "recognize"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
+    ESCALATES = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     grammar: str | dict[str, tuple[str, ...]]  # built-in name, or language -> phrases
     into: str
@@ -202,6 +243,10 @@ class RecognizeNode(Node):
 @dataclass(frozen=True)
 class ConfirmNode(Node):
     KIND = "confirm"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
+    ESCALATES = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     yes: str
     no: str
@@ -217,6 +262,10 @@ class ConfirmNode(Node):
 @dataclass(frozen=True)
 class LanguageNode(Node):
     KIND = "language"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
+    ESCALATES = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     choices: dict[str, str]  # DTMF key -> language
     next: str
@@ -301,6 +350,7 @@ class SubflowNode(Node):
 @dataclass(frozen=True)
 class ReturnNode(Node):
     KIND = "return"
+    ENDS_FLOW = True
 
 
 @dataclass(frozen=True)
@@ -331,6 +381,8 @@ class HoursNode(Node):
 @dataclass(frozen=True)
 class TransferNode(Node):
     KIND = "transfer"
+    PLAYS_PROMPT = True
+    ENDS_FLOW = True
     to: str  # template
     on_fail: str
     prompt: Prompt | None = None
@@ -343,6 +395,8 @@ class TransferNode(Node):
 @dataclass(frozen=True)
 class EnqueueNode(Node):
     KIND = "enqueue"
+    PLAYS_PROMPT = True
+    ENDS_FLOW = True
     queue: str
     priority: int | str = 5  # int, or "= expression"
     skills: tuple[str, ...] = ()
@@ -352,6 +406,8 @@ class EnqueueNode(Node):
 @dataclass(frozen=True)
 class RecordNode(Node):
     KIND = "record"
+    WAITS_FOR_CALLER = True
+    PLAYS_PROMPT = True
     prompt: Prompt
     into: str
     next: str
@@ -375,6 +431,8 @@ class SurveyQuestion:
 @dataclass(frozen=True)
 class SurveyNode(Node):
     KIND = "survey"
+    TAKES_INPUT = True
+    WAITS_FOR_CALLER = True
     questions: tuple[SurveyQuestion, ...]
     next: str
     opts: InputOptions = field(default_factory=InputOptions)
@@ -387,11 +445,12 @@ class SurveyNode(Node):
 @dataclass(frozen=True)
 class HangupNode(Node):
     KIND = "hangup"
+    PLAYS_PROMPT = True
+    ENDS_FLOW = True
     prompt: Prompt | None = None
     outcome: str = "self_service"
 
 
-INPUT_NODE_TYPES = (MenuNode, CollectNode, RecognizeNode, ConfirmNode, LanguageNode, SurveyNode)
 NODE_TYPES: dict[str, type[Node]] = {
     cls.KIND: cls
     for cls in (

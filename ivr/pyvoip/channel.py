@@ -6,8 +6,9 @@ caller's hang-up) hops onto the loop with ``loop.call_soon_threadsafe`` before i
 session; every action from the engine is a thread-safe command to the call's media loop.
 
 What pyVoIP cannot do is reported, not hidden: a transfer fails at once with
-:data:`NO_REFER` (so the flow's ``on_fail`` runs), a queued caller is released with a log line
-(there is no agent queue yet), and speech is not recognised (``listen`` only remembers the node).
+:data:`NO_REFER` (so the flow's ``on_fail`` runs). Speech is recognised by the host's speech
+input (:mod:`ivr.host.speech`), fed with the caller's audio from the media loop (pyVoIP's 8-bit
+audio, so a little less detail than the native transport gives the recognizer).
 
 Prompt order is kept when a prompt must be synthesized first: each play gets a slot
 (:class:`~ivr.media.prompt_slots.PromptSlots`) and reaches the media loop only when every
@@ -33,6 +34,7 @@ from ivr.engine.channel import (
     RecordSpec,
     RenderedPrompt,
 )
+from ivr.host.speech import CallSpeech
 from ivr.media.prompt_slots import PromptSlots
 from ivr.media.wav import TARGET_RATE, write_wav
 from ivr.pyvoip.pump import CallPump
@@ -43,6 +45,8 @@ NO_REFER = "pyVoIP has no REFER"
 
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[bytes | None]"]
 QueueHandler = Callable[["PyVoipChannel", QueueRequest], None]
+# (call id, () -> the engine's listener) -> the call's speech input (None: DTMF only)
+SpeechFactory = Callable[[str, Callable[[], ChannelListener | None]], CallSpeech | None]
 
 
 class PyVoipChannel:
@@ -55,6 +59,7 @@ class PyVoipChannel:
         prompt_audio: ``(prompt) -> future of 8-bit unsigned audio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
         on_enqueue: What to do with a caller the flow queued (default: log and hang up).
+        speech: Makes the call's speech input (the host's; None: DTMF only).
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class PyVoipChannel:
         prompt_audio: PromptSource,
         recordings_dir: Path,
         on_enqueue: QueueHandler | None = None,
+        speech: SpeechFactory | None = None,
     ) -> None:
         self.info = info
         self.pump = pump
@@ -79,6 +85,8 @@ class PyVoipChannel:
         self._record_path: Path | None = None
         self._record_count = 0
         self.listening: ListenSpec | None = None
+        self.speech = speech(info.call_id, lambda: self._listener) if speech else None
+        pump.hearing = self.speech is not None
         self.ended = False
         pump.events = _LoopEvents(self)
 
@@ -92,10 +100,17 @@ class PyVoipChannel:
     def _dtmf(self, digit: str) -> None:
         if self.ended or self._listener is None:
             return
+        if self.speech is not None and not self.pump.rfc2833_seen:
+            self.speech.dtmf()  # a tone in the audio is not a word: drop what was heard
         if self._record_spec is not None and digit == self._record_spec.finish_key:
             self.pump.stop_recording()
             return
         self._listener.on_dtmf(digit)
+
+    def _audio(self, frames: list[NDArray[np.int16]]) -> None:
+        if self.speech is not None and not self.ended:
+            for frame in frames:
+                self.speech.feed(frame)
 
     def _played(self, playback_id: int) -> None:
         self._slots.played(playback_id)
@@ -147,10 +162,14 @@ class PyVoipChannel:
     # --- input ----------------------------------------------------------------------------
 
     def listen(self, spec: ListenSpec) -> None:
-        self.listening = spec  # pyVoIP gives no speech recognition here: DTMF only
+        self.listening = spec
+        if self.speech is not None and not self.ended:
+            self.speech.listen(spec)
 
     def stop_listening(self) -> None:
         self.listening = None
+        if self.speech is not None:
+            self.speech.stop()
 
     # --- endings --------------------------------------------------------------------------
 
@@ -191,6 +210,9 @@ class PyVoipChannel:
         self.ended = True
         self._slots.close()
         self.pump.stop_playback()
+        self.pump.hearing = False
+        if self.speech is not None:
+            self.speech.stop()
         if self._record_spec is not None:
             self.pump.stop_recording()
 
@@ -212,6 +234,9 @@ class _LoopEvents:
 
     def dtmf(self, digit: str) -> None:
         self._post(self._channel._dtmf, digit)
+
+    def audio(self, frames: list[NDArray[np.int16]]) -> None:
+        self._post(self._channel._audio, frames)
 
     def recorded(self, samples: NDArray[np.int16]) -> None:
         self._post(self._channel._recorded, samples)

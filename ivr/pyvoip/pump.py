@@ -11,7 +11,9 @@ runs, ticking every :data:`TICK` seconds until the call ends:
   :meth:`~ivr.pyvoip.phone.CallLeg.queued`).
 * **Audio in.** One 20 ms frame is read per 20 ms of call time (non-blocking; pyVoIP pads what
   did not arrive with 0x80), converted from 8-bit unsigned to int16, fed to the in-band DTMF
-  detector and, while recording, kept.
+  detector and, while recording, kept. While :attr:`CallPump.hearing` is set (the call has
+  speech recognition), the pass's frames go to :meth:`PumpEvents.audio` together, one hop onto
+  the loop per pass rather than per frame.
 * **Keys.** RFC 2833 keys come from pyVoIP's ``get_dtmf()``. In-band detection runs until the
   first RFC 2833 key arrives (a phone that sends events does not need it, and one that sends
   both would count every key twice); an event key within :data:`DUPLICATE_WINDOW` of the same
@@ -83,6 +85,9 @@ class PumpEvents(Protocol):
     def dtmf(self, digit: str) -> None:
         """A key (RFC 2833 or in-band)."""
 
+    def audio(self, frames: list[NDArray[np.int16]]) -> None:
+        """The caller's 20 ms frames read in one pass (only while ``hearing``)."""
+
     def recorded(self, samples: NDArray[np.int16]) -> None:
         """A recording ended (stopped, at its limit, or with the call)."""
 
@@ -129,6 +134,8 @@ class CallPump:
         self._detector = InbandDtmfDetector()
         self._inband_at: dict[str, float] = {}
         self.rfc2833_seen = False
+        self.hearing = False  # pass the caller's audio on (speech recognition)
+        self._heard: list[NDArray[np.int16]] = []
         self.frames_in = 0
         self.frames_out = 0
         self.done = threading.Event()
@@ -187,6 +194,7 @@ class CallPump:
                 while self.frames_in < due:
                     self._receive(self.leg.read())
                     self.frames_in += 1
+                self._pass_audio()
                 self._keys()
                 self._sleep(TICK)
         finally:
@@ -233,8 +241,15 @@ class CallPump:
             self._finishing.append((playback_id, self._written))  # empty audio
             self._current = None
 
+    def _pass_audio(self) -> None:
+        heard, self._heard = self._heard, []
+        if heard and self.events is not None:
+            self.events.audio(heard)
+
     def _receive(self, frame: bytes) -> None:
         silent = frame == SILENCE
+        if self.hearing:
+            self._heard.append(from_unsigned8(frame))
         with self._lock:
             recording = self._record
             if recording is not None:

@@ -3,7 +3,7 @@
 Every flow that runs in the simulator runs here unchanged: prompts become audio (a recording, a
 cached synthesis, or a synthesis made now for text with variables), keys come from RFC 4733,
 in-band tones or SIP INFO (whichever arrives; the transport layers de-duplicate their own), speech
-is recognised by the process's ASR service (:mod:`ivr.serve.speech`), the caller's hang-up and
+is recognised by the host's speech input (:mod:`ivr.host.speech`), the caller's hang-up and
 RTP silence end the session, transfers are REFERs.
 
 Prompt order is kept even when a prompt must be synthesized first: each play gets a slot in an
@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ivr.asr.service import AsrService
 from ivr.engine.channel import (
     CallInfo,
     ChannelListener,
@@ -28,16 +27,18 @@ from ivr.engine.channel import (
     RecordSpec,
     RenderedPrompt,
 )
+from ivr.host.speech import CallSpeech
 from ivr.media.player import EncodedAudio
 from ivr.media.prompt_slots import PromptSlots
 from ivr.media.recorder import Recorder
 from ivr.rtp.stream import RtpStream
-from ivr.serve.speech import CallSpeech
 from ivr.sip.call import SipCall
 
 log = logging.getLogger("ivr.serve")
 
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[EncodedAudio | None]"]
+# (call id, () -> the engine's listener) -> the call's speech input (None: DTMF only)
+SpeechFactory = Callable[[str, Callable[[], ChannelListener | None]], CallSpeech | None]
 QueueHandler = Callable[["SipChannel", QueueRequest], None]
 
 
@@ -50,7 +51,7 @@ class SipChannel:
         prompt_audio: ``(prompt) -> future of EncodedAudio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
         on_enqueue: What to do with a caller the flow queued (the ACD comes later).
-        asr: The speech recognition service (None: DTMF only).
+        speech: Makes the call's speech input (the host's; None: DTMF only).
     """
 
     def __init__(
@@ -60,7 +61,7 @@ class SipChannel:
         prompt_audio: PromptSource,
         recordings_dir: Path,
         on_enqueue: QueueHandler | None = None,
-        asr: AsrService | None = None,
+        speech: SpeechFactory | None = None,
     ) -> None:
         self.call = call
         self.stream = stream
@@ -76,7 +77,7 @@ class SipChannel:
         self._record_spec: RecordSpec | None = None
         self._record_count = 0
         self.listening: ListenSpec | None = None
-        self.speech = CallSpeech(asr, lambda: self._listener, self.info.call_id) if asr else None
+        self.speech = speech(self.info.call_id, lambda: self._listener) if speech else None
         self.ended = False
 
     # --- wiring ---------------------------------------------------------------------------

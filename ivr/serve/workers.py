@@ -30,14 +30,12 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from ivr.cli.signals import stop_on_signals
 from ivr.config import Config
 from ivr.flow.errors import FlowError
-from ivr.flow.registry import FlowRegistry
+from ivr.host.host import prepare_machine
+from ivr.host.signals import stop_on_signals
+from ivr.logs import setup_logging
 from ivr.serve.server import IvrServer, ServeOptions, SharedPort
-from ivr.store.db import connect
-from ivr.tts.build import build_prompts
-from ivr.tts.cache import PromptCache
 
 log = logging.getLogger("ivr.serve")
 
@@ -68,26 +66,9 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare(config: Config, options: ServeOptions) -> None:
-    """Refuse bad flows and render the prompts once, before any worker starts."""
-    registry = FlowRegistry(config.flows_dir, config)
-    diagnostics = registry.reload()
-    if FlowRegistry.has_errors(diagnostics):
-        raise FlowError(diagnostics)
-    # One process creates the call store (and migrates it): two workers switching a new file
-    # to WAL at once get "database is locked" (seen in bench/serve_load.py).
-    connect(config.store_path).close()
-    if options.build_prompts:
-        report = build_prompts(registry.current, PromptCache(config.prompts_dir))
-        log.info("call -: prompts: %d rendered, %d cached, %d recorded, %d per call",
-                 report.rendered, report.cached, report.recorded, report.dynamic)
-
-
 def _worker_main(config: Config, options: ServeOptions, group: str, index: int, workers: int,
                  barrier: Any, ready: Any, logs: _LogSettings) -> None:
     """A worker process: one IvrServer on the shared port until SIGTERM."""
-    from ivr.cli.main import setup_logging  # the CLI imports this module: import late
-
     setup_logging(logs.level, logs.path, tag=f"w{index}")
 
     def wait_bound() -> None:
@@ -224,5 +205,5 @@ def serve_workers(config: Config, options: ServeOptions, workers: int, log_level
     Raises:
         FlowError: The flows do not validate (nothing was started).
     """
-    _prepare(config, options)
+    prepare_machine(config, options.build_prompts)
     return Supervisor(config, options, workers, _LogSettings(log_level, log_file)).run()

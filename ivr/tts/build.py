@@ -23,31 +23,17 @@ from enum import StrEnum
 from pathlib import Path
 
 from ivr.flow.model import (
-    CollectNode,
-    ConfirmNode,
-    EnqueueNode,
     Flow,
     FlowSet,
-    HangupNode,
-    LanguageNode,
-    MenuNode,
     Pos,
     Prompt,
-    RecognizeNode,
-    RecordNode,
-    SayNode,
     SurveyNode,
-    TransferNode,
 )
 from ivr.flow.render import part_text, render_prompt
 from ivr.flow.template import compile_template
 from ivr.tts.cache import PromptCache
 from ivr.tts.engine import TTSError, TTSUnavailable
 from ivr.tts.wavfile import PromptAudioError
-
-_PROMPTED = (SayNode, MenuNode, CollectNode, RecognizeNode, ConfirmNode, LanguageNode, RecordNode,
-             TransferNode, EnqueueNode, HangupNode)
-_WITH_HANDLERS = (MenuNode, CollectNode, RecognizeNode, ConfirmNode, LanguageNode, SurveyNode)
 
 
 class Source(StrEnum):
@@ -84,13 +70,13 @@ def flow_prompts(flow: Flow) -> Iterator[Prompt]:
     """Every Prompt of ``flow``: its library, then each node's prompts in file order."""
     yield from flow.prompts.values()
     for node in flow.nodes.values():
-        if isinstance(node, _PROMPTED) and node.prompt is not None:
-            yield node.prompt
+        if node.own_prompt is not None:
+            yield node.own_prompt
         if isinstance(node, SurveyNode):
             yield from (question.prompt for question in node.questions)
-        if isinstance(node, _WITH_HANDLERS):
-            yield from node.opts.no_input.reprompts
-            yield from node.opts.no_match.reprompts
+        if node.input_options is not None:
+            yield from node.input_options.no_input.reprompts
+            yield from node.input_options.no_match.reprompts
 
 
 def collect_prompts(flowset: FlowSet) -> list[PromptItem]:

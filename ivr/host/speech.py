@@ -57,7 +57,7 @@ from ivr.asr.base import (
 from ivr.asr.service import AsrService, AsrStream
 from ivr.engine.channel import ChannelListener, ListenSpec, SpeechResult
 
-log = logging.getLogger("ivr.serve")
+log = logging.getLogger("ivr.host")
 
 DTMF_GUARD = 10  # frames (200 ms) after a key press before recognition resumes
 PRE_ROLL = 25  # frames (500 ms) of the caller's audio a new utterance starts with

@@ -1,4 +1,4 @@
-"""A call's speech input (ivr.serve.speech): the engine's ListenSpec in, listener events out.
+"""A call's speech input (ivr.host.speech): the engine's ListenSpec in, listener events out.
 
 The ASR service runs its workers on threads here, with the fake backend of asr_fakes.py; the
 same path over real SIP/RTP with PocketSphinx is in test_serve_speech_e2e.py.
@@ -17,7 +17,7 @@ from asr_fakes import FakeBackend, silence, speech
 
 from ivr.asr.service import AsrService
 from ivr.engine.channel import ListenSpec, SpeechResult
-from ivr.serve.speech import DTMF_GUARD, PRE_ROLL, CallSpeech, grammar_for
+from ivr.host.speech import DTMF_GUARD, PRE_ROLL, CallSpeech, grammar_for
 
 pytestmark = pytest.mark.timeout(30)
 MENU = ListenSpec("main_menu", "en", {"1": ("balance",), "global:agent": ("agent",)},
