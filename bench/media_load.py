@@ -30,9 +30,9 @@ Figures (after ``--warmup`` seconds, over ``--seconds``):
 BLAS threads: the batched in-band DTMF classification is one matrix product over every call's
 frames, which OpenBLAS spreads over a pool of threads that then spin on the other cores: measured
 here at 300 duplex calls with ``--inband``, 85 to 108 % of a core with OpenBLAS's default threads
-(2 on this machine) against 28 to 35 % with one. An engine process owns one core (DESIGN.md,
-"Scale"), so this script sets ``OPENBLAS_NUM_THREADS=1`` before numpy loads, unless the
-environment already sets it (run with ``OPENBLAS_NUM_THREADS=2`` to see the difference).
+(2 on this machine) against 28 to 35 % with one. An engine process owns one core
+(docs/ARCHITECTURE.md, "Processes and threads"), so this script sets ``OPENBLAS_NUM_THREADS=1``
+before numpy loads, unless the environment already sets it (run with ``OPENBLAS_NUM_THREADS=2`` to see the difference).
 
 The benchmark stops by itself: the sink has its own deadline and is terminated if it overstays.
 """

@@ -1,6 +1,6 @@
 """The media engine of one process: the media clock, RTP port allocation, streams, prompt cache.
 
-One :class:`MediaEngine` per process and event loop (DESIGN.md, "Scale": one process per core,
+One :class:`MediaEngine` per process and event loop (docs/ARCHITECTURE.md: one process per core,
 each with its own loop and media clock). The SIP layer asks it for a stream per call, puts
 ``stream.local_address`` into its SDP, and starts the stream with the negotiated codec and remote
 address::

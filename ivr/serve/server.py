@@ -27,13 +27,28 @@ from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.register import Registration, RegistrationStatus
 from ivr.sip.timers import Timers
 from ivr.sip.ua import UserAgent
 
 log = logging.getLogger("ivr.serve")
 
 DRAIN_GRACE = 5.0  # seconds after the drain timeout for the last BYEs to complete
+REGISTER_RETRY = 60  # seconds between attempts after a failed registration (the UA's default)
 AT_HEADER = "X-Ivr-At"  # ISO 8601 with offset: the call's wall clock starts there (test_headers)
+
+
+@dataclass(frozen=True)
+class RegisterOptions:
+    """Sign in to a PBX as an extension (ivr.yaml ``sip.register``): the PBX then sends the
+    calls for ``aor`` to this server. The binding refreshes itself, is retried after a failure
+    and is removed when the server drains."""
+
+    registrar: str  # sip:pbx.example:5060
+    aor: str  # sip:1001@pbx.example
+    username: str
+    password: str = field(repr=False)
+    expires: int = 3600
 
 
 @dataclass
@@ -55,6 +70,7 @@ class ServeOptions:
     sip_timers: Timers | None = None  # T1/T2/T4 (RFC 3261 defaults; tests shrink them)
     seed: int | None = None
     workers: int = 1  # processes sharing the SIP port (ivr/serve/workers.py); 0: one per core
+    register: RegisterOptions | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -70,6 +86,11 @@ class SharedPort:
     index: int
     workers: int
     wait_bound: Callable[[], None]
+
+
+def _log_registration(registration: Registration) -> None:
+    log.info("call -: registration %s: %s (%s)", registration.aor, registration.status,
+             registration.reason)  # fmt: skip
 
 
 class IvrServer:
@@ -110,6 +131,16 @@ class IvrServer:
             self.affinity.start(self._forwarded)
             await asyncio.to_thread(shared.wait_bound)
             await self.ua.start(reuse_port=True, router=self.affinity.route)
+        if opts.register is not None and (shared is None or shared.index == 0):
+            await self._register(opts.register)  # one binding for the port, not one per worker
+
+    async def _register(self, spec: RegisterOptions) -> None:
+        registration = await self.ua.register(spec.registrar, spec.aor, spec.username,
+                                              spec.password, spec.expires,
+                                              on_status=_log_registration)  # fmt: skip
+        if registration.status != RegistrationStatus.REGISTERED:
+            log.error("call -: registration of %s at %s failed (%s); retrying every %d s",
+                      spec.aor, spec.registrar, registration.reason, REGISTER_RETRY)  # fmt: skip
 
     @property
     def address(self) -> tuple[str, int]:

@@ -1,9 +1,10 @@
 """``ivr serve --workers N``: one engine process per core on one SIP port.
 
-Python runs one thread of bytecode at a time, so one process uses one core (DESIGN.md, Scale:
-one process per core, each with its own event loop and media clock). The supervisor (this
-module, in the process the command started) checks the flows and renders the prompts once,
-then starts N worker processes. Each worker is a whole :class:`IvrServer` bound to the same
+Python runs one thread of bytecode at a time, so one process uses one core (one process per
+core, each with its own event loop and media clock: docs/ARCHITECTURE.md, "Processes and
+threads"). The supervisor (this module, in the process the command started) checks the flows
+and renders the prompts once (:func:`ivr.host.host.prepare_machine`), then starts N worker
+processes. Each worker is a whole :class:`IvrServer` bound to the same
 SIP port with SO_REUSEPORT; :mod:`ivr.sip.affinity` keeps every call on the worker its Call-ID
 belongs to. RTP ports come from the shared range (each media engine skips ports in use), the
 call records go to the one SQLite file (WAL, a busy timeout), each worker watches the flow

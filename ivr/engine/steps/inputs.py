@@ -1,4 +1,4 @@
-"""The input model shared by every node that waits for the caller (DESIGN.md "Timers").
+"""The input model shared by every node that waits for the caller (docs/FLOWS.md, "Input handling").
 
 The no-input timer starts when the prompt finishes (or at once when digits were typed ahead) and
 stops at the first digit or the start of speech. Digits pressed during a prompt are kept and stop
