@@ -32,7 +32,8 @@ frames, which OpenBLAS spreads over a pool of threads that then spin on the othe
 here at 300 duplex calls with ``--inband``, 85 to 108 % of a core with OpenBLAS's default threads
 (2 on this machine) against 28 to 35 % with one. An engine process owns one core
 (docs/ARCHITECTURE.md, "Processes and threads"), so this script sets ``OPENBLAS_NUM_THREADS=1``
-before numpy loads, unless the environment already sets it (run with ``OPENBLAS_NUM_THREADS=2`` to see the difference).
+before numpy loads, unless the environment already sets it (run with ``OPENBLAS_NUM_THREADS=2``
+to see the difference).
 
 The benchmark stops by itself: the sink has its own deadline and is terminated if it overstays.
 """

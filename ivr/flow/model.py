@@ -30,7 +30,8 @@ NOWHERE = Pos()
 
 @dataclass(frozen=True)
 class Defaults:
-    """Timers and retry limits; platform values (docs/FLOWS.md, `defaults:`), overridable per flow and node."""
+    """Timers and retry limits: platform values (docs/FLOWS.md, ``defaults:``), overridable per
+    flow and node."""
 
     no_input_timeout: float = 5.0
     inter_digit_timeout: float = 3.0
