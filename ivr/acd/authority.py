@@ -1,0 +1,611 @@
+"""The queue authority: one per machine, it decides which agent rings for which caller.
+
+It holds the callers waiting (every queue's tickets ordered by priority, then by when they
+joined), the agents (state, registration, idle time, missed rings) and the offers out (an agent
+ringing for a caller). It places no calls and plays nothing: it tells a listener to ring an agent
+(:meth:`AuthorityListener.offer`), to stop ringing one (:meth:`~AuthorityListener.withdraw`) and
+that a caller leaves by one of the queue's exits (:meth:`~AuthorityListener.exit`); the caller's
+engine process does the rest and reports back (:meth:`QueueAuthority.result`,
+:meth:`~QueueAuthority.ended`). Every change is one method call, on one thread (the event loop
+it was made on), and the interface is narrow enough that the state could live in a shared store.
+
+Rules, in the words of docs/ACD.md:
+
+* a caller is offered only to an agent who is available, registered, a member of the queue (or
+  any agent, for a queue without a member list), and allowed to take the call: the skills it
+  needs, a permission tier at least the call's, one of its languages;
+* callers are served by priority, then by the time they joined (across the queues an agent
+  serves); within the agents able to take a caller, the queue's strategy picks;
+* an offer ends in exactly one result; a miss (no answer, rejected, unreachable) puts the agent
+  back (or pauses them after ``max_misses`` in a row) and lets the caller wait ``retry_delay``
+  before the next try, keeping their place; the agent who missed is tried again for that caller
+  only when nobody else can take it;
+* the authority never leaves an agent ringing: an offer with no result within its ring timeout
+  plus :data:`OFFER_GRACE` counts as no answer;
+* an answered call makes the agent ``on_call`` until :meth:`~QueueAuthority.ended`, then
+  ``wrap_up`` for the agent's wrap-up time; a pause or log-out asked for meanwhile waits for the
+  end of the call;
+* a caller who can no longer be served (the last agent able to take them logs out, or no agent
+  logged in could take them when they came) leaves by the ``no_agents`` exit (a logged-in agent
+  whose phone is between registrations still counts); ``max_wait`` and ``full`` are
+  the queue's other exits.
+
+Listener calls are made after the change that causes them is complete, never from inside one,
+so a listener may call back into the authority at once (a simulated agent that answers at once).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+from ivr.acd.estimator import HandleTimes, expected_wait
+from ivr.acd.model import (
+    AgentSpec,
+    AgentState,
+    ExitReason,
+    Offer,
+    Outcome,
+    QueueSpec,
+    Ticket,
+    tier_rank,
+)
+from ivr.acd.strategy import STRATEGY, Candidate
+from ivr.core.clock import Clock, TimerHandle
+
+log = logging.getLogger("ivr.acd")
+
+OFFER_GRACE = 5.0  # seconds past the ring timeout before a missing result counts as no answer
+Signature = tuple[str, tuple[str, ...], str, str]  # queue, skills, tier, language
+
+
+class AuthorityListener(Protocol):
+    """What the authority asks of the engine processes."""
+
+    def offer(self, offer: Offer) -> None:
+        """Ring ``offer.agent`` for the caller; report with :meth:`QueueAuthority.result`."""
+
+    def withdraw(self, offer: Offer) -> None:
+        """Stop ringing (another agent answered, or the agent paused or logged out)."""
+
+    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        """The caller leaves the queue without an agent (max wait, no agents)."""
+
+
+class QueueError(ValueError):
+    """A request the authority cannot take (unknown queue or agent, a caller already waiting)."""
+
+
+@dataclass
+class Agent:
+    """An agent's live state."""
+
+    spec: AgentSpec
+    index: int
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: str = ""
+    since: float = 0.0  # when the state began
+    idle_since: float = 0.0
+    contact: str | None = None
+    registered_until: float = 0.0
+    calls: int = 0
+    misses: int = 0
+    offer: Offer | None = None  # ringing for
+    call_id: str | None = None  # on a call with
+    answered_at: float = 0.0
+    queue: str = ""  # of the call in progress
+    pending: tuple[AgentState, str] | None = None  # a pause or log-out waiting for the call's end
+    timer: TimerHandle | None = None  # the end of wrap-up, or of the registration
+    registration_timer: TimerHandle | None = None
+
+
+@dataclass
+class Waiting:
+    """A ticket and what the authority does for it."""
+
+    ticket: Ticket
+    offers: dict[int, Offer] = field(default_factory=dict)
+    missed_by: set[str] = field(default_factory=set)
+    not_before: float = 0.0
+    max_wait_timer: TimerHandle | None = None
+    retry_timer: TimerHandle | None = None
+
+
+@dataclass
+class QueueState:
+    spec: QueueSpec
+    keys: list[tuple[int, float, int]] = field(default_factory=list)  # sorted ticket keys
+    handle: HandleTimes = field(default_factory=HandleTimes)
+    last_rung: int | None = None  # definition index of the agent rung last (round-robin)
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    id: str
+    name: str
+    state: AgentState
+    reason: str
+    since: float
+    calls: int
+    registered: bool
+    call_id: str | None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    name: str
+    waiting: int
+    longest_wait: float
+    able_agents: int
+    handle_mean: float
+
+
+class QueueAuthority:
+    """See the module docstring.
+
+    Args:
+        agents: Every agent, in definition order (the strategies' last tie-break).
+        queues: Every queue.
+        clock: Time and timers (a virtual clock in the simulator).
+        listener: Who rings agents and tells callers they leave (may be set later).
+    """
+
+    def __init__(self, agents: Sequence[AgentSpec], queues: Sequence[QueueSpec], clock: Clock,
+                 listener: AuthorityListener | None = None) -> None:  # fmt: skip
+        self.clock = clock
+        self.listener = listener
+        self.agents: dict[str, Agent] = {
+            spec.id: Agent(spec, index) for index, spec in enumerate(agents)
+        }
+        self.queues: dict[str, QueueState] = {q.name: QueueState(q) for q in queues}
+        self.waiting: dict[str, Waiting] = {}
+        self._order: list[tuple[tuple[int, float, int], str]] = []  # every ticket, served first
+        self._by_key: dict[tuple[int, float, int], str] = {}
+        self._offers: dict[int, tuple[Offer, TimerHandle]] = {}
+        self._offer_ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._outbox: deque[Callable[[], None]] = deque()
+        self._flushing = False
+
+    # --- callers ----------------------------------------------------------------------------
+
+    def join(self, ticket: Ticket) -> ExitReason | None:
+        """Put a caller in line; None when they wait, else the exit they take at once."""
+        queue = self._queue(ticket.queue)
+        if ticket.call_id in self.waiting:
+            raise QueueError(f"call {ticket.call_id} is already waiting")
+        spec = queue.spec
+        if spec.max_callers is not None and len(queue.keys) >= spec.max_callers:
+            return ExitReason.FULL
+        if not self._able(self._signature(ticket), logged_in_only=True):
+            return ExitReason.NO_AGENTS
+        ticket.joined_at = self.clock.now()
+        ticket.seq = next(self._seq)
+        waiting = Waiting(ticket)
+        self.waiting[ticket.call_id] = waiting
+        key = ticket.sort_key()
+        bisect.insort(queue.keys, key)
+        bisect.insort(self._order, (key, ticket.call_id))
+        self._by_key[key] = ticket.call_id
+        if spec.max_wait is not None:
+            waiting.max_wait_timer = self.clock.call_later(
+                spec.max_wait, lambda: self._exit(ticket.call_id, ExitReason.MAX_WAIT))
+        self._dispatch()
+        self._flush()
+        return None
+
+    def leave(self, call_id: str) -> bool:
+        """The caller is gone (hung up, took a key exit): withdraw what rings for them."""
+        waiting = self._remove(call_id)
+        if waiting is None:
+            return False
+        for offer in list(waiting.offers.values()):
+            self._close_offer(offer)
+            self._agent_free(self.agents[offer.agent], keep_idle=True)
+            self._emit(partial(self._tell_withdraw, offer))
+        self._dispatch()
+        self._flush()
+        return True
+
+    def position(self, call_id: str) -> int | None:
+        """1 for the next caller of the queue, ...; None when not waiting."""
+        waiting = self.waiting.get(call_id)
+        if waiting is None:
+            return None
+        keys = self.queues[waiting.ticket.queue].keys
+        return bisect.bisect_left(keys, waiting.ticket.sort_key()) + 1
+
+    def expected_wait(self, call_id: str) -> float | None:
+        """Seconds the caller should still wait (None: not waiting, or nobody can take them)."""
+        position = self.position(call_id)
+        if position is None:
+            return None
+        ticket = self.waiting[call_id].ticket
+        able = self._able(self._signature(ticket), logged_in_only=False, working=True)
+        return expected_wait(position, able, self.queues[ticket.queue].handle.mean)
+
+    # --- offers -----------------------------------------------------------------------------
+
+    def result(self, offer_id: int, outcome: Outcome) -> bool:
+        """How an offer ended. False for an offer already settled (a late or repeated report)."""
+        entry = self._offers.get(offer_id)
+        if entry is None:
+            return False
+        offer = entry[0]
+        self._close_offer(offer)
+        agent = self.agents[offer.agent]
+        waiting = self.waiting.get(offer.call_id)
+        if waiting is not None:
+            waiting.offers.pop(offer.id, None)
+        if outcome == Outcome.ANSWERED and waiting is not None:
+            self._answered(agent, waiting, offer)
+        elif outcome in (Outcome.ANSWERED, Outcome.CALLER_GONE):
+            self._agent_free(agent, keep_idle=True)  # the caller left first
+        else:
+            self._missed(agent, waiting, outcome)
+        self._dispatch()
+        self._flush()
+        return True
+
+    def ended(self, agent_id: str) -> None:
+        """The agent's call is over: wrap-up, then the next caller."""
+        agent = self._agent(agent_id)
+        if agent.state != AgentState.ON_CALL:
+            return
+        queue = self.queues.get(agent.queue)
+        now = self.clock.now()
+        if queue is not None:
+            queue.handle.add(now - agent.answered_at + agent.spec.wrap_up)
+        agent.call_id = None
+        if agent.spec.wrap_up > 0:
+            self._set(agent, AgentState.WRAP_UP)
+            agent.timer = self.clock.call_later(agent.spec.wrap_up,
+                                                lambda: self._wrapped_up(agent))  # fmt: skip
+        else:
+            self._wrapped_up(agent)
+        self._flush()
+
+    # --- agents -----------------------------------------------------------------------------
+
+    def login(self, agent_id: str) -> None:
+        agent = self._agent(agent_id)
+        if agent.state == AgentState.LOGGED_OUT:
+            agent.misses = 0
+            agent.idle_since = self.clock.now()
+            self._set(agent, AgentState.AVAILABLE)
+        elif agent.pending is not None and agent.pending[0] == AgentState.LOGGED_OUT:
+            agent.pending = None
+        self._dispatch()
+        self._flush()
+
+    def logout(self, agent_id: str, reason: str = "") -> None:
+        self._change(self._agent(agent_id), AgentState.LOGGED_OUT, reason)
+
+    def pause(self, agent_id: str, reason: str = "") -> None:
+        agent = self._agent(agent_id)
+        if agent.state == AgentState.LOGGED_OUT:
+            raise QueueError(f"agent {agent_id} is logged out")
+        self._change(agent, AgentState.PAUSED, reason or "paused")
+
+    def resume(self, agent_id: str) -> None:
+        agent = self._agent(agent_id)
+        if agent.state == AgentState.PAUSED:
+            agent.misses = 0
+            agent.idle_since = self.clock.now()
+            self._set(agent, AgentState.AVAILABLE)
+        elif agent.pending is not None and agent.pending[0] == AgentState.PAUSED:
+            agent.pending = None
+        self._dispatch()
+        self._flush()
+
+    def registered(self, agent_id: str, contact: str | None, expires: float = 0.0) -> None:
+        """The agent's phone is reachable at ``contact`` for ``expires`` seconds (None or 0:
+        no longer reachable)."""
+        agent = self._agent(agent_id)
+        if agent.registration_timer is not None:
+            agent.registration_timer.cancel()
+            agent.registration_timer = None
+        if contact is None or expires <= 0:
+            # Not a reason to send callers away: a logged-in agent's phone re-registers.
+            agent.contact, agent.registered_until = None, 0.0
+        else:
+            agent.contact = contact
+            agent.registered_until = self.clock.now() + expires
+            agent.registration_timer = self.clock.call_later(
+                expires, lambda: self.registered(agent_id, None))
+            self._dispatch()
+        self._flush()
+
+    def worker_gone(self, worker: int) -> None:
+        """An engine process died with its calls: its callers leave, its agents are freed."""
+        for call_id in [c for c, w in self.waiting.items() if w.ticket.worker == worker]:
+            waiting = self._remove(call_id)
+            if waiting is not None:
+                for offer in list(waiting.offers.values()):
+                    self._close_offer(offer)
+                    self._agent_free(self.agents[offer.agent], keep_idle=True)
+        for agent in self.agents.values():
+            if agent.state == AgentState.ON_CALL and agent.offer is not None \
+                    and agent.offer.worker == worker:
+                self.ended(agent.spec.id)
+        self._dispatch()
+        self._flush()
+
+    # --- status -----------------------------------------------------------------------------
+
+    def agent_status(self) -> list[AgentStatus]:
+        now = self.clock.now()
+        return [AgentStatus(a.spec.id, a.spec.name, a.state, a.reason, a.since, a.calls,
+                            a.contact is not None and a.registered_until > now, a.call_id)
+                for a in self.agents.values()]  # fmt: skip
+
+    def queue_status(self) -> list[QueueStatus]:
+        now = self.clock.now()
+        out = []
+        for name, queue in self.queues.items():
+            oldest = min((self.waiting[self._by_key[k]].ticket.joined_at for k in queue.keys),
+                         default=now)  # fmt: skip
+            spec = queue.spec
+            able = self._able((name, spec.skills, spec.tier, ""), logged_in_only=False,
+                              working=True)  # fmt: skip
+            out.append(QueueStatus(name, len(queue.keys), now - oldest, able, queue.handle.mean))
+        return out
+
+    # --- inside: callers ---------------------------------------------------------------------
+
+    def _remove(self, call_id: str) -> Waiting | None:
+        waiting = self.waiting.pop(call_id, None)
+        if waiting is None:
+            return None
+        ticket = waiting.ticket
+        key = ticket.sort_key()
+        keys = self.queues[ticket.queue].keys
+        del keys[bisect.bisect_left(keys, key)]
+        del self._order[bisect.bisect_left(self._order, (key, call_id))]
+        del self._by_key[key]
+        for timer in (waiting.max_wait_timer, waiting.retry_timer):
+            if timer is not None:
+                timer.cancel()
+        return waiting
+
+    def _exit(self, call_id: str, reason: ExitReason) -> None:
+        waiting = self.waiting.get(call_id)
+        if waiting is None:
+            return
+        self.leave(call_id)
+        self._emit(partial(self._tell_exit, waiting.ticket, reason))
+        self._flush()
+
+    def _check_no_agents(self) -> None:
+        """Callers nobody logged in can take any more leave by the ``no_agents`` exit."""
+        gone: dict[Signature, bool] = {}
+        for waiting in list(self.waiting.values()):
+            sig = self._signature(waiting.ticket)
+            if sig not in gone:
+                gone[sig] = not self._able(sig, logged_in_only=True)
+            if gone[sig]:
+                self._exit(waiting.ticket.call_id, ExitReason.NO_AGENTS)
+
+    # --- inside: agents ---------------------------------------------------------------------
+
+    def _set(self, agent: Agent, state: AgentState, reason: str = "") -> None:
+        if agent.timer is not None:
+            agent.timer.cancel()
+            agent.timer = None
+        agent.state, agent.reason, agent.since = state, reason, self.clock.now()
+
+    def _change(self, agent: Agent, state: AgentState, reason: str) -> None:
+        """Pause or log out now, or at the end of the call in progress."""
+        if agent.state == AgentState.ON_CALL:
+            agent.pending = (state, reason)
+        else:
+            offer = agent.offer
+            if agent.state == AgentState.RINGING and offer is not None:
+                self._close_offer(offer)
+                waiting = self.waiting.get(offer.call_id)
+                if waiting is not None:
+                    waiting.offers.pop(offer.id, None)
+                self._emit(partial(self._tell_withdraw, offer))
+            agent.offer = None
+            self._set(agent, state, reason)
+        if state == AgentState.LOGGED_OUT:
+            self._check_no_agents()
+        self._dispatch()
+        self._flush()
+
+    def _agent_free(self, agent: Agent, keep_idle: bool) -> None:
+        agent.offer = None
+        if agent.state in (AgentState.RINGING, AgentState.ON_CALL):
+            if not keep_idle:
+                agent.idle_since = self.clock.now()
+            self._set(agent, AgentState.AVAILABLE)
+
+    def _answered(self, agent: Agent, waiting: Waiting, offer: Offer) -> None:
+        now = self.clock.now()
+        self._remove(offer.call_id)
+        for other in list(waiting.offers.values()):  # ring-all: the others stop ringing
+            self._close_offer(other)
+            self._agent_free(self.agents[other.agent], keep_idle=True)
+            self._emit(partial(self._tell_withdraw, other))
+        agent.calls += 1
+        agent.misses = 0
+        agent.call_id = offer.call_id
+        agent.answered_at = now
+        agent.queue = waiting.ticket.queue
+        self._set(agent, AgentState.ON_CALL)
+        agent.offer = offer
+
+    def _missed(self, agent: Agent, waiting: Waiting | None, outcome: Outcome) -> None:
+        agent.offer = None
+        agent.misses += 1
+        if agent.state == AgentState.RINGING:
+            if agent.misses >= agent.spec.max_misses:
+                self._set(agent, AgentState.PAUSED, f"missed {agent.misses} calls in a row")
+                log.warning("call -: agent %s paused: missed %d calls in a row (last: %s)",
+                            agent.spec.id, agent.misses, outcome)  # fmt: skip
+            else:
+                self._set(agent, AgentState.AVAILABLE)
+        if waiting is None:
+            return
+        waiting.missed_by.add(agent.spec.id)
+        if not waiting.offers:
+            delay = self.queues[waiting.ticket.queue].spec.retry_delay
+            waiting.not_before = self.clock.now() + delay
+            waiting.retry_timer = self.clock.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._dispatch()
+        self._flush()
+
+    def _wrapped_up(self, agent: Agent) -> None:
+        agent.offer = None
+        agent.idle_since = self.clock.now()
+        pending, agent.pending = agent.pending, None
+        if pending is not None:
+            self._set(agent, pending[0], pending[1])
+            if pending[0] == AgentState.LOGGED_OUT:
+                self._check_no_agents()
+        else:
+            self._set(agent, AgentState.AVAILABLE)
+        self._dispatch()
+        self._flush()
+
+    # --- inside: matching -------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Offer waiting callers, best first, to the agents free now."""
+        now = self.clock.now()
+        free = [a for a in self.agents.values() if a.state == AgentState.AVAILABLE
+                and a.contact is not None and a.registered_until > now]  # fmt: skip
+        if not free or not self._order:
+            return
+        cache: dict[Signature, list[Agent]] = {}
+        for _key, call_id in list(self._order):
+            waiting = self.waiting.get(call_id)
+            if waiting is None or waiting.offers or waiting.not_before > now:
+                continue
+            sig = self._signature(waiting.ticket)
+            if sig not in cache:
+                cache[sig] = [a for a in free if self._serves(a, sig)]
+            fits = [a for a in cache[sig] if a.state == AgentState.AVAILABLE]
+            cache[sig] = fits
+            if not fits:
+                continue
+            fresh = [a for a in fits if a.spec.id not in waiting.missed_by]
+            self._ring(waiting, fresh or fits)
+            if not any(a.state == AgentState.AVAILABLE for a in free):
+                return
+
+    def _ring(self, waiting: Waiting, agents: list[Agent]) -> None:
+        ticket = waiting.ticket
+        queue = self.queues[ticket.queue]
+        spec = queue.spec
+        candidates = [Candidate(a.spec.id, a.index, a.idle_since, a.calls,
+                                a.spec.level(ticket.skills)) for a in agents]  # fmt: skip
+        ordered = STRATEGY[spec.strategy](candidates, queue.last_rung)
+        chosen = ordered if spec.strategy == "ring-all" else ordered[:1]
+        for candidate in chosen:
+            agent = self.agents[candidate.id]
+            assert agent.contact is not None
+            offer = Offer(next(self._offer_ids), ticket.call_id, agent.spec.id, agent.contact,
+                          ticket.worker, spec.ring_timeout, ticket.callback)  # fmt: skip
+            timer = self.clock.call_later(spec.ring_timeout + OFFER_GRACE,
+                                          partial(self._overdue, offer))  # fmt: skip
+            self._offers[offer.id] = (offer, timer)
+            waiting.offers[offer.id] = offer
+            agent.offer = offer
+            self._set(agent, AgentState.RINGING)
+            queue.last_rung = candidate.index
+            self._emit(partial(self._tell_offer, offer))
+
+    def _overdue(self, offer: Offer) -> None:
+        if offer.id in self._offers:
+            log.warning("call %s: no result for agent %s within the ring timeout: no answer",
+                        offer.call_id, offer.agent)  # fmt: skip
+            self._emit(partial(self._tell_withdraw, offer))
+            self.result(offer.id, Outcome.NO_ANSWER)
+
+    def _close_offer(self, offer: Offer) -> None:
+        entry = self._offers.pop(offer.id, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def _serves(self, agent: Agent, sig: Signature) -> bool:
+        queue_name, skills, tier, language = sig
+        spec = self.queues[queue_name].spec
+        if spec.members is not None and agent.spec.id not in spec.members:
+            return False
+        return agent.spec.can_take((*spec.skills, *skills), max(spec.tier, tier, key=tier_rank),
+                                   language)  # fmt: skip
+
+    def _able(self, sig: Signature, *, logged_in_only: bool, working: bool = False) -> int:
+        """Agents who could take callers of ``sig``: logged in (and, unless ``logged_in_only``,
+        registered; with ``working``, not paused)."""
+        now = self.clock.now()
+        count = 0
+        for agent in self.agents.values():
+            if agent.state == AgentState.LOGGED_OUT:
+                continue
+            if working and agent.state == AgentState.PAUSED:
+                continue
+            if not logged_in_only and not (agent.contact and agent.registered_until > now):
+                continue
+            if self._serves(agent, sig):
+                count += 1
+        return count
+
+    @staticmethod
+    def _signature(ticket: Ticket) -> Signature:
+        return (ticket.queue, ticket.skills, ticket.tier, ticket.language)
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _queue(self, name: str) -> QueueState:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise QueueError(f"no queue {name!r} (queues: {', '.join(sorted(self.queues))})")
+        return queue
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise QueueError(f"no agent {agent_id!r}")
+        return agent
+
+    def _listener(self) -> AuthorityListener:
+        if self.listener is None:
+            raise RuntimeError("the queue authority has no listener")
+        return self.listener
+
+    def _tell_offer(self, offer: Offer) -> None:
+        self._listener().offer(offer)
+
+    def _tell_withdraw(self, offer: Offer) -> None:
+        self._listener().withdraw(offer)
+
+    def _tell_exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        self._listener().exit(ticket, reason)
+
+    def _emit(self, call: Callable[[], None]) -> None:
+        self._outbox.append(call)
+
+    def _flush(self) -> None:
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._outbox:
+                self._outbox.popleft()()
+        finally:
+            self._flushing = False
+
+
+def agents_in(states: Iterable[AgentStatus], state: AgentState) -> list[str]:
+    """The ids of the agents in ``state`` (for status lines and tests)."""
+    return [a.id for a in states if a.state == state]
