@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,12 @@ from ivr.core.clock import VirtualClock
 from ivr.core.events import Event
 from ivr.engine.actions import InlineActionRunner
 from ivr.engine.channel import CallInfo, SpeechResult
+from ivr.engine.queueing import Queues
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_text
 from ivr.flow.model import FlowSet
-from ivr.sim.channel import SimChannel
+from ivr.sim.channel import AgentPlan, SimChannel
 
 
 class Call:
@@ -30,15 +32,20 @@ class Call:
         transfer_fails: bool = False,
         wall: float | None = None,
         config_vars: dict[str, Any] | None = None,
+        clock: VirtualClock | None = None,
+        queues: Queues | None = None,
+        agents: Callable[[str], AgentPlan | None] | None = None,
+        call_id: str = "call-1",
     ) -> None:
         flows = [load_text(textwrap.dedent(t), f"flow{i}.yaml") for i, t in
                  enumerate((flow_yaml, *extra_flows))]
         self.flowset = FlowSet({f.id: f for f in flows}, version="test")
-        self.clock = VirtualClock()
+        self.clock = clock or VirtualClock()
         if wall is not None:
             self.clock.set_wall(wall)
         self.channel = SimChannel(
-            self.clock, CallInfo("call-1", caller, "95588"), transfer_fails=transfer_fails
+            self.clock, CallInfo(call_id, caller, "95588"), transfer_fails=transfer_fails,
+            agents=agents,
         )
         self.events: list[Event] = []
         runtime = Runtime(
@@ -46,6 +53,7 @@ class Call:
             config_vars=config_vars or {},
             transfer_allow=("sip:*@agents.example",),
             actions_path=actions_path,
+            queues=queues,
         )
         self.session = Session(
             self.flowset, flows[0].id, self.channel, self.clock, runtime, [self.events.append]

@@ -81,7 +81,7 @@ def test_transfers_can_be_made_to_fail(config: Path, monkeypatch: pytest.MonkeyP
         line.startswith("(transfer to sip:fraud@agents.bank.example: failed") for line in lines
     )
     assert "[fraud_busy] The fraud team is busy." in lines
-    assert lines[-1].startswith("(call ended: queued")
+    assert lines[-1].startswith("(call ended: unanswered")  # no agent in this simulation
 
 
 @pytest.mark.parametrize(

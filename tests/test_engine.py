@@ -62,9 +62,11 @@ def test_no_input_reprompts_tapered_then_escalates() -> None:
     assert [e.data["count"] for e in call.of(ev.NO_INPUT)] == [1, 2, 3]
     assert call.nodes[-1] == "agent"
     call.finish_prompt()
-    assert call.outcome == "queued"
-    request = call.channel.queue_request
-    assert request is not None and request.queue == "general" and request.skills == ("accounts",)
+    # no agent queue in this process: the enqueue takes its no-agents exit (none here: the end)
+    assert call.outcome == "unanswered"
+    [queued] = call.of(ev.QUEUE)
+    assert queued.data["queue"] == "general" and queued.data["skills"] == ["accounts"]
+    assert call.of(ev.QUEUE_EXIT)[0].data["reason"] == "no_queue"
 
 
 def test_no_input_timer_waits_for_the_prompt_to_finish() -> None:

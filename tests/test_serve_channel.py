@@ -9,13 +9,16 @@ from pathlib import Path
 
 from sip_phone import App, Leg, Phone, run, start_ua
 
+from ivr.acd.authority import QueueAuthority
+from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.core.clock import LoopClock
 from ivr.engine.actions import InlineActionRunner
-from ivr.engine.channel import QueueRequest, RecordResult, SpeechResult
+from ivr.engine.channel import RecordResult, SpeechResult
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_text
 from ivr.flow.model import FlowSet
+from ivr.host.queues import AuthorityQueues
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.channel import SipChannel
@@ -131,27 +134,32 @@ nodes:
 def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
     tmp_path: Path,
 ) -> None:
-    """The flow's part ends at the queue (outcome ``queued``), but the call goes on while the
-    queue holds the caller: their BYE must still reach the record, with the time they waited."""
+    """The caller waits on the line (an agent is logged in but paused): their BYE must reach the
+    record as abandoned in queue, with the time they waited."""
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         answered = await answered_call((36000, 36999))
         call, stream, phone, leg = answered.call, answered.stream, answered.phone, answered.leg
-        held: list[QueueRequest] = []  # a queue that keeps the caller waiting (no agent comes)
-        channel = SipChannel(call, stream, lambda p: loop.create_future(), tmp_path,
-                             on_enqueue=lambda _channel, request: held.append(request))
+        channel = SipChannel(call, stream, lambda p: loop.create_future(), tmp_path)
         flow = load_text(QUEUE_FLOW, "queue-only.yaml")
         store = CallStore(tmp_path / "calls.db", threaded=False)
-        session = Session(FlowSet({flow.id: flow}), flow.id, channel, LoopClock(loop),
-                          Runtime(actions=InlineActionRunner(None)), [store.sink])
+        clock = LoopClock(loop)
+        authority = QueueAuthority([AgentSpec("ann", skills={"accounts": 5})],
+                                   [QueueSpec("general")], clock)  # fmt: skip
+        authority.login("ann")
+        authority.pause("ann", "lunch")  # logged in: the caller may wait; nobody answers
+        runtime = Runtime(actions=InlineActionRunner(None), queues=AuthorityQueues(authority))
+        session = Session(FlowSet({flow.id: flow}), flow.id, channel, clock, runtime,
+                          [store.sink])  # fmt: skip
         session.start()
-        assert session.outcome == "queued" and [r.queue for r in held] == ["general"]
-        assert not channel.ended  # waiting in the queue
+        assert not session.finished and not channel.ended  # waiting in the queue
+        assert authority.position(call.call_id) == 1
         await asyncio.sleep(0.3)
         phone.send(leg.request("BYE"), answered.ua.address)  # the caller gives up
         await phone.response(200, "BYE")
         await asyncio.wait_for(call.wait_ended(), 5)
+        assert session.outcome == "abandoned_in_queue" and not authority.waiting
         await answered.close()
         store.close()
 
@@ -161,10 +169,13 @@ def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
                              "ORDER BY seq").fetchall()  # fmt: skip
         row = conn.execute("SELECT outcome, queue, queue_wait, abandoned_in_queue "
                            "FROM calls").fetchone()  # fmt: skip
-    assert [k for k, _, _ in kinds] == ["call_start", "node_enter", "queue", "call_end", "hangup"]
-    (_, _, queued_t), (_, hangup_by, hangup_t) = kinds[2], kinds[4]
+    names = [k for k, _, _ in kinds]
+    assert names[:3] == ["call_start", "node_enter", "queue"] and names[-2:] == ["hangup",
+                                                                                "call_end"]
+    queued_t = kinds[2][2]
+    _, hangup_by, hangup_t = kinds[-2]
     assert hangup_by == "caller"
     outcome, queue, queue_wait, abandoned = row
-    assert (outcome, queue, abandoned) == ("queued", "general", 1)
+    assert (outcome, queue, abandoned) == ("abandoned_in_queue", "general", 1)
     assert queue_wait >= 0.3  # at least the time the caller was kept waiting
     assert abs(queue_wait - (hangup_t - queued_t)) < 0.002  # the same span as the events'

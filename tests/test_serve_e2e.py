@@ -126,15 +126,17 @@ def test_sipp_rfc2833_pcap_advances_the_bank_flow_and_gets_the_flows_bye(
     assert (stats["SuccessfulCall(C)"], stats["FailedCall(C)"]) == ("1", "0")
     call = next(c for c in calls(server.db) if c["caller"] == "sipp")
     got = events(server.db, call["call_id"])
-    # The digit 1 pcap chose the language; the digit 0 pcap is the global "agent" key.
+    # The digit 1 pcap chose the language; the digit 0 pcap is the global "agent" key; the
+    # pound pcap finished the recording (the recorder takes it: no input event).
     assert [data["value"] for kind, _, data in got if kind == "input"] == ["1"]
     assert [data["command"] for kind, _, data in got if kind == "global"] == ["0"]
     assert ("var_set", "choose_language", {"name": "lang", "value": "en", "flow": "bank-main"}) \
         in got  # fmt: skip
-    assert prompts(server.db, call["call_id"])[:3] == ["choose_language", "main_menu",
-                                                       "general_queue"]  # fmt: skip
-    # Queued (no agent queue yet): the server hung up, and SIPp's scenario ends on that BYE.
-    assert call["outcome"] == "queued" and call["last_node"] == "general_queue"
+    # No agent queue on this server: the enqueue's no-agents exit leads to the voicemail; the
+    # pound pcap ends the message, the flow says goodbye and hangs up: SIPp ends on that BYE.
+    assert prompts(server.db, call["call_id"])[:4] == ["choose_language", "main_menu",
+                                                       "agents_closed", "voicemail"]  # fmt: skip
+    assert call["outcome"] == "callback" and call["last_node"] == "callback_goodbye"
 
 
 @pytest.mark.parametrize("dtmf", ["info", "inband"])
@@ -165,51 +167,24 @@ def test_info_and_inband_keys_advance_the_bank_flow(server: ServerThread, dtmf: 
 # --- the agent queue (none yet: the server releases a queued caller) ------------------------------
 
 
-async def _to_the_queue(server: ServerThread) -> tuple[LivePhone, LiveCaller]:
-    """A caller who chose English and pressed 0 (agent) in contact-centre hours: the bank flow
-    sends them to ``general_queue`` (hold message, then the queue)."""
-    phone, caller = await dial(server.address, server.db, "95588", headers=AT)
-    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="choose_language"), 5)
-    caller.press("1")
-    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="main_menu"), 10)
-    caller.press("0")
-    assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="general_queue"),
-                                   10), caller.events  # fmt: skip
-    return phone, caller
-
-
-def test_a_caller_who_stays_for_the_queue_is_released_by_the_server_and_recorded_queued(
+def test_a_caller_sent_to_a_queue_on_a_server_without_agents_takes_the_no_agents_exit(
     server: ServerThread,
 ) -> None:
+    """This server has no agent queue configured: the bank flow's enqueue takes its
+    ``on_no_agents`` exit at once (no hold message) and the record says why."""
+
     async def scenario() -> LiveCaller:
-        phone, caller = await _to_the_queue(server)
+        phone, caller = await dial(server.address, server.db, "95588", headers=AT)
         try:
-            assert await caller.wait_ended(15)  # after the hold message: no agent queue yet
-            assert await caller.wait_until(lambda: caller.call_ended_in_record, 5)
-        finally:
-            await caller.close()
-            await phone.close()
-        return caller
-
-    caller = run(scenario(), 40)
-    assert caller.call is not None and caller.call.end_reason == "remote bye"
-    got = [(kind, node, data) for kind, node, data in events(server.db, caller.call_id)]
-    queue = [(node, data["queue"]) for kind, node, data in got if kind == "queue"]
-    assert queue == [("general_queue", "general")]
-    assert ("hangup", "caller") not in [(kind, data.get("by")) for kind, _, data in got]
-    record = ended_call(server.db, caller.call_id)
-    assert record is not None and record["outcome"] == "queued"
-    # Nobody waited: the time in queue and abandonment stay for the agent queue to fill.
-    assert (record["queue_wait"], record["abandoned_in_queue"]) == (None, None)
-
-
-def test_a_caller_who_hangs_up_during_the_hold_message_is_recorded_as_abandoned(
-    server: ServerThread,
-) -> None:
-    async def scenario() -> LiveCaller:
-        phone, caller = await _to_the_queue(server)
-        try:
-            caller.hangup()  # the hold message lasts seconds: it is still playing
+            assert await caller.wait_until(
+                lambda: recorded(caller, "prompt", prompt="choose_language"), 5)
+            caller.press("1")
+            assert await caller.wait_until(lambda: recorded(caller, "prompt", prompt="main_menu"),
+                                           10)  # fmt: skip
+            caller.press("0")
+            assert await caller.wait_until(
+                lambda: recorded(caller, "prompt", prompt="agents_closed"), 10), caller.events
+            caller.hangup()
             assert await caller.wait_ended(5)
             assert await caller.wait_until(lambda: caller.call_ended_in_record, 5)
         finally:
@@ -219,13 +194,14 @@ def test_a_caller_who_hangs_up_during_the_hold_message_is_recorded_as_abandoned(
 
     caller = run(scenario(), 40)
     got = events(server.db, caller.call_id)
-    assert [(kind, node, data.get("by")) for kind, node, data in got if kind == "hangup"] == [
-        ("hangup", "general_queue", "caller")]
-    assert "queue" not in [kind for kind, _, _ in got]  # never handed to the queue
+    assert [(node, data["queue"]) for kind, node, data in got if kind == "queue"] == [
+        ("general_queue", "general")]
+    assert [data["reason"] for kind, _, data in got if kind == "queue_exit"] == ["no_queue"]
+    assert "general_queue" not in prompts(server.db, caller.call_id)  # no hold message
     record = ended_call(server.db, caller.call_id)
     assert record is not None
-    assert (record["outcome"], record["last_node"], record["queue"]) == (
-        "abandoned", "general_queue", None)
+    assert (record["queue"], record["queue_exit"], record["outcome"]) == (
+        "general", "no_queue", "abandoned")
 
 
 # --- baresip --------------------------------------------------------------------------------------
@@ -544,15 +520,16 @@ def test_live_bank_scripts_pass_over_sip_and_speech_scripts_are_skipped(
     host, port = server.address
     config = str(server.config.root / "ivr.yaml")
     scripts = REPO / "tests" / "scripts"
-    names = ["corporate_caller_by_number.yaml", "card_block_fraud_desk.yaml",
-             "balance_en.yaml", "balance_zh_speech.yaml"]  # fmt: skip
+    names = ["card_block_fraud_desk.yaml", "balance_en.yaml", "balance_zh_speech.yaml",
+             "queue_agent_then_survey.yaml", "verify_spoken_agent.yaml"]
     junit = tmp_path / "live.xml"
     code = main(["-c", config, "test", "--live", f"sip:{host}:{port}", "--barge-in", "-j", "4",
                  "--junit", str(junit), *(str(scripts / n) for n in names)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "3 passed, 0 failed, 1 skipped" in out
+    assert "2 passed, 0 failed, 3 skipped" in out
     assert "SKIP " in out and "speech input is not supported live" in out
+    assert "simulated agents (agents:) answer on the virtual clock only" in out
     assert "not checked: variables are not in the call record" in out
     assert "<skipped" in junit.read_text()
     transferred = [c for c in calls(server.db) if c["outcome"] == "transferred"]

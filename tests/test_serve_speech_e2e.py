@@ -279,7 +279,14 @@ def test_live_scripts_that_speak_run_and_mandarin_ones_are_skipped(
                       "steps:\n  - expect: menu\n  - say: lost card\n  - expect: card\n"
                       "  - expect_hangup\noutcome: self_service\n")  # fmt: skip
     scripts = Path(__file__).parent / "scripts"
-    bank = scripts / "verify_spoken_agent.yaml"  # "agent" at the account number prompt
+    bank = tmp_path / "spoken_agent.yaml"  # "agent" at the account number prompt
+    bank.write_text("name: spoken agent\ncall: bank-main\n"
+                    "caller: {number: '+8613800000056', called: '95588'}\n"
+                    "at: '2027-01-08T10:00:00+08:00'\nsteps:\n  - expect: choose_language\n"
+                    "  - press: '1'\n  - expect: main_menu\n  - press: '1'\n"
+                    "  - expect: ask_account\n  - say: agent\n"
+                    "  - expect: agents_closed\n"  # no agent queue here: the no-agents exit
+                    "  - hangup\noutcome: abandoned\n")  # fmt: skip
     mandarin = scripts / "balance_zh_speech.yaml"
     host, port = server.address
     config = str(server.config.root / "ivr.yaml")

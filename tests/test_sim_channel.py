@@ -10,13 +10,13 @@ from ivr.core.clock import VirtualClock
 from ivr.engine.channel import (
     CallInfo,
     ListenSpec,
-    QueueRequest,
     RecordResult,
     RecordSpec,
     RenderedPrompt,
     SpeechResult,
 )
-from ivr.sim.channel import SimChannel, speech_seconds
+from ivr.engine.queueing import AgentOffer
+from ivr.sim.channel import AgentPlan, SimChannel, speech_seconds
 
 
 class Listener:
@@ -210,13 +210,29 @@ def test_the_finish_key_ends_a_recording_and_is_not_forwarded() -> None:
     assert channel.recordings == [RecordResult(None, 2.0)]
 
 
-def test_enqueue_records_the_request_and_ends_the_call() -> None:
-    _, channel, _ = make()
-    request = QueueRequest("general", 5, ("accounts",), "en")
-    channel.enqueue(request)
-    assert channel.queue_request == request
-    assert channel.ended and channel.end == "queued"
+def test_agents_answer_reject_or_let_it_ring_as_planned() -> None:
+    clock = VirtualClock()
+    plans = {"ann": AgentPlan(answer_after=3, handle=30), "bob": AgentPlan(rejects=True,
+             answer_after=1), "cid": AgentPlan(answer_after=99)}  # fmt: skip
+    channel = SimChannel(clock, agents=plans.get)
+    legs: list[tuple[float, int, str]] = []
 
+    class Listener:
+        def on_agent_leg(self, offer_id: int, state: str) -> None:
+            legs.append((clock.now(), offer_id, state))
+
+    channel.attach(Listener())  # type: ignore[arg-type]
+    channel.ring_agent(AgentOffer(1, "bob", "sip:bob@x", 15))
+    channel.ring_agent(AgentOffer(2, "cid", "sip:cid@x", 15))
+    channel.ring_agent(AgentOffer(3, "nobody", "sip:nobody@x", 15))
+    channel.ring_agent(AgentOffer(4, "ann", "sip:ann@x", 15))
+    clock.run()
+    assert legs == [(0.0, 3, "failed"), (1.0, 1, "rejected"), (3.0, 4, "answered"),
+                    (15.0, 2, "no_answer"), (33.0, 4, "ended")]  # fmt: skip
+    channel.ring_agent(AgentOffer(5, "ann", "sip:ann@x", 15))
+    channel.stop_agent(5)  # the caller left: nothing more about that leg
+    clock.run()
+    assert legs[-1][1] == 4
 
 def test_after_hangup_everything_is_a_no_op() -> None:
     clock, channel, listener = make()

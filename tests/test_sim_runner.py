@@ -180,7 +180,8 @@ def test_silence_lets_no_input_timers_fire_until_escalation(flows: FlowSet) -> N
         START + "  - silence: 6\n  - expect: main_menu.no_input\n  - expect: main_menu\n"
         "  - wait: 6\n  - expect: agent\n"
         "  - expect_queue: {queue: general, priority: 5, skills: [accounts]}\n"
-        "outcome: queued\n",
+        "  - expect_agent: ann\n  - hangup\n"
+        "agents: [{id: ann, skills: [accounts]}]\noutcome: agent\n",
     )
     assert result.passed, result.summary()
     assert [e["count"] for e in kinds(result, ev.NO_INPUT)] == [1, 2]
@@ -243,7 +244,8 @@ def test_an_expected_transfer_failure_goes_on_to_on_fail(flows: FlowSet) -> None
         flows,
         START + '  - press: "2"\n  - expect: fraud_desk\n'
         "  - expect_transfer: sip:fraud@agents.bank.example\n  - expect: fraud_busy\n"
-        "  - expect: agent\n  - expect_queue: general\ntransfer_fails: true\noutcome: queued\n",
+        "  - expect_queue: general\ntransfer_fails: true\n"
+        "outcome: unanswered\n",  # no agent declared: the no-agents exit, before any greeting
     )
     assert result.passed, result.summary()
     assert kinds(result, ev.TRANSFER)[0]["ok"] is False

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ivr.core.callinfo import CallInfo
+from ivr.engine.queueing import AgentOffer
 from ivr.flow.render import RenderedPrompt
 
 __all__ = [
-    "CallInfo", "Channel", "ChannelListener", "ListenSpec", "QueueRequest", "RecordResult",
+    "AgentOffer", "CallInfo", "Channel", "ChannelListener", "ListenSpec", "RecordResult",
     "RecordSpec", "RenderedPrompt", "SpeechResult",
 ]
 
@@ -42,17 +43,6 @@ class SpeechResult:
     confidence: float = 1.0
     choice: str | None = None  # the choice key the recognizer matched, if any
     rejected: bool = False  # the recognizer heard speech it could not match (no-match)
-
-
-@dataclass(frozen=True)
-class QueueRequest:
-    """Hand the caller to an agent queue (the ACD, or Asterisk over AMI)."""
-
-    queue: str
-    priority: int
-    skills: tuple[str, ...]
-    language: str
-    variables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,6 +79,10 @@ class ChannelListener(Protocol):
     def on_transfer_result(self, ok: bool, reason: str) -> None:
         """The outcome of :meth:`Channel.transfer`."""
 
+    def on_agent_leg(self, offer_id: int, state: str) -> None:
+        """An agent leg of :meth:`Channel.ring_agent` moved on: answered (now bridged),
+        rejected, no_answer, failed, or ended (the agent hung up after the bridge)."""
+
     def on_hangup(self) -> None:
         """The caller hung up or the call was lost."""
 
@@ -116,8 +110,13 @@ class Channel(Protocol):
     def transfer(self, target: str) -> None:
         """Blind-transfer the call; the result comes to ``on_transfer_result``."""
 
-    def enqueue(self, request: QueueRequest) -> None:
-        """Hand the call to an agent queue; the engine's part of the call ends."""
+    def ring_agent(self, offer: AgentOffer) -> None:
+        """Call the agent (whispering ``offer.whisper`` to them only) and, when they answer,
+        bridge them with the caller; every change comes to ``on_agent_leg``. A transport that
+        cannot reach agents reports ``failed`` at once."""
+
+    def stop_agent(self, offer_id: int) -> None:
+        """Stop ringing that agent, or hang up their leg (no agent leg outlives its caller)."""
 
     def record(self, spec: RecordSpec) -> None:
         """Record the caller; the result comes to ``on_recording_done``."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ivr.core.clock import TimerHandle
+from ivr.engine.queueing import Queues
 from ivr.flow.model import ActionNode
 
 
@@ -46,3 +47,4 @@ class Runtime:
     config_vars: dict[str, Any] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
     actions_path: Path | None = None
+    queues: Queues | None = None  # the agent queue (None: an enqueue takes its no-agents exit)

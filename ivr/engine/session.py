@@ -71,8 +71,7 @@ class Session:
         self.node: Node | None = None
         self.finished = False
         self.outcome: str | None = None
-        # Clock time the flow handed the caller to an agent queue: the engine's part of the
-        # call ends there, but the caller may still hang up while waiting (see on_hangup).
+        # Clock time the caller joined an agent queue, while they wait (see on_hangup).
         self.queued_at: float | None = None
         self.scope = Scope(self._initial_vars(initial_vars))
 
@@ -314,19 +313,20 @@ class Session:
         if not self.finished and self._step is not None:
             self._step.on_transfer_result(ok, reason)
 
+    def on_agent_leg(self, offer_id: int, state: str) -> None:
+        if not self.finished and self._step is not None:
+            self._step.on_agent_leg(offer_id, state)
+
     def on_hangup(self) -> None:
         if self.finished:
-            self._left_queue()
             return
-        self.emit(ev.HANGUP, by="caller")
-        self.finish("abandoned")
-
-    def _left_queue(self) -> None:
-        """The caller hung up while waiting in the queue the flow sent them to: after the
-        call's end (outcome ``queued``), record that hang-up and the time in queue, once."""
+        outcome = self._step.hangup_outcome() if self._step is not None else "abandoned"
         queued_at, self.queued_at = self.queued_at, None
-        if queued_at is not None and self.outcome == "queued":
+        if queued_at is not None:  # the caller gave up waiting for an agent
             self.emit(ev.HANGUP, by="caller", queue_wait=round(self.clock.now() - queued_at, 3))
+        else:
+            self.emit(ev.HANGUP, by="caller")
+        self.finish(outcome)
 
     # --- events to the sinks --------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ivr.flow.calparse import build_calendar
 from ivr.flow.model import (
     DTMF_KEYS,
     ActionNode,
+    Announce,
     BranchNode,
     Choice,
     CollectNode,
@@ -38,6 +39,7 @@ from ivr.flow.model import (
     Node,
     Pos,
     Prompt,
+    QueueMessage,
     RecognizeNode,
     RecordNode,
     ReturnNode,
@@ -289,8 +291,25 @@ class _Builder(PartsBuilder):
         if isinstance(priority, str):
             self.source("expr", priority.strip()[1:], child(ptr, "priority"),
                         priority.index("=") + 1)
-        return EnqueueNode(nid, pos, b["queue"], priority, tuple(b.get("skills") or ()),
-                           self.optional_prompt(b, ptr))
+        if "whisper" in b:
+            self.source("template", b["whisper"], child(ptr, "whisper"))
+        announce = Announce(**b.get("announce", {}))
+        message = None
+        if "message" in b:
+            mptr = child(ptr, "message")
+            message = QueueMessage(self.prompt(b["message"]["prompt"], child(mptr, "prompt"),
+                                               f"{nid}.message"),
+                                   float(b["message"].get("every", 120.0)))  # fmt: skip
+        keys = {str(k): str(v) for k, v in (b.get("keys") or {}).items()}
+        exits: tuple[str, ...] = ("on_max_wait", "on_no_agents", "on_full", "after")
+        exit_pos = {label: self.vpos(ptr, label) for label in exits if label in b}
+        exit_pos.update({f"key {k}": self.vpos(child(ptr, "keys"), k) for k in keys})
+        return EnqueueNode(
+            nid, pos, b["queue"], priority, tuple(b.get("skills") or ()),
+            self.optional_prompt(b, ptr), b.get("tier", "general"), b.get("hold_music"),
+            announce, message, b.get("whisper"), keys, b.get("on_max_wait"),
+            b.get("on_no_agents"), b.get("on_full"), b.get("after"), exit_pos,
+        )
 
     def n_record(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
         return RecordNode(

@@ -145,6 +145,14 @@ class Node:
         """No-input/no-match handling and input settings, for kinds that take input."""
         return getattr(self, "opts", None) if self.TAKES_INPUT else None
 
+    def prompts(self) -> list[Prompt]:
+        """Every prompt the node may play: its own, its re-prompts, and a kind's others."""
+        out = [self.own_prompt] if self.own_prompt is not None else []
+        opts = self.input_options
+        if opts is not None:
+            out += [*opts.no_input.reprompts, *opts.no_match.reprompts]
+        return out
+
     def targets(self) -> list[tuple[str, str, Pos]]:
         """Every (label, target, pos) this node can go to; labels name the branch."""
         return []
@@ -394,14 +402,59 @@ class TransferNode(Node):
 
 
 @dataclass(frozen=True)
+class Announce:
+    """What a waiting caller is told, and how often (enqueue ``announce:``)."""
+
+    position: bool = True
+    wait: bool = True
+    every: float = 60.0  # seconds between announcements, when the figures changed
+    min_interval: float = 15.0  # never closer than this
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """A message repeated while the caller waits (enqueue ``message:``)."""
+
+    prompt: Prompt
+    every: float = 120.0
+
+
+CALLBACK = "callback"  # a key target in enqueue ``keys:``: keep the place, be called back
+
+
+@dataclass(frozen=True)
 class EnqueueNode(Node):
     KIND = "enqueue"
     PLAYS_PROMPT = True
-    ENDS_FLOW = True
+    ENDS_FLOW = True  # the call may end with the agent; exits and ``after`` go on in the flow
     queue: str
     priority: int | str = 5  # int, or "= expression"
     skills: tuple[str, ...] = ()
     prompt: Prompt | None = None
+    tier: str = "general"
+    hold_music: str | None = None  # a recorded prompt id; None: the platform's hold music
+    announce: Announce = field(default_factory=Announce)
+    message: QueueMessage | None = None
+    whisper: str | None = None  # template, said to the agent only
+    keys: dict[str, str] = field(default_factory=dict)  # DTMF key -> node id or CALLBACK
+    on_max_wait: str | None = None
+    on_no_agents: str | None = None
+    on_full: str | None = None
+    after: str | None = None
+    exit_pos: dict[str, Pos] = field(default_factory=dict)  # label -> where its target is written
+
+    def targets(self) -> list[tuple[str, str, Pos]]:
+        exits = [("on_max_wait", self.on_max_wait), ("on_no_agents", self.on_no_agents),
+                 ("on_full", self.on_full), ("after", self.after)]  # fmt: skip
+        out = [(label, t, self.exit_pos.get(label, NOWHERE)) for label, t in exits if t]
+        for key, target in self.keys.items():
+            if target != CALLBACK:
+                label = f"key {key}"
+                out.append((label, target, self.exit_pos.get(label, NOWHERE)))
+        return out
+
+    def prompts(self) -> list[Prompt]:
+        return [*super().prompts(), *([self.message.prompt] if self.message else [])]
 
 
 @dataclass(frozen=True)
@@ -441,6 +494,9 @@ class SurveyNode(Node):
 
     def targets(self) -> list[tuple[str, str, Pos]]:
         return [("next", self.next, self.next_pos)]
+
+    def prompts(self) -> list[Prompt]:
+        return [*super().prompts(), *(question.prompt for question in self.questions)]
 
 
 @dataclass(frozen=True)

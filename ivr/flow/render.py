@@ -9,13 +9,16 @@ from typing import Any
 from ivr.flow.model import Prompt, PromptPart
 from ivr.flow.template import compile_template
 
+HOLD_MUSIC = "hold-music"  # the audio id of the platform's music on hold
+
 
 @dataclass(frozen=True)
 class RenderedPrompt:
     """A prompt ready to play: its id, language and final text (variables filled in).
 
     ``audio`` names a recorded prompt id when the flow gave one; the transport looks it up (or
-    synthesizes ``text``). ``secret`` is never set for spoken text: secrets are never spoken back.
+    synthesizes ``text``). :data:`HOLD_MUSIC` names the platform's music on hold. ``secret`` is
+    never set for spoken text: secrets are never spoken back.
     """
 
     id: str
@@ -23,6 +26,7 @@ class RenderedPrompt:
     text: str
     audio: str | None = None
     barge_in: bool = True
+    loop: bool = False  # play again and again until stopped (hold music); never reported played
 
 
 def part_text(part: PromptPart, language: str) -> str:

@@ -114,7 +114,10 @@ class _ListenProbe:
     def transfer(self, target: str) -> None:
         pass
 
-    def enqueue(self, request: object) -> None:
+    def ring_agent(self, offer: object) -> None:
+        pass
+
+    def stop_agent(self, offer_id: int) -> None:
         pass
 
     def record(self, spec: object) -> None:

@@ -14,7 +14,6 @@ plus its signalling, and nothing else. What happens to a call once it is in is t
   one machine);
 * one :class:`~ivr.engine.session.Session` per call, created on the flow version current when
   the call was admitted;
-* what a queued caller meets;
 * the end: calls still up when a drain times out are ended by their flows, records flushed.
 
 Start-up order: flows (a bad folder raises :class:`~ivr.flow.errors.FlowError` and nothing else
@@ -36,7 +35,7 @@ from ivr.asr.service import AsrService
 from ivr.config import Config
 from ivr.core.clock import Clock
 from ivr.engine.actions import ThreadActionRunner
-from ivr.engine.channel import Channel, ChannelListener, QueueRequest, RenderedPrompt
+from ivr.engine.channel import Channel, ChannelListener, RenderedPrompt
 from ivr.engine.logsink import log_event
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
@@ -219,14 +218,6 @@ class EngineHost:
                listener: Callable[[], ChannelListener | None]) -> CallSpeech | None:  # fmt: skip
         """The call's speech input (None: no recognizer in this process, DTMF only)."""
         return CallSpeech(self.asr, listener, call_id) if self.asr is not None else None
-
-    def enqueue(self, channel: Channel, request: QueueRequest) -> None:
-        """A caller the flow hands to an agent queue."""
-        # The agent queue comes next; until then the caller hears the flow's hold message and is
-        # released. The call record already says `queued` with the queue's name.
-        log.warning("call %s: queue %r requested; no agent queue configured yet",
-                    channel.info.call_id, request.queue)  # fmt: skip
-        channel.hangup()
 
     # --- prompts --------------------------------------------------------------------------
 

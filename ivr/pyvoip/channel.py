@@ -26,14 +26,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ivr.engine.channel import (
+    AgentOffer,
     CallInfo,
     ChannelListener,
     ListenSpec,
-    QueueRequest,
     RecordResult,
     RecordSpec,
     RenderedPrompt,
 )
+from ivr.engine.queueing import FAILED
 from ivr.host.speech import CallSpeech
 from ivr.media.prompt_slots import PromptSlots
 from ivr.media.wav import TARGET_RATE, write_wav
@@ -42,9 +43,9 @@ from ivr.pyvoip.pump import CallPump
 log = logging.getLogger("ivr.pyvoip")
 
 NO_REFER = "pyVoIP has no REFER"
+NO_AGENT_LEGS = "pyVoIP cannot bridge calls: agent queues need ivr serve"
 
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[bytes | None]"]
-QueueHandler = Callable[["PyVoipChannel", QueueRequest], None]
 # (call id, () -> the engine's listener) -> the call's speech input (None: DTMF only)
 SpeechFactory = Callable[[str, Callable[[], ChannelListener | None]], CallSpeech | None]
 
@@ -58,7 +59,6 @@ class PyVoipChannel:
         loop: The engine's event loop.
         prompt_audio: ``(prompt) -> future of 8-bit unsigned audio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
-        on_enqueue: What to do with a caller the flow queued (default: log and hang up).
         speech: Makes the call's speech input (the host's; None: DTMF only).
     """
 
@@ -69,7 +69,6 @@ class PyVoipChannel:
         loop: asyncio.AbstractEventLoop,
         prompt_audio: PromptSource,
         recordings_dir: Path,
-        on_enqueue: QueueHandler | None = None,
         speech: SpeechFactory | None = None,
     ) -> None:
         self.info = info
@@ -77,7 +76,6 @@ class PyVoipChannel:
         self.loop = loop
         self._prompt_audio = prompt_audio
         self._recordings_dir = recordings_dir
-        self._on_enqueue = on_enqueue
         self._listener: ChannelListener | None = None
         self._slots: PromptSlots[bytes] = PromptSlots(self._start_prompt, self._prompt_played,
                                                       call_id=info.call_id)  # fmt: skip
@@ -183,13 +181,19 @@ class PyVoipChannel:
         if self._listener is not None and not self.ended:
             self._listener.on_transfer_result(False, NO_REFER)
 
-    def enqueue(self, request: QueueRequest) -> None:
-        if self._on_enqueue is not None:
-            self._on_enqueue(self, request)
-            return
-        log.warning("call %s: queue %s requested; no agent queue with pyVoIP yet: hanging up",
-                    self.info.call_id, request.queue)  # fmt: skip
-        self.hangup()
+    def ring_agent(self, offer: AgentOffer) -> None:
+        # pyVoIP gives one call per thread and no way to relay one call's audio into another:
+        # an agent queue needs the native transport (ivr serve).
+        log.warning("call %s: cannot ring agent %s: %s", self.info.call_id, offer.agent,
+                    NO_AGENT_LEGS)  # fmt: skip
+        self.loop.call_soon(self._agent_failed, offer.id)
+
+    def _agent_failed(self, offer_id: int) -> None:
+        if self._listener is not None and not self.ended:
+            self._listener.on_agent_leg(offer_id, FAILED)
+
+    def stop_agent(self, offer_id: int) -> None:
+        pass
 
     def record(self, spec: RecordSpec) -> None:
         if self.ended:

@@ -132,7 +132,7 @@ class PyVoipServer:
 
     async def _begin(self, leg: CallLeg, pump: CallPump, admission: Admission) -> None:
         channel = PyVoipChannel(leg.info(), pump, self.loop, self._prompt_audio,
-                                self.host.recordings_dir, on_enqueue=self.host.enqueue,
+                                self.host.recordings_dir,
                                 speech=self.host.speech)  # fmt: skip
         self.pumps[leg.call_id] = pump
         self.host.begin(channel, admission, LoopClock(self.loop))

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ivr.engine.channel import (
+    AgentOffer,
     CallInfo,
     ChannelListener,
     ListenSpec,
-    QueueRequest,
     RecordResult,
     RecordSpec,
     RenderedPrompt,
 )
+from ivr.engine.queueing import FAILED
 from ivr.host.speech import CallSpeech
 from ivr.media.player import EncodedAudio
 from ivr.media.prompt_slots import PromptSlots
@@ -39,7 +40,6 @@ log = logging.getLogger("ivr.serve")
 PromptSource = Callable[[RenderedPrompt], "asyncio.Future[EncodedAudio | None]"]
 # (call id, () -> the engine's listener) -> the call's speech input (None: DTMF only)
 SpeechFactory = Callable[[str, Callable[[], ChannelListener | None]], CallSpeech | None]
-QueueHandler = Callable[["SipChannel", QueueRequest], None]
 
 
 class SipChannel:
@@ -50,7 +50,6 @@ class SipChannel:
         stream: Its RTP stream (already started with the negotiated media).
         prompt_audio: ``(prompt) -> future of EncodedAudio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
-        on_enqueue: What to do with a caller the flow queued (the ACD comes later).
         speech: Makes the call's speech input (the host's; None: DTMF only).
     """
 
@@ -60,7 +59,6 @@ class SipChannel:
         stream: RtpStream,
         prompt_audio: PromptSource,
         recordings_dir: Path,
-        on_enqueue: QueueHandler | None = None,
         speech: SpeechFactory | None = None,
     ) -> None:
         self.call = call
@@ -68,7 +66,6 @@ class SipChannel:
         self.info: CallInfo = call.info()
         self._prompt_audio = prompt_audio
         self._recordings_dir = recordings_dir
-        self._on_enqueue = on_enqueue
         self._listener: ChannelListener | None = None
         self._slots: PromptSlots[EncodedAudio] = PromptSlots(
             self._start_prompt, self._prompt_played, has_audio=lambda a: a.frames > 0,
@@ -161,13 +158,19 @@ class SipChannel:
         if not self.ended:
             self.call.transfer(target)
 
-    def enqueue(self, request: QueueRequest) -> None:
-        if self._on_enqueue is not None:
-            self._on_enqueue(self, request)
-        else:
-            log.warning("call %s: queue %s requested but no agent queue is configured: "
-                        "hanging up", self.info.call_id, request.queue)
-            self.hangup()
+    def ring_agent(self, offer: AgentOffer) -> None:
+        # Agent legs over SIP arrive with the server's outgoing calls and the media bridge;
+        # until then every ring fails at once, so the queue's retries and exits still run.
+        log.warning("call %s: cannot ring agent %s yet: no agent legs on this transport",
+                    self.info.call_id, offer.agent)  # fmt: skip
+        self.stream.loop.call_soon(self._agent_leg, offer.id, FAILED)
+
+    def _agent_leg(self, offer_id: int, state: str) -> None:
+        if self._listener is not None and not self.ended:
+            self._listener.on_agent_leg(offer_id, state)
+
+    def stop_agent(self, offer_id: int) -> None:
+        pass
 
     def record(self, spec: RecordSpec) -> None:
         if self.ended:

@@ -200,7 +200,7 @@ class IvrServer:
             send=p.direction in ("sendrecv", "sendonly"),
             receive=p.direction in ("sendrecv", "recvonly"))
         channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
-                             on_enqueue=self.host.enqueue, speech=self.host.speech)
+                             speech=self.host.speech)
         self.host.begin(channel, admission, self._clock_for(call, stream.loop))
 
     def _clock_for(self, call: SipCall, loop: asyncio.AbstractEventLoop) -> LoopClock:

@@ -26,12 +26,12 @@ from ivr.engine.channel import (
     CallInfo,
     ChannelListener,
     ListenSpec,
-    QueueRequest,
     RecordResult,
     RecordSpec,
     RenderedPrompt,
     SpeechResult,
 )
+from ivr.engine.queueing import ANSWERED, ENDED, FAILED, NO_ANSWER, REJECTED, AgentOffer
 
 WORDS_PER_SECOND = 2.5
 PROMPT_LEAD_IN = 0.3
@@ -49,13 +49,23 @@ def speech_seconds(text: str) -> float:
 
 
 @dataclass(frozen=True)
+class AgentPlan:
+    """How a simulated agent behaves when rung: answers after ``answer_after`` seconds (no
+    answer when that is past the ring timeout) and talks for ``handle`` seconds, or rejects."""
+
+    answer_after: float = 2.0
+    handle: float = 60.0
+    rejects: bool = False
+
+
+@dataclass(frozen=True)
 class ChannelAction:
     """One thing that happened on the channel, for assertions: ``(t, what, detail)``."""
 
     t: float
     what: str  # play | done | stop | listen | stop_listening | transfer | transfer_result |
-    #            enqueue | record | recording_done | hangup | dtmf | speech_start | speech |
-    #            caller_hangup
+    #            ring_agent | agent_leg | stop_agent | record | recording_done | hangup | dtmf |
+    #            speech_start | speech | caller_hangup
     detail: Any = None
 
 
@@ -76,6 +86,8 @@ class SimChannel:
             transfer.
         record_seconds: how long the simulated caller speaks into a recording (capped by the
             node's ``max_seconds``).
+        agents: how each simulated agent behaves when rung (None: no agent answers: every
+            ring fails).
     """
 
     def __init__(
@@ -85,6 +97,7 @@ class SimChannel:
         *,
         transfer_fails: bool | Iterable[str] = (),
         record_seconds: float = RECORD_SECONDS,
+        agents: Callable[[str], AgentPlan | None] | None = None,
     ) -> None:
         self.clock = clock
         self.info = info or CallInfo(call_id="sim-1")
@@ -101,10 +114,12 @@ class SimChannel:
         self.played: list[RenderedPrompt] = []
         self.listening: ListenSpec | None = None
         self.transfers: list[str] = []
-        self.queue_request: QueueRequest | None = None
+        self.agents = agents
+        self.agent_legs: dict[int, TimerHandle] = {}
+        self.bridged: str | None = None  # the agent the caller talks to
         self.recordings: list[RecordResult] = []
         self.ended = False
-        self.end: str | None = None  # hangup | caller_hangup | transferred | queued
+        self.end: str | None = None  # hangup | caller_hangup | transferred
         # playback state
         self._next_id = 0
         self._current: _Playback | None = None
@@ -136,8 +151,10 @@ class SimChannel:
 
     @property
     def busy(self) -> bool:
-        """True while a prompt plays or waits in the queue."""
-        return self._current is not None or bool(self._queue)
+        """True while a prompt plays or waits in the queue (hold music, which plays until it is
+        stopped, does not count)."""
+        current = self._current is not None and not self._current.prompt.loop
+        return current or bool(self._queue)
 
     @property
     def playback_ids(self) -> tuple[int, ...]:
@@ -171,6 +188,9 @@ class SimChannel:
 
     def _start(self, playback: _Playback) -> None:
         self._current = playback
+        if playback.prompt.loop:  # until stopped
+            self._current_timer = None
+            return
         self._current_timer = self.clock.call_later(
             playback.duration, lambda: self._playback_done(playback)
         )
@@ -231,13 +251,53 @@ class SimChannel:
             self.listener.on_transfer_result(ok, reason)
         self._changed()
 
-    def enqueue(self, request: QueueRequest) -> None:
+    def ring_agent(self, offer: AgentOffer) -> None:
         if self.ended:
             return
-        self.queue_request = request
-        self._note("enqueue", request.queue)
-        self._end("queued")
+        self._note("ring_agent", offer.agent)
+        plan = self.agents(offer.agent) if self.agents is not None else None
+        if plan is None:
+            self._agent_after(offer, 0.0, FAILED)
+        elif plan.rejects:
+            self._agent_after(offer, min(plan.answer_after, offer.ring_timeout), REJECTED)
+        elif plan.answer_after >= offer.ring_timeout:
+            self._agent_after(offer, offer.ring_timeout, NO_ANSWER)
+        else:
+            self._agent_after(offer, plan.answer_after, ANSWERED, plan.handle)
+
+    def _agent_after(self, offer: AgentOffer, delay: float, state: str,
+                     handle: float = 0.0) -> None:  # fmt: skip
+        def happen() -> None:
+            self.agent_legs.pop(offer.id, None)
+            if self.ended:
+                return
+            self._note("agent_leg", (offer.agent, state))
+            if state == ANSWERED:
+                self.bridged = offer.agent
+                self._drop_playback()  # the caller hears the agent now
+                self.agent_legs[offer.id] = self.clock.call_later(
+                    handle, lambda: self._agent_hangs_up(offer))
+            if self.listener is not None:
+                self.listener.on_agent_leg(offer.id, state)
+            self._changed()
+
+        self.agent_legs[offer.id] = self.clock.call_later(delay, happen)
+
+    def _agent_hangs_up(self, offer: AgentOffer) -> None:
+        self.agent_legs.pop(offer.id, None)
+        if self.ended or self.bridged != offer.agent:
+            return
+        self.bridged = None
+        self._note("agent_leg", (offer.agent, ENDED))
+        if self.listener is not None:
+            self.listener.on_agent_leg(offer.id, ENDED)
         self._changed()
+
+    def stop_agent(self, offer_id: int) -> None:
+        timer = self.agent_legs.pop(offer_id, None)
+        if timer is not None:
+            timer.cancel()
+            self._note("stop_agent", offer_id)
 
     def record(self, spec: RecordSpec) -> None:
         if self.ended:
@@ -276,6 +336,9 @@ class SimChannel:
 
     def _end(self, how: str) -> None:
         """The call is over for the engine: stop the media and ignore what comes later."""
+        for timer in self.agent_legs.values():
+            timer.cancel()
+        self.agent_legs.clear()
         self.ended = True
         self.end = how
         self._drop_playback()

@@ -4,7 +4,8 @@ The driver is a sink of its session's events and a watcher of its :class:`SimCha
 acts inside the engine's own callbacks: every event only *kicks* it, and it runs its steps from
 a zero-delay timer, after the engine has finished reacting. Step semantics (docs/TESTING.md):
 
-- ``expect`` consumes the next PROMPT event not consumed yet (every prompt counts, in order);
+- ``expect`` consumes the next PROMPT event not consumed yet (every prompt counts, in order; hold
+  music and queue announcements only when the step names them);
 - ``press``/``say`` wait until the channel is quiet (no prompt playing or queued), unless
   ``barge_in``; digits go 0.1 s apart; speech starts at once and its result comes after the time
   it takes to say it plus the recognizer's end-of-speech silence;
@@ -14,6 +15,7 @@ a zero-delay timer, after the engine has finished reacting. Step semantics (docs
   prompt;
 - ``expect_transfer`` passes at the next transfer the flow makes to the target (a failed one only
   when the script's ``transfer_fails`` says it should fail); ``expect_queue`` at the queue request;
+  ``expect_agent`` when the caller is connected to that (simulated) agent;
   ``expect_hangup`` when the call ends by the flow hanging up;
 - after the last step the driver waits for the end of the call and checks ``outcome``.
 """
@@ -35,6 +37,7 @@ from ivr.sim.channel import SimChannel, speech_seconds
 from ivr.sim.verdict import Divergence, text_ratio, vars_problem
 
 DIGIT_GAP = 0.1
+WAITING_PROMPTS = frozenset({"hold_music", "queue_announcement"})  # see _expect
 
 
 class SessionLike(Protocol):
@@ -193,6 +196,11 @@ class CallerDriver:
     # --- steps ----------------------------------------------------------------------------
 
     def _expect(self, step: sc.Expect) -> bool:
+        # What a waiting caller hears over and over (hold music, position and wait) is passed
+        # over by an expect that names another prompt, and met by one that names it.
+        while (self.consumed < len(self.prompts) and step.prompt not in WAITING_PROMPTS
+               and self.prompts[self.consumed].event.data.get("prompt") in WAITING_PROMPTS):
+            self.consumed += 1
         if self.consumed >= len(self.prompts):
             if self.ended:
                 self._fail(
@@ -394,6 +402,20 @@ class CallerDriver:
             return False
         return True
 
+    def _expect_agent(self, step: sc.ExpectAgent) -> bool:
+        event = next((e for e in self.events if e.kind == ev.AGENT_CONNECTED), None)
+        if event is None:
+            if self.ended:
+                self._fail(step, f"expected agent {step.agent!r}, got the end of the call "
+                           f"(outcome {self.outcome!r})", expected=step.agent)  # fmt: skip
+            return False
+        got = event.data.get("agent")
+        if got != step.agent:
+            self._fail(step, f"expected agent {step.agent!r}, got agent {got!r}",
+                       expected=step.agent, actual=got, at=_At(event))  # fmt: skip
+            return False
+        return True
+
     def _expect_hangup(self, step: sc.ExpectHangup) -> bool:
         if not self.ended:
             return False
@@ -418,6 +440,7 @@ class CallerDriver:
         sc.Hangup: _hangup,
         sc.ExpectTransfer: _expect_transfer,
         sc.ExpectQueue: _expect_queue,
+        sc.ExpectAgent: _expect_agent,
         sc.ExpectHangup: _expect_hangup,
     }
 

@@ -124,6 +124,8 @@ def why_skipped(script: sc.Script, speech: Mapping[str, str | None] | None = Non
             return f"step {step.index} ({step.describe()}): {unsupported}: {why}"
     if script.vars:
         return "initial vars cannot be given to a live call"
+    if script.agents:
+        return "simulated agents (agents:) answer on the virtual clock only"
     return None
 
 

@@ -17,16 +17,19 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ivr.acd.authority import QueueAuthority
+from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.config import Config
-from ivr.core.clock import TimerHandle, VirtualClock
+from ivr.core.clock import Clock, TimerHandle, VirtualClock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import CallInfo
 from ivr.engine.runtime import Runtime
-from ivr.flow.model import FlowSet
-from ivr.sim.channel import SimChannel
+from ivr.flow.model import EnqueueNode, FlowSet
+from ivr.host.queues import AuthorityQueues
+from ivr.sim.channel import AgentPlan, SimChannel
 from ivr.sim.driver import CallerDriver, SessionLike
 from ivr.sim.script import Script, ScriptError
 from ivr.sim.verdict import Divergence
@@ -165,6 +168,20 @@ def make_runtime(config: Config | None) -> Runtime:
     )
 
 
+def simulated_queues(script: Script, flows: FlowSet, clock: Clock) -> AuthorityQueues:
+    """The agent queue one script's call meets: its own queue authority on the call's clock,
+    with the script's agents (logged in, registered) and every queue the flows name."""
+    names = sorted({node.queue for flow in flows.flows.values() for node in flow.nodes.values()
+                    if isinstance(node, EnqueueNode)})  # fmt: skip
+    agents = [AgentSpec(a.id, a.id, dict(a.skills), a.tier, a.languages, a.wrap_up,
+                        a.max_misses) for a in script.agents]  # fmt: skip
+    authority = QueueAuthority(agents, [QueueSpec(name) for name in names], clock)
+    for agent in script.agents:
+        authority.registered(agent.id, f"sim:{agent.id}", 86400.0)
+        authority.login(agent.id)
+    return AuthorityQueues(authority)
+
+
 class _Call:
     """One script being run: its clock view, channel, session and driver."""
 
@@ -182,12 +199,15 @@ class _Call:
         self.call_id = call_id
         self.clock = CallClock(base, script.at.timestamp() if script.at else None)
         info = CallInfo(call_id, script.caller.number, script.caller.called, "sim")
+        plans = {a.id: AgentPlan(a.answer_after, a.handle, a.rejects) for a in script.agents}
         self.channel = SimChannel(
             self.clock,
             info,
             transfer_fails=script.transfer_fails,
             record_seconds=script.record_seconds,
+            agents=plans.get,
         )
+        runtime = replace(runtime, queues=simulated_queues(script, flows, self.clock))
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:

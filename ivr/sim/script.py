@@ -28,6 +28,7 @@ from ivr.sim.steps import (
     Assert,
     Caller,
     Expect,
+    ExpectAgent,
     ExpectHangup,
     ExpectNode,
     ExpectQueue,
@@ -37,6 +38,7 @@ from ivr.sim.steps import (
     Say,
     Script,
     Silence,
+    SimAgent,
     Step,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "Assert",
     "Caller",
     "Expect",
+    "ExpectAgent",
     "ExpectHangup",
     "ExpectNode",
     "ExpectQueue",
@@ -57,6 +60,7 @@ __all__ = [
     "Script",
     "ScriptError",
     "Silence",
+    "SimAgent",
     "Step",
     "discover_scripts",
     "load_script",
@@ -319,6 +323,66 @@ def _parse_expect_queue(r: _Reader, node: yaml.Node | None, index: int, line: in
     )
 
 
+def _parse_expect_agent(r: _Reader, node: yaml.Node | None, index: int, line: int) -> Step:
+    return ExpectAgent(index=index, line=line,
+                       agent=r.text(_need(r, node, "expect_agent"), "agent id"))  # fmt: skip
+
+
+_AGENT_KEYS = {"id", "skills", "tier", "languages", "answer_after", "handle", "rejects",
+               "wrap_up", "max_misses"}  # fmt: skip
+_TIERS = ("general", "accounts", "full")
+
+
+def _parse_agents(r: _Reader, node: yaml.Node) -> tuple[SimAgent, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise r.error(node, "agents must be a list of agents ({id: ..., skills: [...]})")
+    agents: list[SimAgent] = []
+    for item in node.value:
+        agent = _parse_agent(r, item)
+        if any(a.id == agent.id for a in agents):
+            raise r.error(item, f"agent {agent.id!r} is declared twice")
+        agents.append(agent)
+    return tuple(agents)
+
+
+def _parse_agent(r: _Reader, item: yaml.Node) -> SimAgent:
+    entries = r.mapping(item, "an agent")
+    r.check_keys(item, entries, _AGENT_KEYS, "an agent")
+    if "id" not in entries:
+        raise r.error(item, "an agent needs an id")
+    tier = r.text(entries["tier"][1], "tier") if "tier" in entries else "general"
+    if tier not in _TIERS:
+        raise r.error(entries["tier"][1], f"tier must be one of {', '.join(_TIERS)}")
+
+    def num(key: str, default: float, low: float = 0.0) -> float:
+        return r.number(entries[key][1], key, low) if key in entries else default
+
+    return SimAgent(
+        r.text(entries["id"][1], "id", numbers=True),
+        _parse_skills(r, entries["skills"][1]) if "skills" in entries else {},
+        tier,
+        _parse_texts(r, entries["languages"][1], "languages") if "languages" in entries else (),
+        num("answer_after", 2.0), num("handle", 60.0),
+        r.boolean(entries["rejects"][1], "rejects") if "rejects" in entries else False,
+        num("wrap_up", 10.0), int(num("max_misses", 3, 1)),
+    )
+
+
+def _parse_texts(r: _Reader, node: yaml.Node, what: str) -> tuple[str, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise r.error(node, f"{what} must be a list")
+    return tuple(r.text(item, what) for item in node.value)
+
+
+def _parse_skills(r: _Reader, node: yaml.Node) -> dict[str, int]:
+    """``[a, b]`` (level 5 each) or ``{a: 7, b: 3}`` (levels 1..10)."""
+    if isinstance(node, yaml.SequenceNode):
+        return {r.text(item, "a skill"): 5 for item in node.value}
+    entries = r.mapping(node, "skills")
+    return {key: int(r.number(value, f"skill {key}'s level", 1, 10))
+            for key, (_, value) in entries.items()}  # fmt: skip
+
+
 STEP_PARSERS: dict[str, _StepParser] = {
     "expect": _parse_expect,
     "press": _parse_press,
@@ -330,6 +394,7 @@ STEP_PARSERS: dict[str, _StepParser] = {
     "hangup": _no_value("hangup", Hangup),
     "expect_transfer": _parse_expect_transfer,
     "expect_queue": _parse_expect_queue,
+    "expect_agent": _parse_expect_agent,
     "expect_hangup": _no_value("expect_hangup", ExpectHangup),
 }
 
@@ -378,6 +443,7 @@ _TOP_KEYS = {
     "timeout",
     "transfer_fails",
     "record_seconds",
+    "agents",
 }
 
 
@@ -450,6 +516,7 @@ def parse_script(text: str, path: str = "<script>") -> Script:
         timeout=opt("timeout", lambda n: r.number(n, "timeout", 0.001), DEFAULT_TIMEOUT),
         transfer_fails=opt("transfer_fails", lambda n: _parse_transfer_fails(r, n), ()),
         record_seconds=opt("record_seconds", lambda n: r.number(n, "record_seconds"), 5.0),
+        agents=opt("agents", lambda n: _parse_agents(r, n), ()),
         line=_line(entries.get("call")),
         outcome_line=_line(entries.get("outcome")),
         timeout_line=_line(entries.get("timeout")),

@@ -123,6 +123,32 @@ class ExpectQueue(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExpectAgent(Step):
+    """``expect_agent: ID``: the caller is connected to that (simulated) agent."""
+
+    KIND: ClassVar[str] = "expect_agent"
+    agent: str
+
+    def describe(self) -> str:
+        return f"expect_agent {self.agent}"
+
+
+@dataclass(frozen=True)
+class SimAgent:
+    """An agent a script declares (``agents:``): who they are and how they behave when rung."""
+
+    id: str
+    skills: dict[str, int] = field(default_factory=dict)
+    tier: str = "general"
+    languages: tuple[str, ...] = ()
+    answer_after: float = 2.0  # seconds of ringing before they answer (past the ring timeout:
+    handle: float = 60.0  # no answer); how long they talk
+    rejects: bool = False
+    wrap_up: float = 10.0
+    max_misses: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExpectHangup(Step):
     KIND: ClassVar[str] = "expect_hangup"
 
@@ -148,6 +174,7 @@ class Script:
     timeout: float = DEFAULT_TIMEOUT
     transfer_fails: tuple[str, ...] = ()
     record_seconds: float = 5.0
+    agents: tuple[SimAgent, ...] = ()
     line: int = 1  # of `call:`
     outcome_line: int = 0
     timeout_line: int = 0

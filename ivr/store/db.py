@@ -17,8 +17,10 @@ Tables (``PRAGMA user_version`` is the schema version; :data:`MIGRATIONS` upgrad
 - ``calls``: one row per call, kept up to date from ``call_start``, ``queue``, ``call_end`` and
   ``hangup`` by triggers on ``events``.
   ``last_flow`` is the flow of ``last_node`` (a sub-flow's node when the call ended there). For
-  a queued call ``duration`` is its time in the flows; a caller who hangs up while waiting in
-  the queue sets ``queue_wait`` (seconds from ``queued_at``) and ``abandoned_in_queue`` (1).
+  a caller who hangs up while waiting in the queue sets ``queue_wait`` (seconds from
+  ``queued_at``) and ``abandoned_in_queue`` (1); an agent's answer sets ``answered_at``,
+  ``agent`` and ``queue_wait``, the end of the agent's call ``talk_time``; ``ring_attempts``
+  counts the agents rung; ``queue_exit`` says why a caller left the queue unanswered.
   ``answered_at`` and ``agent`` stay NULL until the agent queue fills them.
 - ``events``: every step, ``data`` as JSON; ``flow`` is the flow of ``node``.
 - ``survey``: one row per answered (or skipped: NULL) survey question, from ``survey`` events.
@@ -42,7 +44,7 @@ from ivr.core.events import Event
 
 log = logging.getLogger("ivr.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The call summary is kept by triggers on events, so that one INSERT of a whole batch is the
 # whole write (see _INSERT_EVENTS); they read the stored, secret-free data. Upserts, not plain
@@ -92,6 +94,33 @@ WHEN NEW.kind = 'hangup' AND json_extract(NEW.data, '$.queue_wait') IS NOT NULL 
 END;
 """
 
+# Schema version 4: the agent queue's steps fill the call's row: ring attempts, the answer
+# (answered_at, agent, time in queue), talk time, and why a caller left the queue unanswered.
+_AGENT_COLUMNS = """
+ALTER TABLE calls ADD COLUMN ring_attempts INTEGER;
+ALTER TABLE calls ADD COLUMN talk_time REAL;
+ALTER TABLE calls ADD COLUMN queue_exit TEXT;
+"""
+_AGENT_TRIGGERS = """
+CREATE TRIGGER events_agent_ring AFTER INSERT ON events WHEN NEW.kind = 'agent_ring' BEGIN
+    UPDATE calls SET ring_attempts = coalesce(ring_attempts, 0) + 1 WHERE call_id = NEW.call_id;
+END;
+CREATE TRIGGER events_agent_connected AFTER INSERT ON events
+WHEN NEW.kind = 'agent_connected' BEGIN
+    UPDATE calls SET answered_at = started_at + NEW.t, agent = json_extract(NEW.data, '$.agent'),
+        queue_wait = json_extract(NEW.data, '$.queue_wait')
+    WHERE call_id = NEW.call_id;
+END;
+CREATE TRIGGER events_agent_done AFTER INSERT ON events WHEN NEW.kind = 'agent_done' BEGIN
+    UPDATE calls SET talk_time = json_extract(NEW.data, '$.talk') WHERE call_id = NEW.call_id;
+END;
+CREATE TRIGGER events_queue_exit AFTER INSERT ON events WHEN NEW.kind = 'queue_exit' BEGIN
+    UPDATE calls SET queue_exit = json_extract(NEW.data, '$.reason'),
+        queue_wait = json_extract(NEW.data, '$.queue_wait')
+    WHERE call_id = NEW.call_id;
+END;
+"""
+
 # No index on events but its primary key: the reports start from the calls (by started_at) and
 # read each call's events by key. An index on (kind, flow, node) cost a third of the write
 # speed and made the planner pick a slower plan for a time window.
@@ -105,7 +134,8 @@ CREATE TABLE calls (
     -- the agent queue's: time in queue, answer (filled by the agent queue), abandonment
     queue TEXT, queued_at REAL, queue_wait REAL, answered_at REAL, agent TEXT,
     abandoned_in_queue INTEGER,
-    last_flow TEXT  -- the flow of last_node (a sub-flow's when the call ended in one)
+    last_flow TEXT,  -- the flow of last_node (a sub-flow's when the call ended in one)
+    ring_attempts INTEGER, talk_time REAL, queue_exit TEXT
 );
 CREATE INDEX calls_started ON calls (started_at);
 CREATE TABLE events (
@@ -120,6 +150,7 @@ CREATE TABLE survey (
 """
     + _TRIGGERS
     + _QUEUE_TRIGGERS
+    + _AGENT_TRIGGERS
 )
 
 # MIGRATIONS[n] upgrades a version-n file to version n+1, inside the opening transaction.
@@ -134,6 +165,7 @@ MIGRATIONS: dict[int, str] = {
     """
     + _TRIGGERS,
     2: _QUEUE_TRIGGERS,
+    3: _AGENT_COLUMNS + _AGENT_TRIGGERS,
 }
 
 # A batch goes to SQLite as ONE statement with its rows as one JSON text, not executemany:

@@ -27,7 +27,6 @@ from ivr.flow.model import (
     FlowSet,
     Pos,
     Prompt,
-    SurveyNode,
 )
 from ivr.flow.render import part_text, render_prompt
 from ivr.flow.template import compile_template
@@ -70,13 +69,7 @@ def flow_prompts(flow: Flow) -> Iterator[Prompt]:
     """Every Prompt of ``flow``: its library, then each node's prompts in file order."""
     yield from flow.prompts.values()
     for node in flow.nodes.values():
-        if node.own_prompt is not None:
-            yield node.own_prompt
-        if isinstance(node, SurveyNode):
-            yield from (question.prompt for question in node.questions)
-        if node.input_options is not None:
-            yield from node.input_options.no_input.reprompts
-            yield from node.input_options.no_match.reprompts
+        yield from node.prompts()
 
 
 def collect_prompts(flowset: FlowSet) -> list[PromptItem]:

@@ -15,9 +15,10 @@ from ivr.engine.steps.control import (
     SetStep,
     SubflowStep,
 )
-from ivr.engine.steps.endings import EnqueueStep, HangupStep, RecordStep, TransferStep
+from ivr.engine.steps.endings import HangupStep, RecordStep, TransferStep
 from ivr.engine.steps.entry import CollectStep, RecognizeStep
 from ivr.engine.steps.menus import ConfirmStep, LanguageStep, MenuStep
+from ivr.engine.steps.queue import QueueStep
 from ivr.engine.steps.survey import SurveyStep
 from ivr.flow.model import Node
 
@@ -39,7 +40,7 @@ STEP_TYPES: dict[str, type[Step[Any]]] = {
     "goto": GotoStep,
     "hours": HoursStep,
     "transfer": TransferStep,
-    "enqueue": EnqueueStep,
+    "enqueue": QueueStep,
     "record": RecordStep,
     "survey": SurveyStep,
     "hangup": HangupStep,

@@ -83,3 +83,10 @@ class Step(Generic[N]):
 
     def on_transfer_result(self, ok: bool, reason: str) -> None:
         pass
+
+    def on_agent_leg(self, offer_id: int, state: str) -> None:
+        pass
+
+    def hangup_outcome(self) -> str:
+        """The call's outcome when the caller hangs up during this step."""
+        return "abandoned"

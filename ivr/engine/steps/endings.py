@@ -1,15 +1,14 @@
-"""Nodes that hand the call on or end it: transfer, enqueue, record, hangup."""
+"""Nodes that hand the call on or end it: transfer, record, hangup (enqueue: queue.py)."""
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
 from ivr.core import events as ev
-from ivr.engine.channel import QueueRequest, RecordResult, RecordSpec, RenderedPrompt
+from ivr.engine.channel import RecordResult, RecordSpec, RenderedPrompt
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute
-from ivr.flow.expr import ExprError
-from ivr.flow.model import EnqueueNode, HangupNode, RecordNode, TransferNode
+from ivr.flow.model import HangupNode, RecordNode, TransferNode
 
 BEEP = "beep"
 
@@ -56,31 +55,6 @@ class TransferStep(_PromptThen):
     def _failed(self, target: str, reason: str) -> None:
         self.session.emit(ev.TRANSFER, target=target, ok=False, reason=reason)
         self.leave("on_fail", self.node.on_fail)
-
-
-class EnqueueStep(_PromptThen):
-    node: EnqueueNode
-
-    def proceed(self) -> None:
-        scope = self.session.scope.values
-        try:
-            priority = int(compute(self.node.priority, scope))
-        except (ExprError, TypeError, ValueError) as exc:
-            self.session.fail(f"enqueue {self.node.id}: priority: {exc}")
-            return
-        priority = max(0, min(10, priority))
-        request = QueueRequest(
-            queue=self.node.queue,
-            priority=priority,
-            skills=self.node.skills,
-            language=self.session.language,
-        )
-        self.session.emit(
-            ev.QUEUE, queue=request.queue, priority=priority, skills=list(request.skills)
-        )
-        self.session.queued_at = self.session.clock.now()
-        self.session.channel.enqueue(request)
-        self.session.finish("queued")
 
 
 class HangupStep(_PromptThen):

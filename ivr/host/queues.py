@@ -1,0 +1,89 @@
+"""The engine's agent queue (:class:`~ivr.engine.queueing.Queues`) over a queue authority in this
+process (docs/ACD.md): callers' places, offers to their enqueue steps, results back.
+
+One engine process (``ivr serve``, the simulator) holds the authority itself; with several worker
+processes the same interface talks to the supervisor's authority instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ivr.acd.authority import AuthorityListener, QueueAuthority
+from ivr.acd.model import ExitReason, Offer, Outcome, Ticket
+from ivr.engine.queueing import AgentOffer, QueuePlace, QueueRequest, QueueWaiter
+
+log = logging.getLogger("ivr.acd")
+
+NO_QUEUE = "no_queue"
+
+
+class AuthorityQueues(AuthorityListener):
+    """Queues for the calls of worker ``worker``, decided by ``authority``."""
+
+    def __init__(self, authority: QueueAuthority, worker: int = 0) -> None:
+        self.authority = authority
+        self.worker = worker
+        self.waiters: dict[str, QueueWaiter] = {}
+        authority.listener = self
+
+    def join(self, call_id: str, request: QueueRequest,
+             waiter: QueueWaiter) -> QueuePlace | str:  # fmt: skip
+        if request.queue not in self.authority.queues:
+            log.warning("call %s: no queue %r is configured", call_id, request.queue)
+            return NO_QUEUE
+        ticket = Ticket(call_id, request.queue, request.priority, request.skills, request.tier,
+                        request.language, self.worker)  # fmt: skip
+        self.waiters[call_id] = waiter
+        exit_now = self.authority.join(ticket)
+        if exit_now is not None:
+            self.waiters.pop(call_id, None)
+            return exit_now.value
+        return _Place(self, call_id)
+
+    # --- from the authority -----------------------------------------------------------------
+
+    def offer(self, offer: Offer) -> None:
+        waiter = self.waiters.get(offer.call_id)
+        if waiter is None:  # the caller is gone: the authority hears it from leave()
+            self.authority.result(offer.id, Outcome.CALLER_GONE)
+            return
+        waiter.on_offer(AgentOffer(offer.id, offer.agent, offer.contact, offer.ring_timeout))
+
+    def withdraw(self, offer: Offer) -> None:
+        waiter = self.waiters.get(offer.call_id)
+        if waiter is not None:
+            waiter.on_withdraw(offer.id)
+
+    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        waiter = self.waiters.pop(ticket.call_id, None)
+        if waiter is not None:
+            waiter.on_queue_exit(reason.value)
+
+
+class _Place:
+    """One caller's place (see :class:`~ivr.engine.queueing.QueuePlace`)."""
+
+    def __init__(self, queues: AuthorityQueues, call_id: str) -> None:
+        self.queues = queues
+        self.call_id = call_id
+
+    def position(self) -> int | None:
+        return self.queues.authority.position(self.call_id)
+
+    def expected_wait(self) -> float | None:
+        return self.queues.authority.expected_wait(self.call_id)
+
+    def result(self, offer_id: int, outcome: str) -> None:
+        self.queues.authority.result(offer_id, Outcome(outcome))
+
+    def agent_done(self, agent: str) -> None:
+        self.queues.waiters.pop(self.call_id, None)
+        self.queues.authority.ended(agent)
+
+    def leave(self) -> None:
+        self.queues.waiters.pop(self.call_id, None)
+        self.queues.authority.leave(self.call_id)
+
+    def callback(self, number: str) -> bool:
+        return False  # callbacks come with the outbound route (docs/ACD.md, "Callback")
