@@ -48,7 +48,7 @@ from ivr.rtp.packet import RtpPacket
 from ivr.sip.ids import IdGenerator
 
 pytestmark = [
-    pytest.mark.skipif(not kamailio_peer.available(), reason="kamailio is not installed"),
+    pytest.mark.usefixtures("kamailio_program"),
     pytest.mark.timeout(90),
 ]
 

@@ -90,7 +90,8 @@ def _bind_sender(ports: set[int]) -> tuple[str, dict[int, socket.socket]]:
         except OSError:
             for sock in socks.values():
                 sock.close()
-    pytest.skip("no loopback address with free ports 5050/5060 to send from")
+    pytest.fail("no loopback address 127.0.0.2-39 with both ports 5050 and 5060 free to send "
+                "from: something else holds them all", pytrace=False)  # fmt: skip
 
 
 async def _refuse_names(host: str, port: int) -> tuple[str, int]:
