@@ -1,9 +1,12 @@
-"""Shared fixtures: the demo bank API that the bank flow's webhooks call."""
+"""Shared fixtures: the demo bank API that the bank flow's webhooks call, and the programs and
+files of Debian packages (a test that uses one fails, naming the package, when it is missing)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import debs
 import pytest
 
 from ivr.demo import bank_api as demo
@@ -24,3 +27,31 @@ def bank_api() -> Iterator[str]:
             yield url
         finally:
             demo.stop(server)
+
+
+@pytest.fixture(scope="session")
+def sipp_program() -> str:
+    return debs.program("sipp", "sip-tester")
+
+
+@pytest.fixture(scope="session")
+def baresip_program() -> str:
+    return debs.program("baresip", "baresip")
+
+
+@pytest.fixture(scope="session")
+def espeak_program() -> str:
+    return debs.program("espeak-ng", "espeak-ng")
+
+
+@pytest.fixture(scope="session")
+def kamailio_program() -> str:
+    return debs.program("kamailio", "kamailio", Path("/usr/sbin/kamailio"))
+
+
+@pytest.fixture(scope="session")
+def asterisk_sounds() -> Path:
+    """Asterisk's English recordings (Allison): ``digits/7.wav``, ``hello-world.wav``..."""
+    for name in ("digits/7.wav", "hello-world.wav", "conf-onlyperson.wav"):
+        debs.file(debs.ALLISON / name, debs.SOUNDS_PACKAGE)
+    return debs.ALLISON

@@ -28,11 +28,6 @@ SUBSCRIBER_HEADER = (
 )
 
 
-def available() -> bool:
-    """Whether the kamailio binary is installed (``make test`` installs it)."""
-    return shutil.which("kamailio") is not None or Path("/usr/sbin/kamailio").exists()
-
-
 def _binary() -> str:
     return shutil.which("kamailio") or "/usr/sbin/kamailio"
 

@@ -6,14 +6,13 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from debs import ALLISON
 from numpy.typing import NDArray
 
 from ivr.rtp.packet import RtpPacket
 
-ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 HELLO = ALLISON / "hello-world.wav"  # about 1.4 s of speech
 LONG_PROMPT = ALLISON / "conf-onlyperson.wav"  # about 3 s
 

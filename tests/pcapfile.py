@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import debs
+
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 _LINK_ETHERNET = 1
 _ETHERTYPE_IPV4 = 0x0800
@@ -27,6 +29,8 @@ class UdpDatagram:
 
 def read_udp(path: Path) -> list[UdpDatagram]:
     """Every IPv4/UDP datagram of an Ethernet pcap file, in capture order."""
+    if path.parent == SIPP_PCAPS:
+        debs.file(path, "sip-tester")
     data = path.read_bytes()
     magic = data[:4]
     if magic == b"\xd4\xc3\xb2\xa1":

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from debs import ALLISON
 from numpy.typing import NDArray
 
 from ivr.asr.base import FRAME_SAMPLES, AsrEvent, StreamRecognizer
 from ivr.media.g711 import ulaw_decode, ulaw_encode
 from ivr.media.wav import load_8k_mono
 
-SOUNDS = Path("/usr/share/asterisk/sounds/en")
+SOUNDS = ALLISON
 RATE = 8000
 
-needs_sounds = pytest.mark.skipif(not (SOUNDS / "digits" / "7.wav").is_file(),
-                                  reason="Asterisk English sounds missing")  # fmt: skip
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
+needs_sounds = pytest.mark.usefixtures("asterisk_sounds")
+needs_espeak = pytest.mark.usefixtures("espeak_program")
 
 Pcm = NDArray[np.int16]
 

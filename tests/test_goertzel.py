@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from debs import ALLISON
 from numpy.typing import NDArray
 
 from ivr.media.g711 import ulaw_decode, ulaw_encode
@@ -21,7 +20,6 @@ from ivr.media.goertzel import (
 )
 from ivr.media.wav import load_8k_mono
 
-ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 RATE = 8000
 
 
@@ -150,7 +148,7 @@ def test_batch_and_single_frame_classification_agree() -> None:
 
 def allison_frames() -> tuple[list[tuple[str, NDArray[np.int16]]], float]:
     files = sorted(ALLISON.rglob("*.wav"))
-    assert len(files) > 500, "run scripts/ensure-debs.sh asterisk-core-sounds-en-wav"
+    assert len(files) > 500, "install asterisk-core-sounds-en-wav (`make test` does)"
     out, seconds = [], 0.0
     for path in files:
         pcm = load_8k_mono(path)
@@ -159,6 +157,7 @@ def allison_frames() -> tuple[list[tuple[str, NDArray[np.int16]]], float]:
     return out, seconds
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_no_key_in_25_minutes_of_recorded_speech() -> None:
     recordings, seconds = allison_frames()
     assert seconds > 1500  # 568 prompts, 1528.7 s when this was written

@@ -86,6 +86,7 @@ def test_empty_audio_is_done_at_once_in_order() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_barge_in_silences_the_very_next_packet() -> None:
     async def main() -> None:
         engine = MediaEngine(asyncio.get_running_loop(), seed=3)
@@ -112,6 +113,7 @@ def test_barge_in_silences_the_very_next_packet() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_on_done_comes_after_the_last_prompt_frame_was_sent() -> None:
     async def main() -> None:
         engine = MediaEngine(asyncio.get_running_loop(), seed=4)
@@ -133,6 +135,7 @@ def test_on_done_comes_after_the_last_prompt_frame_was_sent() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_prompt_cache_shares_one_load_between_calls(tmp_path: Path) -> None:
     path = tmp_path / "hello.wav"
     shutil.copy(HELLO, path)
@@ -163,6 +166,7 @@ def test_prompt_cache_shares_one_load_between_calls(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_prompt_cache_loads_without_a_loop(tmp_path: Path) -> None:
     cache = PromptCache()
     first = cache.load_now(HELLO)

@@ -49,7 +49,7 @@ from ivr.sim.live_call import synthesize_speech
 from ivr.sip.ids import IdGenerator
 
 pytestmark = [
-    pytest.mark.skipif(not kamailio_peer.available(), reason="kamailio is not installed"),
+    pytest.mark.usefixtures("kamailio_program"),
     pytest.mark.timeout(90),
 ]
 

@@ -15,6 +15,7 @@ from ivr.media.wav import load_8k_mono, read_wav
 from ivr.rtp.engine import MediaEngine
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 @pytest.mark.parametrize("payload_type", [PCMU, PCMA])
 def test_recorded_prompt_matches_the_source(tmp_path: Path, payload_type: int) -> None:
     out = tmp_path / "message.wav"
@@ -47,6 +48,7 @@ def test_recorded_prompt_matches_the_source(tmp_path: Path, payload_type: int) -
     assert best_correlation(source, recorded) > 0.995  # G.711 keeps about 38 dB SNR
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_recording_stops_taking_audio_at_the_limit(tmp_path: Path) -> None:
     async def main() -> None:
         engine = MediaEngine(asyncio.get_running_loop(), seed=6)

@@ -82,6 +82,7 @@ def test_seeded_engines_choose_the_same_ssrc_and_sequence() -> None:
     assert seen[0] == seen[1]
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_sequence_and_timestamps_stay_continuous_when_the_clock_wakes_late() -> None:
     async def body(engine: MediaEngine) -> None:
         sink = RawPeer(engine.loop)
@@ -130,6 +131,7 @@ def test_inband_tones_are_detected_when_no_telephone_event(payload_type: int) ->
     run(body)
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_speech_start_and_end_when_the_peer_plays_a_prompt() -> None:
     async def body(engine: MediaEngine) -> None:
         a, b = await pair(engine)

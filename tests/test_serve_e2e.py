@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -55,8 +54,8 @@ from ivr.sim.records import CallRecords
 from ivr.tts.cache import PromptCache
 
 pytestmark = pytest.mark.timeout(120)
-needs_sipp = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) missing")
-needs_baresip = pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip missing")
+needs_sipp = pytest.mark.usefixtures("sipp_program")
+needs_baresip = pytest.mark.usefixtures("baresip_program")
 AT = [("X-Ivr-At", MONDAY_10AM)]
 
 

@@ -10,7 +10,6 @@ from how long something took.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from ivr.tts.cache import PromptCache
 
 pytestmark = [
     pytest.mark.timeout(180),
-    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing"),
+    pytest.mark.usefixtures("espeak_program"),
 ]
 AT = [("X-Ivr-At", MONDAY_10AM)]
 

@@ -76,7 +76,7 @@ def test_a_datagram_goes_to_the_worker_that_owns_its_call() -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.skipif(not Path("/usr/bin/sipp").exists(), reason="sipp (sip-tester) missing")
+@pytest.mark.usefixtures("sipp_program")
 def test_two_workers_share_one_port_and_take_a_trunks_calls_between_them(
     bank_api: str, tmp_path: Path
 ) -> None:

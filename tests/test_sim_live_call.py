@@ -25,7 +25,7 @@ from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.ua import UserAgent
 from ivr.store.db import CallStore
 
-pytestmark = pytest.mark.skipif(not HELLO.exists(), reason="asterisk-core-sounds-en-wav missing")
+pytestmark = pytest.mark.usefixtures("asterisk_sounds")
 
 
 class Callee:

@@ -22,7 +22,7 @@ from ivr.sip.sdp import SdpError, SessionDescription
 from ivr.sip.validate import Reject, check_request, check_response, verdict_for_error
 
 DATA = Path(__file__).parent / "sip_data"
-RFC4475 = Path(__file__).parents[1] / ".." / "shared" / "testdata" / "rfc4475"
+RFC4475 = Path(__file__).parent / "data" / "rfc4475"
 SEEDS = [
     (DATA / "messages" / name).read_bytes()
     for name in ("baresip_opus_invite.sip", "sipp_uac_invite.sip", "asterisk_invite.sip")

@@ -18,7 +18,7 @@ from ivr.sip.uri import SipUri
 from ivr.sip.validate import Drop, Reject, Verdict, check_request, check_response, verdict_for_error
 
 DATA = Path(__file__).parent / "sip_data" / "messages"
-RFC4475 = Path(__file__).parents[1] / ".." / "shared" / "testdata" / "rfc4475"
+RFC4475 = Path(__file__).parent / "data" / "rfc4475"
 
 # What our UAS does with each torture message: "ok" (process it), a status code (answer
 # with it instead), or "drop" (send nothing). Where INDEX.tsv allows a choice, the comment

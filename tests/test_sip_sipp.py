@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import shutil
 import socket
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from ivr.sip.call import SipCall
 from ivr.sip.ua import UserAgent
 
 SCENARIOS = Path(__file__).parent / "sip_data" / "sipp"
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) missing")
+pytestmark = pytest.mark.usefixtures("sipp_program")
 
 
 def _free_udp_port() -> int:

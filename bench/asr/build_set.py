@@ -53,7 +53,7 @@ from ivr.media.g711 import ulaw_decode, ulaw_encode  # noqa: E402
 from ivr.media.wav import load_8k_mono, write_wav  # noqa: E402
 
 RATE = 8000
-SOUNDS = Path("/usr/share/asterisk/sounds/en")
+SOUNDS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")  # asterisk-core-sounds-en-wav
 DEFAULT_OUT = ROOT / "var" / "asr-eval"
 BUILDER_VERSION = 1  # bump when the audio a spec yields changes
 CONDITIONS = ("clean", "ulaw", "snr15", "snr5")

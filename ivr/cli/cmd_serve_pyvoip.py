@@ -12,6 +12,10 @@ Settings come from ivr.yaml's ``pyvoip:`` section, flags win::
       max_calls: 40                   # beyond: 486 (pyVoIP degrades past ~50, see README)
 
 The called number (the To user of the INVITE) picks the flow through ``numbers:`` as for SIP.
+
+pyVoIP (and so :mod:`ivr.pyvoip`) is imported only when this command runs: it needs the stdlib
+``audioop``, gone in Python 3.13 (the ``audioop-lts`` package brings it back), and every other
+command must work without it. Without ``audioop`` this command exits 2 with one line saying so.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.cli.serving import run_server
+from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.host.signals import stop_on_signals
-from ivr.pyvoip.phone import PhoneOptions
-from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer, RegistrationFailed
+
+if TYPE_CHECKING:  # imported when the command runs: pyVoIP needs audioop (see above)
+    from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer
 
 NAME = "serve-pyvoip"
 HELP = "register to a PBX as an extension with pyVoIP and answer its calls with the flows"
@@ -46,6 +52,9 @@ def options_from(args: argparse.Namespace, config: Config) -> PyVoipServeOptions
     Raises:
         ValueError: a required value is missing or malformed.
     """
+    from ivr.pyvoip.phone import PhoneOptions
+    from ivr.pyvoip.server import PyVoipServeOptions
+
     section: dict[str, Any] = dict(config.raw.get("pyvoip") or {})
     if args.server:
         section["server"] = args.server
@@ -75,9 +84,17 @@ async def serve(server: PyVoipServer) -> None:
 
 def run(args: argparse.Namespace, config: Config) -> int:
     try:
+        from ivr.pyvoip.server import PyVoipServer, RegistrationFailed
+    except ModuleNotFoundError as exc:
+        if exc.name != "audioop":
+            raise
+        print("ivr serve-pyvoip: pyVoIP needs audioop; on Python 3.13+ install audioop-lts",
+              file=sys.stderr)  # fmt: skip
+        return ExitStatus.USAGE
+    try:
         options = options_from(args, config)
     except ValueError as exc:
         print(f"ivr serve-pyvoip: {exc}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     return run_server(NAME, lambda: asyncio.run(serve(PyVoipServer(config, options))),
                       {RegistrationFailed: "registration failed"})  # fmt: skip
