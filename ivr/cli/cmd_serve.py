@@ -8,7 +8,7 @@ import sys
 
 from ivr.cli.serving import run_server
 from ivr.cli.signals import stop_on_signals
-from ivr.config import Config
+from ivr.config import Config, parse_listen, parse_port_range
 from ivr.serve.server import IvrServer, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
 
@@ -27,24 +27,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
-    """ivr.yaml ``sip:`` values, with command-line flags winning."""
-    sip = dict(config.raw.get("sip") or {})
-    listen = str(args.listen or sip.get("listen") or "127.0.0.1:5060")
-    host, _, port = listen.rpartition(":")
-    rtp = str(args.rtp_ports or sip.get("rtp_ports") or "20000-30000")
-    low, _, high = rtp.partition("-")
-    ringing = sip.get("ringing", ["180"])
+    """ivr.yaml ``sip:`` values, with command-line flags winning.
+
+    Raises:
+        ValueError: a malformed ``--listen`` or ``--rtp-ports``.
+    """
+    sip = config.sip
+    host, port = parse_listen(args.listen) if args.listen else (sip.host, sip.port)
     return ServeOptions(
-        host=host or "127.0.0.1",
-        port=int(port),
-        rtp_host=sip.get("rtp_host"),
-        rtp_ports=(int(low), int(high)),
-        max_calls=int(args.max_calls or sip.get("max_calls") or 200),
-        ringing=tuple(str(r) for r in (ringing or [])),
+        host=host,
+        port=port,
+        rtp_host=sip.rtp_host,
+        rtp_ports=parse_port_range(args.rtp_ports) if args.rtp_ports else sip.rtp_ports,
+        max_calls=args.max_calls or sip.max_calls,
+        ringing=sip.ringing,
         build_prompts=not args.no_build,
-        drain_timeout=float(sip.get("drain_timeout", 30.0)),
-        test_headers=bool(sip.get("test_headers", False)),
-        workers=int(args.workers if args.workers is not None else sip.get("workers", 1)),
+        drain_timeout=sip.drain_timeout,
+        test_headers=sip.test_headers,
+        workers=args.workers if args.workers is not None else sip.workers,
     )
 
 

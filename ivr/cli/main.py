@@ -68,13 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return ExitStatus.USAGE
-    setup_logging(args.log_level, args.log_file)
     try:
         config = load_config(args.config)
-        return int(args.handler(args, config))
     except ConfigError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
+        for problem in exc.problems:  # one line each: ivr.yaml:LINE:COL: reason
+            print(problem, file=sys.stderr)
         return ExitStatus.USAGE
+    setup_logging(args.log_level, args.log_file)
+    try:
+        return int(args.handler(args, config))
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:  # `ivr report | head`: the reader has all it wanted
