@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,16 @@ def bank_api() -> Iterator[str]:
             yield url
         finally:
             demo.stop(server)
+
+
+@pytest.fixture(autouse=True)
+def _restore_ivr_logger() -> Iterator[None]:
+    """Put the ``ivr`` logger back after a test: ``main()`` run in-process sets it up (its own
+    handler, no propagation to the root logger, where pytest's caplog listens)."""
+    logger = logging.getLogger("ivr")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:], logger.level, logger.propagate = saved

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import ivr
 import ivr.cli
 from ivr.cli.status import ExitStatus
 from ivr.config import ConfigError, load_config
+from ivr.logs import FORMATS, setup_logging
 
 
 def _commands() -> list[ModuleType]:
@@ -40,26 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="log detail (debug: one line per call step)",
     )
     parser.add_argument("--log-file", help="write the log to this file instead of stderr")
+    parser.add_argument("--log-format", choices=FORMATS,
+                        help="text lines, or one JSON object per line with the call id "
+                             "(default: ivr.yaml log.format, or text)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _commands():
         cmd = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(cmd)
         cmd.set_defaults(handler=mod.run)
     return parser
-
-
-def setup_logging(level: str, path: str | None, tag: str = "") -> None:
-    """Log ``ivr.*`` at ``level`` to ``path`` (stderr when None); ``tag`` marks a worker."""
-    handler: logging.Handler = (
-        logging.FileHandler(path, encoding="utf-8") if path else logging.StreamHandler()
-    )
-    prefix = f"{tag} " if tag else ""
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger("ivr")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:  # one line each: ivr.yaml:LINE:COL: reason
             print(problem, file=sys.stderr)
         return ExitStatus.USAGE
-    setup_logging(args.log_level, args.log_file)
+    args.log_format = args.log_format or config.log.format
+    try:
+        setup_logging(args.log_level, args.log_file, fmt=args.log_format)
+    except OSError as exc:
+        print(f"ivr: --log-file {args.log_file}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitStatus.USAGE
     try:
         return int(args.handler(args, config))
     except KeyboardInterrupt:

@@ -86,7 +86,7 @@ def _prepare(config: Config, options: ServeOptions) -> None:
 def _worker_main(config: Config, options: ServeOptions, group: str, index: int, workers: int,
                  barrier: Any, ready: Any, logs: _LogSettings) -> None:
     """A worker process: one IvrServer on the shared port until SIGTERM."""
-    from ivr.cli.main import setup_logging  # the CLI imports this module: import late
+    from ivr.logs import setup_logging  # worker processes only
 
     setup_logging(logs.level, logs.path, tag=f"w{index}")
 
