@@ -11,6 +11,7 @@ from ivr.cli.signals import stop_on_signals
 from ivr.config import Config, parse_listen, parse_port_range
 from ivr.serve.server import IvrServer, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
+from ivr.sip.portlock import hold_port
 
 NAME = "serve"
 HELP = "answer SIP calls with the flows in flows/ (reloads changed flows; drains on SIGTERM)"
@@ -70,8 +71,11 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _serve_with_workers(args: argparse.Namespace, config: Config, options: ServeOptions) -> int:
-    workers = worker_count(options.workers)
-    if workers > 1:
-        return serve_workers(config, options, workers, args.log_level, args.log_file)
-    asyncio.run(serve(IvrServer(config, options)))
-    return 0
+    # Held until the server has stopped, by the supervisor when there are workers: a second
+    # server on this port is refused (PortInUse) instead of sharing it through SO_REUSEPORT.
+    with hold_port(options.host, options.port):
+        workers = worker_count(options.workers)
+        if workers > 1:
+            return serve_workers(config, options, workers, args.log_level, args.log_file)
+        asyncio.run(serve(IvrServer(config, options)))
+        return 0
