@@ -3,6 +3,7 @@ files of Debian packages (a test that uses one fails, naming the package, when i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,16 @@ def asterisk_sounds() -> Path:
     for name in ("digits/7.wav", "hello-world.wav", "conf-onlyperson.wav"):
         debs.file(debs.ALLISON / name, debs.SOUNDS_PACKAGE)
     return debs.ALLISON
+
+
+@pytest.fixture(autouse=True)
+def _restore_ivr_logger() -> Iterator[None]:
+    """Put the ``ivr`` logger back after a test: ``main()`` run in-process sets it up (its own
+    handler, no propagation to the root logger, where pytest's caplog listens)."""
+    logger = logging.getLogger("ivr")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    for handler in logger.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    logger.handlers[:], logger.level, logger.propagate = saved

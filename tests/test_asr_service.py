@@ -17,7 +17,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -45,10 +45,15 @@ DIGIT = Grammar("en", builtin="digits", min_digits=1, max_digits=1)
 OPTIONS = AsrOptions()
 DIGITS = "1279"  # the recordings PocketSphinx gets right with confidence 0.95 or more
 Frames = list[np.ndarray]
+T = TypeVar("T")
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(coro)
+
+
+def run_for(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 async def until(check: Callable[[], object], timeout: float, what: str) -> None:
@@ -229,6 +234,54 @@ def test_a_killed_worker_ends_the_speaking_stream_and_moves_the_idle_one(
     with caplog.at_level(logging.ERROR, logger="ivr.asr"):
         run(scenario())
     assert any("ASR worker 0" in r.message and "lost" in r.message for r in caplog.records)
+
+
+def asr_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [f"{r.levelname} {r.message}" for r in caplog.records if r.name.startswith("ivr.asr")]
+
+
+def test_a_clean_stop_logs_no_warning_even_after_the_whole_group_got_sigterm(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A service manager stops a server by sending SIGTERM to its whole process group (systemd,
+    ``timeout``): the workers leave it to the server, which drains and then stops them."""
+    async def scenario() -> list[WorkerHandle]:
+        async with started(AsrService(SPHINX, workers=1)) as service:
+            plain = service.workers[0]
+        async with started(AsrService(SPHINX, workers=1)) as service:
+            worker = service.workers[0]
+            assert worker.pid is not None
+            os.kill(worker.pid, signal.SIGTERM)
+            caller = Caller(service, "draining")
+            await play((caller.stream, silence(10)))
+            await until(lambda: worker.sent and worker.acked == worker.sent, 10,
+                        "the worker still answering after SIGTERM")  # fmt: skip
+            assert service.workers[0] is worker and worker.state == "ready"
+        return [plain, worker]
+
+    with caplog.at_level(logging.INFO, logger="ivr.asr"):
+        handles = run_for(scenario())
+    assert [h.process.returncode for h in handles if h.process is not None] == [0, 0]
+    assert [line for line in asr_log(caplog) if not line.startswith("INFO")] == []
+
+
+def test_a_worker_killed_while_serving_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with started(AsrService(SPHINX, workers=1)) as service:
+            old = service.workers[0]
+            assert old.pid is not None
+            os.kill(old.pid, signal.SIGKILL)
+            await until(lambda: any("exited with status -9" in line for line in asr_log(caplog)),
+                        10, "the warning")  # fmt: skip
+            await until(lambda: service.stats()[0].state == "ready", 20, "a new worker")
+
+    with caplog.at_level(logging.INFO, logger="ivr.asr"):
+        run(scenario())
+    problems = [line for line in asr_log(caplog) if not line.startswith("INFO")]
+    assert problems[0].startswith("ERROR call -: ASR worker 0") and "lost" in problems[0]
+    assert problems[1].startswith("WARNING call -: ASR worker 0")
+    assert problems[1].endswith("exited with status -9")
+    assert len(problems) == 2  # the replacement's clean stop adds nothing
 
 
 @needs_sounds

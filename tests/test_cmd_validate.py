@@ -106,3 +106,63 @@ def test_schema_prints_json_or_writes_a_file(
 def test_summary_line(counts: tuple[int, int, int, int, bool], text: str) -> None:
     flows, errors, warnings, with_problems, strict = counts
     assert summary(flows, errors, warnings, with_problems, strict=strict) == text
+
+
+# --- ivr.yaml ------------------------------------------------------------------------------
+
+
+def numbers_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbers: str) -> None:
+    """An ivr.yaml in the working folder whose flows are tests/flows/good."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IVR_CONFIG")
+    (tmp_path / "ivr.yaml").write_text(f"flows_dir: {FLOWS / 'good'}\nnumbers:\n{numbers}")
+
+
+def test_a_number_mapped_to_no_flow_is_an_ivr_yaml_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers_config(tmp_path, monkeypatch, '  "95588": good-main\n  "95599": good-mian\n')
+    assert main(["validate"]) == 2
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "ivr.yaml:4:12: number '95599' maps to flow 'good-mian', which does not exist "
+        "(flows: good-bank, good-main, good-verify)"]  # fmt: skip
+    assert out == "3 flows OK\n"  # the flows are still checked and reported
+
+
+def test_the_default_number_is_checked_too_and_lint_checks_numbers_as_well(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers_config(tmp_path, monkeypatch, "  default: bank-main\n")
+    assert main(["validate", str(FLOWS / "good" / "main.yaml")]) == 2
+    assert capsys.readouterr().err == (
+        "ivr.yaml:3:12: the default number maps to flow 'bank-main', which does not exist "
+        "(flows: good-bank, good-main, good-verify)\n")
+    assert main(["lint", str(FLOWS / "good")]) == 2
+    assert "the default number maps to flow 'bank-main'" in capsys.readouterr().err
+
+
+def test_numbers_that_map_to_flows_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers_config(tmp_path, monkeypatch, '  "1": good-main\n  default: good-bank\n')
+    assert main(["validate"]) == 0
+    assert capsys.readouterr() == ("3 flows OK\n", "")
+
+
+def test_flow_errors_keep_status_1_when_ivr_yaml_is_fine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers_config(tmp_path, monkeypatch, '  "1": good-main\n')
+    assert main(["validate", str(FLOWS / "bad" / "unknown_target.yaml")]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_the_repository_ivr_yaml_validates(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = FLOWS.parent.parent
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("IVR_CONFIG")
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().err == ""

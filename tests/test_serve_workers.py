@@ -20,6 +20,7 @@ import pytest
 from serve_helpers import REPO, bank_flows, calls, free_port, sipp, wait_for, write_config
 
 from ivr.sip.affinity import CallAffinity, call_id_bytes, owner_of
+from ivr.sip.portlock import PortInUse, hold_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,7 +86,7 @@ def test_two_workers_share_one_port_and_take_a_trunks_calls_between_them(
     prompts = tmp_path / "prompts"
     write_config(tmp_path, flows, prompts, port=port, drain_timeout=1, rtp_ports="29000-29999")
     log_file = tmp_path / "serve.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_RUNTIME_DIR": str(tmp_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr", "-c", str(tmp_path / "ivr.yaml"), "--log-level", "debug",
          "--log-file", str(log_file), "serve", "--workers", "2"],
@@ -131,7 +132,7 @@ def test_workers_that_cannot_bind_the_port_make_the_command_fail_instead_of_hang
     port = free_port()
     flows = bank_flows(tmp_path / "flows", port)
     write_config(tmp_path, flows, tmp_path / "prompts", port=port)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_RUNTIME_DIR": str(tmp_path)}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:  # no SO_REUSEPORT
         taken.bind(("127.0.0.1", port))
         proc = subprocess.run(
@@ -139,6 +140,60 @@ def test_workers_that_cannot_bind_the_port_make_the_command_fail_instead_of_hang
              "--workers", "2", "--no-build"],
             capture_output=True, env=env, cwd=tmp_path, timeout=90, check=False,
         )  # fmt: skip
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert b"answering SIP" not in proc.stdout
-    assert b"Address already in use" in proc.stderr, proc.stderr
+    assert proc.stderr.decode() == (
+        f"ivr serve: 127.0.0.1:{port} is already served by another process\n")
+
+
+# --- one server per port ---------------------------------------------------------------------
+
+
+def serve_command(config: Path, workers: int) -> list[str]:
+    return [sys.executable, "-m", "ivr", "-c", str(config), "serve", "--workers", str(workers),
+            "--no-build"]  # fmt: skip
+
+
+@pytest.mark.parametrize("first,second", [(2, 2), (2, 1), (1, 2)])
+def test_a_second_server_on_a_served_port_is_refused(
+    tmp_path: Path, first: int, second: int
+) -> None:
+    port = free_port()
+    flows = bank_flows(tmp_path / "flows", port)
+    write_config(tmp_path, flows, tmp_path / "prompts", port=port, drain_timeout=1)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "XDG_RUNTIME_DIR": str(tmp_path)}
+    config = tmp_path / "ivr.yaml"
+    proc = subprocess.Popen(serve_command(config, first), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert b"answering SIP" in line, proc.stderr.read() if proc.stderr else line
+        refused = subprocess.run(serve_command(config, second), capture_output=True, env=env,
+                                 cwd=tmp_path, timeout=90, check=False)  # fmt: skip
+        assert refused.returncode == 2
+        assert refused.stdout == b""
+        assert refused.stderr.decode() == (
+            f"ivr serve: 127.0.0.1:{port} is already served by another process\n")
+        assert proc.poll() is None  # the first one serves on
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_the_port_is_held_before_anything_binds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers starting at once: the second is refused by the lock, not by the bind."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    port = free_port()
+    with (hold_port("127.0.0.1", port),
+          pytest.raises(PortInUse, match=re.escape(f"127.0.0.1:{port} is already served")),
+          hold_port("127.0.0.1", port)):  # fmt: skip
+        pass
+    with hold_port("127.0.0.1", port):  # released with the first holder
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == [f"ivr-sip-127.0.0.1-{port}.lock"]

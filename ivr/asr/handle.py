@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -238,8 +239,14 @@ class WorkerHandle(asyncio.Protocol):
             self.transport.abort()
 
     async def reap(self, timeout: float, quiet: bool = False) -> None:
-        """Wait for the process (or thread) to end; kill it past ``timeout``; log its status
-        (an exit other than 0 always, a normal one unless ``quiet``)."""
+        """Wait for the process (or thread) to end; kill it past ``timeout``; log its status.
+
+        Args:
+            timeout: seconds to wait before killing it.
+            quiet: the service is stopping it (:meth:`close` was its stop): an exit with 0, or
+                by a SIGTERM sent to the whole process group by whoever stops the server, is
+                the stop and not logged; any other status is.
+        """
         proc, thread = self.process, self.thread
         if thread is not None:
             await asyncio.to_thread(thread.join, timeout)
@@ -250,7 +257,11 @@ class WorkerHandle(asyncio.Protocol):
             code = await asyncio.to_thread(proc.wait, timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            code = await asyncio.to_thread(proc.wait)
-        if code != 0 or not quiet:
-            log.warning("call -: ASR worker %d (pid %s) exited with status %s", self.index,
-                        proc.pid, code)  # fmt: skip
+            await asyncio.to_thread(proc.wait)
+            log.warning("call -: ASR worker %d (pid %s) did not end within %.0f s: killed",
+                        self.index, proc.pid, timeout)  # fmt: skip
+            return
+        if quiet and code in (0, -signal.SIGTERM):
+            return
+        log.warning("call -: ASR worker %d (pid %s) exited with status %s", self.index,
+                    proc.pid, code)  # fmt: skip

@@ -202,8 +202,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="asr_models")
     parser.add_argument("--languages", default="en")
     args = parser.parse_args(argv)
-    # Ctrl-C reaches the whole process group: the server drains and stops us itself.
+    # Ctrl-C reaches the whole process group, and a service manager's stop (systemd's SIGTERM
+    # to the whole cgroup, `timeout`, `kill -- -PGID`) reaches us as well as the server: the
+    # server drains its calls, which still need us, then closes our socket and we end; a server
+    # that died closes it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"asr-worker[{os.getpid()}] %(levelname)s %(message)s")
     sock = socket.socket(fileno=args.fd)

@@ -7,10 +7,11 @@ import asyncio
 import sys
 
 from ivr.cli.serving import run_server
-from ivr.config import Config
+from ivr.config import Config, parse_listen, parse_port_range
 from ivr.host.signals import stop_on_signals
-from ivr.serve.server import IvrServer, ServeOptions
+from ivr.serve.server import IvrServer, RegisterOptions, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
+from ivr.sip.portlock import hold_port
 
 NAME = "serve"
 HELP = "answer SIP calls with the flows in flows/ (reloads changed flows; drains on SIGTERM)"
@@ -27,25 +28,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
-    """ivr.yaml ``sip:`` values, with command-line flags winning."""
-    sip = dict(config.raw.get("sip") or {})
-    listen = str(args.listen or sip.get("listen") or "127.0.0.1:5060")
-    host, _, port = listen.rpartition(":")
-    rtp = str(args.rtp_ports or sip.get("rtp_ports") or "20000-30000")
-    low, _, high = rtp.partition("-")
-    ringing = sip.get("ringing", ["180"])
+    """ivr.yaml ``sip:`` values, with command-line flags winning.
+
+    Raises:
+        ValueError: a malformed ``--listen`` or ``--rtp-ports``.
+    """
+    sip = config.sip
+    host, port = parse_listen(args.listen) if args.listen else (sip.host, sip.port)
     return ServeOptions(
-        host=host or "127.0.0.1",
-        port=int(port),
-        rtp_host=sip.get("rtp_host"),
-        rtp_ports=(int(low), int(high)),
-        max_calls=int(args.max_calls or sip.get("max_calls") or 200),
-        ringing=tuple(str(r) for r in (ringing or [])),
+        host=host,
+        port=port,
+        rtp_host=sip.rtp_host,
+        rtp_ports=parse_port_range(args.rtp_ports) if args.rtp_ports else sip.rtp_ports,
+        max_calls=args.max_calls or sip.max_calls,
+        ringing=sip.ringing,
         build_prompts=not args.no_build,
-        drain_timeout=float(sip.get("drain_timeout", 30.0)),
-        test_headers=bool(sip.get("test_headers", False)),
-        workers=int(args.workers if args.workers is not None else sip.get("workers", 1)),
+        drain_timeout=sip.drain_timeout,
+        test_headers=sip.test_headers,
+        workers=args.workers if args.workers is not None else sip.workers,
+        register=_register(config),
     )
+
+
+def _register(config: Config) -> RegisterOptions | None:
+    """ivr.yaml ``sip.register``: sign in to a PBX as an extension."""
+    spec = config.sip.register
+    if spec is None:
+        return None
+    return RegisterOptions(spec.registrar_uri, spec.aor, spec.username, spec.password,
+                           spec.expires)
 
 
 async def serve(server: IvrServer) -> None:
@@ -70,8 +81,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 
 def _serve_with_workers(args: argparse.Namespace, config: Config, options: ServeOptions) -> int:
-    workers = worker_count(options.workers)
-    if workers > 1:
-        return serve_workers(config, options, workers, args.log_level, args.log_file)
-    asyncio.run(serve(IvrServer(config, options)))
-    return 0
+    # Held until the server has stopped, by the supervisor when there are workers: a second
+    # server on this port is refused (PortInUse) instead of sharing it through SO_REUSEPORT.
+    with hold_port(options.host, options.port):
+        workers = worker_count(options.workers)
+        if workers > 1:
+            return serve_workers(config, options, workers, args.log_level, args.log_file,
+                                 args.log_format)
+        asyncio.run(serve(IvrServer(config, options)))
+        return 0

@@ -24,12 +24,14 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ivr.cli.serving import run_server
 from ivr.cli.status import ExitStatus
 from ivr.config import Config
 from ivr.host.signals import stop_on_signals
+from ivr.sip.errors import SipParseError
+from ivr.sip.uri import parse_host_port
 
 if TYPE_CHECKING:  # imported when the command runs: pyVoIP needs audioop (see above)
     from ivr.pyvoip.server import PyVoipServeOptions, PyVoipServer
@@ -50,22 +52,36 @@ def options_from(args: argparse.Namespace, config: Config) -> PyVoipServeOptions
     ``$IVR_PYVOIP_PASSWORD``.
 
     Raises:
-        ValueError: a required value is missing or malformed.
+        ValueError: a required value is missing or a flag is malformed.
     """
     from ivr.pyvoip.phone import PhoneOptions
     from ivr.pyvoip.server import PyVoipServeOptions
 
-    section: dict[str, Any] = dict(config.raw.get("pyvoip") or {})
+    section = config.pyvoip
+    server, port = section.server, section.port
     if args.server:
-        section["server"] = args.server
-    if args.username:
-        section["username"] = args.username
-    if args.local_port is not None:
-        section["local_port"] = args.local_port
-    if not section.get("password"):
-        section["password"] = os.environ.get("IVR_PYVOIP_PASSWORD", "")
-    return PyVoipServeOptions(PhoneOptions.from_mapping(section),
-                              build_prompts=not args.no_build)  # fmt: skip
+        try:
+            server, flag_port = parse_host_port(args.server)
+        except SipParseError as exc:
+            raise ValueError(f"--server: {exc}") from None
+        port = flag_port if flag_port is not None else port
+    if not server:
+        raise ValueError("pyvoip.server is required (the registrar's host or host:port)")
+    username = args.username or section.username
+    if not username:
+        raise ValueError("pyvoip.username is required (the extension to register)")
+    phone = PhoneOptions(
+        server=server,
+        port=port,
+        username=username,
+        password=section.password or os.environ.get("IVR_PYVOIP_PASSWORD", ""),
+        local_ip=section.local_ip,
+        local_port=args.local_port if args.local_port is not None else section.local_port,
+        rtp_ports=section.rtp_ports,
+        register_timeout=section.register_timeout,
+        max_calls=section.max_calls,
+    )
+    return PyVoipServeOptions(phone, build_prompts=not args.no_build)
 
 
 async def serve(server: PyVoipServer) -> None:

@@ -1,7 +1,12 @@
 """``ivr validate``: check flow files and report every problem as ``file:line:col``.
 
+ivr.yaml is checked too: its schema when it is read (every command does that), and here that
+every ``numbers:`` entry (``default`` too) names a flow of ``flows_dir``; those problems go to
+stderr as ``ivr.yaml:LINE:COL: reason``.
+
 Exit status 0 when no flow has an error (warnings are printed but do not fail; ``ivr lint``
-fails on them too), 1 when some flow has an error, 2 when a path does not exist.
+fails on them too), 1 when some flow has an error, 2 when a path does not exist or ivr.yaml
+has an error.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import sys
 from pathlib import Path
 
 from ivr.cli.status import ExitStatus
-from ivr.config import Config
-from ivr.flow.errors import Diagnostic, Severity
+from ivr.config import Config, ConfigProblem
+from ivr.flow.errors import Diagnostic, FlowError, Severity
 from ivr.flow.loader import Loaded, check_files, flow_files
+from ivr.flow.model import Pos
+from ivr.flow.yamlload import load_yaml, pointer
 
 NAME = "validate"
 HELP = "check flows and report every error as file:line:col"
@@ -38,7 +45,51 @@ def run(args: argparse.Namespace, config: Config) -> int:
 def check_and_report(
     paths: list[str], config: Config, command: str, *, fail_on_warnings: bool
 ) -> int:
-    """Check the flows at ``paths`` (or the configured folder), print, return the exit status."""
+    """Check ivr.yaml's numbers and the flows at ``paths`` (or the configured folder), print,
+    return the exit status."""
+    config_problems = check_numbers(config)
+    for problem in config_problems:
+        pos = problem.pos
+        print(ConfigProblem(Pos(_display(pos.file), pos.line, pos.col), problem.message),
+              file=sys.stderr)  # fmt: skip
+    status = _check_flows(paths, config, command, fail_on_warnings=fail_on_warnings)
+    return USAGE if config_problems else status
+
+
+def check_numbers(config: Config) -> list[ConfigProblem]:
+    """A problem for every ``numbers:`` entry whose flow is not in ``flows_dir``."""
+    if not config.numbers:
+        return []
+    known = flow_ids(config.flows_dir)
+    listed = ", ".join(sorted(known)) if known else f"none in {_display(str(config.flows_dir))}"
+    problems = []
+    for number, flow_id in config.numbers.items():
+        if flow_id in known:
+            continue
+        what = "the default number" if number == "default" else f"number '{number}'"
+        problems.append(ConfigProblem(
+            config.position(pointer("numbers", number)),
+            f"{what} maps to flow '{flow_id}', which does not exist (flows: {listed})"))
+    return problems
+
+
+def flow_ids(folder: Path) -> set[str]:
+    """The ids (``flow:``) of the flow files in ``folder``; a file that cannot be read counts
+    by its name (its own problem is reported with the flows)."""
+    ids: set[str] = set()
+    for path in flow_files(folder) if folder.is_dir() else []:
+        try:
+            data = load_yaml(path.read_text(encoding="utf-8"), str(path)).data
+        except (OSError, UnicodeDecodeError, FlowError):
+            data = None
+        flow_id = data.get("flow") if isinstance(data, dict) else None
+        ids.add(flow_id if isinstance(flow_id, str) else path.stem)
+    return ids
+
+
+def _check_flows(
+    paths: list[str], config: Config, command: str, *, fail_on_warnings: bool
+) -> int:
     targets = [Path(p) for p in paths] if paths else [config.flows_dir]
     files: list[Path] = []
     for target in targets:

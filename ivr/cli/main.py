@@ -18,7 +18,7 @@ import ivr
 import ivr.cli
 from ivr.cli.status import ExitStatus
 from ivr.config import ConfigError, load_config
-from ivr.logs import setup_logging
+from ivr.logs import FORMATS, setup_logging
 
 
 def _commands() -> list[ModuleType]:
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="log detail (debug: one line per call step)",
     )
     parser.add_argument("--log-file", help="write the log to this file instead of stderr")
+    parser.add_argument("--log-format", choices=FORMATS,
+                        help="text lines, or one JSON object per line with the call id "
+                             "(default: ivr.yaml log.format, or text)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _commands():
         cmd = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
@@ -54,13 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return ExitStatus.USAGE
-    setup_logging(args.log_level, args.log_file)
     try:
         config = load_config(args.config)
-        return int(args.handler(args, config))
     except ConfigError as exc:
-        print(f"ivr: {exc}", file=sys.stderr)
+        for problem in exc.problems:  # one line each: ivr.yaml:LINE:COL: reason
+            print(problem, file=sys.stderr)
         return ExitStatus.USAGE
+    args.log_format = args.log_format or config.log.format
+    try:
+        setup_logging(args.log_level, args.log_file, fmt=args.log_format)
+    except OSError as exc:
+        print(f"ivr: --log-file {args.log_file}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitStatus.USAGE
+    try:
+        return int(args.handler(args, config))
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:  # `ivr report | head`: the reader has all it wanted

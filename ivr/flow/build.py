@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from typing import Any
 
-from ivr.config import Config
 from ivr.flow.buildparts import BuildResult, PartsBuilder, Source
 from ivr.flow.calparse import build_calendar
 from ivr.flow.model import (
@@ -51,6 +50,7 @@ from ivr.flow.model import (
     TransferNode,
     Webhook,
 )
+from ivr.flow.settings import FlowSettings
 from ivr.flow.yamlload import Document, child, pointer
 
 __all__ = ["BuildResult", "Source", "build_flow", "merge_defaults"]
@@ -89,7 +89,7 @@ def _convert(kind: str, value: Any) -> Any:
 
 
 def build_flow(
-    doc: Document, config: Config | None = None, skip: frozenset[str] = frozenset()
+    doc: Document, config: FlowSettings | None = None, skip: frozenset[str] = frozenset()
 ) -> BuildResult:
     """Build the model of a schema-valid document.
 
@@ -142,7 +142,7 @@ class _Builder(PartsBuilder):
     def defaults(self) -> Defaults:
         base = PLATFORM_DEFAULTS
         if self.config and self.config.timers:
-            base, problems = merge_defaults(base, self.config.timers)
+            base, problems = merge_defaults(base, dict(self.config.timers))
             cfg = Pos(str(self.config.root / "ivr.yaml"), 1, 1)
             for problem in problems:
                 self.error(cfg, f"ivr.yaml timers: {problem}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ivr.config import Config
 from ivr.flow.errors import Diagnostic, Severity
 from ivr.flow.model import (
     DTMF_KEYS,
@@ -22,6 +21,7 @@ from ivr.flow.model import (
     PromptPart,
 )
 from ivr.flow.schema import did_you_mean
+from ivr.flow.settings import FlowSettings
 from ivr.flow.yamlload import Document, Positions, child, pointer
 
 PROMPT_META = frozenset({"audio", "ref", "id", "then_prompt"})
@@ -57,7 +57,8 @@ class BuildResult:
 class PartsBuilder:
     """State of one build and the builders for the pieces nodes share."""
 
-    def __init__(self, doc: Document, config: Config | None, skip: frozenset[str]) -> None:
+    def __init__(self, doc: Document, config: FlowSettings | None,
+                 skip: frozenset[str]) -> None:
         self.doc = doc
         self.pos = doc.positions
         self.data: dict[str, Any] = doc.data

@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ivr.config import Config
 from ivr.flow.build import BuildResult, build_flow
 from ivr.flow.checks import check_flow
 from ivr.flow.errors import Diagnostic, FlowError, SchemaError, SemanticError, Severity, YamlError
 from ivr.flow.flowset import check_flowset
 from ivr.flow.model import Flow, FlowSet, Pos
 from ivr.flow.schema import check_schema
+from ivr.flow.settings import FlowSettings
 from ivr.flow.yamlload import load_yaml, unescape
 
 _STAGE_ERRORS: dict[str, type[FlowError]] = {
@@ -84,13 +84,15 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def check_text(text: str, source: str = "<memory>", config: Config | None = None) -> Loaded:
+def check_text(
+    text: str, source: str = "<memory>", config: FlowSettings | None = None
+) -> Loaded:
     """Run every stage on ``text`` and collect the diagnostics instead of raising."""
     with _no_gc():
         return _check_text(text, source, config)
 
 
-def _check_text(text: str, source: str, config: Config | None) -> Loaded:
+def _check_text(text: str, source: str, config: FlowSettings | None) -> Loaded:
     try:
         doc = load_yaml(text, source)
     except YamlError as exc:
@@ -124,7 +126,9 @@ def _broken_nodes(pointers: Sequence[str]) -> set[str] | None:
     return broken
 
 
-def load_text(text: str, source: str = "<memory>", config: Config | None = None) -> Flow:
+def load_text(
+    text: str, source: str = "<memory>", config: FlowSettings | None = None
+) -> Flow:
     """Load one flow from YAML text.
 
     Args:
@@ -143,7 +147,7 @@ def load_text(text: str, source: str = "<memory>", config: Config | None = None)
     return loaded.flow
 
 
-def load_flow(path: str | Path, config: Config | None = None) -> Flow:
+def load_flow(path: str | Path, config: FlowSettings | None = None) -> Flow:
     """Load one flow file (see :func:`load_text`); sub-flow ids are not checked here."""
     path = Path(path)
     return load_text(_read(path), str(path), config)
@@ -163,7 +167,9 @@ def flow_files(folder: str | Path) -> list[Path]:
     return sorted(p for p in Path(folder).glob("*.yaml") if p.is_file())
 
 
-def check_files(paths: Sequence[str | Path], config: Config | None = None) -> list[Loaded]:
+def check_files(
+    paths: Sequence[str | Path], config: FlowSettings | None = None
+) -> list[Loaded]:
     """Load every file and check them together as one set (sub-flows, unique flow ids)."""
     loaded = []
     for path in paths:
@@ -192,7 +198,7 @@ def make_flowset(flows: Iterable[Flow]) -> FlowSet:
 
 
 def load_flowset(
-    flows_dir: str | Path, config: Config | None = None
+    flows_dir: str | Path, config: FlowSettings | None = None
 ) -> tuple[FlowSet, list[Diagnostic]]:
     """Load every ``*.yaml`` in ``flows_dir`` as one consistent set.
 

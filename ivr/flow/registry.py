@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from ivr.config import Config
 from ivr.flow.errors import Diagnostic, FlowError, Severity
 from ivr.flow.loader import load_flowset
 from ivr.flow.model import FlowSet
+from ivr.flow.settings import FlowSettings
 
 
 class FlowRegistry:
@@ -24,7 +24,8 @@ class FlowRegistry:
         config: ivr.yaml, passed to the loader.
     """
 
-    def __init__(self, flows_dir: str | Path | None = None, config: Config | None = None) -> None:
+    def __init__(self, flows_dir: str | Path | None = None,
+                 config: FlowSettings | None = None) -> None:
         if flows_dir is None and config is None:
             raise ValueError("FlowRegistry needs flows_dir or a config")
         self.flows_dir = Path(flows_dir) if flows_dir is not None else config.flows_dir  # type: ignore[union-attr]

@@ -59,6 +59,7 @@ def worker_count(requested: int) -> int:
 class _LogSettings:
     level: str
     path: str | None
+    fmt: str = "text"
 
 
 def _free_port(host: str) -> int:
@@ -70,7 +71,7 @@ def _free_port(host: str) -> int:
 def _worker_main(config: Config, options: ServeOptions, group: str, index: int, workers: int,
                  barrier: Any, ready: Any, logs: _LogSettings) -> None:
     """A worker process: one IvrServer on the shared port until SIGTERM."""
-    setup_logging(logs.level, logs.path, tag=f"w{index}")
+    setup_logging(logs.level, logs.path, tag=f"w{index}", fmt=logs.fmt)
 
     def wait_bound() -> None:
         if barrier is not None:  # a restarted worker joins siblings that are running
@@ -200,11 +201,12 @@ class Supervisor:
 
 
 def serve_workers(config: Config, options: ServeOptions, workers: int, log_level: str,
-                  log_file: str | None) -> int:
+                  log_file: str | None, log_format: str = "text") -> int:
     """Run ``workers`` engine processes on one SIP port until SIGTERM/SIGINT; the exit status.
 
     Raises:
         FlowError: The flows do not validate (nothing was started).
     """
     prepare_machine(config, options.build_prompts)
-    return Supervisor(config, options, workers, _LogSettings(log_level, log_file)).run()
+    return Supervisor(config, options, workers, _LogSettings(log_level, log_file,
+                                                                    log_format)).run()
