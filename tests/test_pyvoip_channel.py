@@ -47,6 +47,7 @@ from ivr.rtp.dtmf import dtmf_packets
 from ivr.rtp.packet import RtpPacket
 from ivr.sim.live_call import synthesize_speech
 from ivr.sip.ids import IdGenerator
+from ivr.sip.register import RegistrationStatus
 
 pytestmark = [
     pytest.mark.usefixtures("kamailio_program"),
@@ -526,22 +527,34 @@ def test_speech_is_recognised_on_the_pyvoip_channel(kamailio: Kamailio, tmp_path
 
 
 def test_native_user_agent_registers_and_takes_a_call_routed_by_kamailio(
-    kamailio: Kamailio, tmp_path: Path
+    kamailio: Kamailio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ivr.serve.server import IvrServer, ServeOptions
-    from ivr.sip.register import RegistrationStatus
+    """``sip.register`` in ivr.yaml: ivr serve signs in to the PBX as extension 1002 (digest,
+    the password from the environment) and takes the call Kamailio routes to it."""
+    from argparse import Namespace
 
-    config = load_config(write_project(tmp_path))
+    from ivr.cli.cmd_serve import options_from
+    from ivr.serve.server import IvrServer
+
+    config_path = write_project(tmp_path)
+    with config_path.open("a", encoding="utf-8") as out:
+        out.write(f"sip:\n  listen: 127.0.0.1:0\n  rtp_ports: 30000-30999\n"
+                  f"  register:\n    registrar: {kamailio.host}:{kamailio.port}\n"
+                  f"    username: '1002'\n    password: ${{IVR_TEST_SIP_PASSWORD}}\n"
+                  f"    domain: 127.0.0.1\n    expires: 300\n")  # fmt: skip
+    monkeypatch.setenv("IVR_TEST_SIP_PASSWORD", "native-secret")
+    config = load_config(config_path)
+    options = options_from(Namespace(listen=None, rtp_ports=None, max_calls=None, no_build=True,
+                                     workers=None), config)  # fmt: skip
+    assert options.register is not None and "native-secret" not in repr(options.register)
     records = Records(config.store_path)
 
     async def scenario() -> None:
-        server = IvrServer(config, ServeOptions(host="127.0.0.1", port=0,
-                                                rtp_ports=(30000, 30999), build_prompts=False))
-        await server.start()
+        server = IvrServer(config, options)
+        await server.start()  # registers
         phone = await open_phone("native-caller")
         try:
-            registration = await server.ua.register(
-                kamailio.uri, "sip:1002@127.0.0.1", "1002", "native-secret", expires=300)
+            [registration] = server.ua.registrations
             assert registration.status == RegistrationStatus.REGISTERED
             # Kamailio's log reaches the pipe a moment after the 200: wait for both lines.
             lines = await async_wait_for(
@@ -565,12 +578,11 @@ def test_native_user_agent_registers_and_takes_a_call_routed_by_kamailio(
             assert call["transport"] != "pyvoip"
         finally:
             phone.close()
-            await server.drain()
+            await server.drain()  # de-registers
         routed = log_lines(kamailio, "INVITE routed to sip:1002@")
         assert routed, "Kamailio did not route the call to the registered contact"
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
-
 
 
 # --- the command -------------------------------------------------------------------------------
