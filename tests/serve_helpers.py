@@ -248,21 +248,25 @@ cons_listen\t\t127.0.0.1:{cons_port}
 
 
 class Baresip:
-    """baresip 1.0 as a child process: dials on start, takes key presses on its UDP console.
+    """baresip 1.0 as a child process: dials on start (unless ``dial`` is None), takes key
+    presses on its UDP console; ``account`` is its accounts line (no registration by default).
 
     It exits 0 whatever happens (REAL-PEERS.md): its log is the verdict.
     """
 
-    def __init__(self, home: Path, dial: str, seconds: int = 20) -> None:
+    def __init__(self, home: Path, dial: str | None, seconds: int = 20,
+                 account: str = "<sip:baresip@127.0.0.1>;regint=0") -> None:  # fmt: skip
         home.mkdir(parents=True, exist_ok=True)
         self.cons_port = free_port(socket.SOCK_STREAM)  # cons binds TCP and UDP on it
-        (home / "config").write_text(BARESIP_CONFIG.format(sip_port=free_port(),
+        self.sip_port = free_port()
+        (home / "config").write_text(BARESIP_CONFIG.format(sip_port=self.sip_port,
                                                            cons_port=self.cons_port))
-        (home / "accounts").write_text("<sip:baresip@127.0.0.1>;regint=0\n")
+        (home / "accounts").write_text(account + "\n")
         self.log_path = home / "baresip.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        commands = [] if dial is None else ["-e", f"/dial {dial}"]
         self.proc = subprocess.Popen(
-            ["baresip", "-f", str(home), "-e", f"/dial {dial}", "-t", str(seconds)],
+            ["baresip", "-f", str(home), *commands, "-t", str(seconds)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

@@ -9,6 +9,8 @@ import pytest
 
 from ivr.sip.digest import (
     Challenge,
+    Credentials,
+    challenge_value,
     credentials,
     digest_response,
     parse_auth_params,
@@ -104,3 +106,28 @@ def test_auth_params_grammar() -> None:
         parse_auth_params('a="unterminated')
     with pytest.raises(SipParseError):
         parse_auth_params("a=1 b=2")
+
+
+def test_server_challenge_round_trips_and_our_credentials_check_out() -> None:
+    value = challenge_value("agents", "n-1", algorithm="SHA-256", stale=True, opaque="o")
+    challenge = Challenge.parse(value)
+    assert (challenge.realm, challenge.nonce, challenge.algorithm, challenge.qop,
+            challenge.stale, challenge.opaque) == ("agents", "n-1", "SHA-256", ("auth",), True,
+                                                   "o")  # fmt: skip
+    header = credentials(challenge, method="REGISTER", uri="sip:r", username="u", password="p",
+                         cnonce="c", nc=2)  # fmt: skip
+    creds = Credentials.parse(header)
+    assert (creds.nc, creds.cnonce, creds.qop, creds.opaque) == (2, "c", "auth", "o")
+    assert creds.supported and creds.expected_response("REGISTER", "p") == creds.response
+    assert creds.expected_response("REGISTER", "other") != creds.response
+    plain = Credentials.parse(credentials(Challenge.parse('Digest realm="r", nonce="n"'),
+                                          method="REGISTER", uri="sip:r", username="u",
+                                          password="p", cnonce="c"))  # fmt: skip
+    assert (plain.qop, plain.nc) == (None, None)  # RFC 2069 style
+    assert plain.expected_response("REGISTER", "p") == plain.response
+
+
+def test_auth_params_read_a_long_list() -> None:
+    text = ", ".join(f'p{i}="v{i}"' for i in range(5000))
+    params = parse_auth_params(text)
+    assert len(params) == 5000 and params["p4999"] == "v4999"

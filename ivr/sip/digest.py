@@ -3,13 +3,19 @@
 The client side: read a WWW-Authenticate / Proxy-Authenticate challenge and compute the
 Authorization / Proxy-Authorization credentials for a request. MD5 and SHA-256 (and their
 ``-sess`` forms); qop ``auth`` when offered (``auth-int`` when it is the only one offered);
-RFC 2069 style (no qop) otherwise. Nothing here logs: the credentials carry a password hash.
+RFC 2069 style (no qop) otherwise.
+
+The server side (:mod:`ivr.sip.registrar`): :func:`challenge_value` writes a challenge,
+:class:`Credentials` reads an Authorization value and computes, with the same hashing as the
+client side, the response it must carry. Nothing here logs: the credentials carry a password
+hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ivr.sip.errors import SipParseError
@@ -20,6 +26,7 @@ _HASHES = {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
 _STRENGTH = {"SHA-512-256": 3, "SHA-256": 2, "MD5": 1}
 _NAME = re.compile(r"\s*([A-Za-z0-9\-_.!%*+`'~]+)\s*=\s*")
 _TOKEN_VALUE = re.compile(r"[^\s,\"]+")
+_NONCE_COUNT = re.compile(r"[0-9A-Fa-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -102,10 +109,11 @@ def parse_auth_params(text: str) -> dict[str, str]:
                 raise SipParseError(f"bad auth parameter value: {text[pos : pos + 40]!r}")
             value, pos = v.group(0), v.end()
         params[m.group(1).lower()] = value
-        rest = text[pos:].lstrip(" \t")
-        if rest and not rest.startswith(","):
-            raise SipParseError(f"text after auth parameter: {rest[:40]!r}")
-        pos = len(text) - len(rest) + 1
+        while text[pos : pos + 1] in (" ", "\t"):  # (no slicing of the rest: linear time)
+            pos += 1
+        if pos < len(text) and text[pos] != ",":
+            raise SipParseError(f"text after auth parameter: {text[pos : pos + 40]!r}")
+        pos += 1
     return params
 
 
@@ -124,7 +132,8 @@ def pick_challenge(values: list[str]) -> Challenge | None:
 
 def _hash(algorithm: str, text: str) -> str:
     name = _HASHES[algorithm.upper().removesuffix("-SESS")]
-    return hashlib.new(name, text.encode("utf-8")).hexdigest()
+    # Header text keeps non-UTF-8 octets as surrogates: hash the octets that were sent.
+    return hashlib.new(name, text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def digest_response(
@@ -194,3 +203,121 @@ def credentials(
     if challenge.opaque is not None:
         parts.append(f"opaque={quote_string(challenge.opaque)}")
     return "Digest " + ", ".join(parts)
+
+
+# --- the server side ------------------------------------------------------------------------
+
+
+def challenge_value(
+    realm: str,
+    nonce: str,
+    *,
+    algorithm: str = "MD5",
+    qop: Iterable[str] = ("auth",),
+    stale: bool = False,
+    opaque: str | None = None,
+) -> str:
+    """A WWW-Authenticate / Proxy-Authenticate value: ``Digest realm="...", nonce="...", ...``.
+
+    Args:
+        realm: The protection space.
+        nonce: A fresh server nonce.
+        algorithm: Named explicitly (RFC 7616 §3.3 allows leaving MD5 implicit; we do not).
+        qop: The qop options offered; empty for an RFC 2069 style challenge.
+        stale: The previous credentials were right but their nonce was not (RFC 7616 §3.3).
+        opaque: A value the client must echo, or None.
+    """
+    parts = [f"realm={quote_string(realm)}", f"nonce={quote_string(nonce)}"]
+    if opaque is not None:
+        parts.append(f"opaque={quote_string(opaque)}")
+    if stale:
+        parts.append("stale=true")
+    parts.append(f"algorithm={algorithm}")
+    options = ",".join(qop)
+    if options:
+        parts.append(f"qop={quote_string(options)}")
+    return "Digest " + ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One Digest Authorization / Proxy-Authorization value, as a server reads it.
+
+    Attributes:
+        username: The user name (unquoted; any character the quoted string allowed).
+        realm: The realm the client answers.
+        nonce: The server nonce it answers.
+        uri: The digest-uri (the Request-URI as the client sent it).
+        response: The request-digest, lower case.
+        algorithm: As written (default MD5).
+        qop: The qop chosen, lower case, or None (RFC 2069 style).
+        nc: The nonce count (with a qop), or None.
+        cnonce: The client nonce (with a qop), or None.
+        opaque: The opaque value echoed, or None.
+    """
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str = field(repr=False)  # a password hash: kept out of any repr that is logged
+    algorithm: str = "MD5"
+    qop: str | None = None
+    nc: int | None = None
+    cnonce: str | None = None
+    opaque: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Credentials:
+        """Parse ``Digest username="...", realm="...", ...``.
+
+        Raises:
+            SipParseError: Not Digest, a required parameter missing or empty, or a qop without
+                an 8-hex-digit nc and a cnonce. The reason never quotes the response.
+        """
+        scheme, _, rest = text.strip().partition(" ")
+        if scheme.lower() != "digest":
+            raise SipParseError(f"not Digest credentials: {scheme[:20]!r}")
+        params = parse_auth_params(rest)
+        missing = [name for name in ("username", "realm", "nonce", "uri", "response")
+                   if not params.get(name)]  # fmt: skip
+        if missing:
+            raise SipParseError(f"Digest credentials without {', '.join(missing)}")
+        qop = params.get("qop", "").lower() or None
+        nc = cnonce = None
+        if qop is not None:
+            nc_text, cnonce = params.get("nc", ""), params.get("cnonce", "")
+            if _NONCE_COUNT.fullmatch(nc_text) is None or not cnonce:
+                raise SipParseError("Digest credentials with a qop but no valid nc or cnonce")
+            nc = int(nc_text, 16)
+        return cls(
+            username=params["username"],
+            realm=params["realm"],
+            nonce=params["nonce"],
+            uri=params["uri"],
+            response=params["response"].lower(),
+            algorithm=params.get("algorithm", "MD5"),
+            qop=qop,
+            nc=nc,
+            cnonce=cnonce,
+            opaque=params.get("opaque"),
+        )
+
+    @property
+    def supported(self) -> bool:
+        """True when we can check them: a known algorithm and qop."""
+        known = self.algorithm.upper().removesuffix("-SESS") in _HASHES
+        return known and self.qop in (None, "auth", "auth-int")
+
+    def expected_response(self, method: str, password: str, body: bytes = b"") -> str:
+        """The request-digest these credentials carry when ``password`` is the user's.
+
+        Only call it when :attr:`supported` is True.
+        """
+        challenge = Challenge(realm=self.realm, nonce=self.nonce, algorithm=self.algorithm,
+                              qop=() if self.qop is None else (self.qop,))  # fmt: skip
+        response, _ = digest_response(
+            challenge, method=method, uri=self.uri, username=self.username, password=password,
+            cnonce=self.cnonce or "", nc=self.nc or 0, body=body,
+        )  # fmt: skip
+        return response

@@ -21,7 +21,8 @@
 Incoming messages are dispatched here: retransmissions and ACKs for non-2xx to their server
 transactions; ACKs for our 2xx and CANCELs to :mod:`ivr.sip.ua_invite`; requests inside a
 call's dialog to :mod:`ivr.sip.ua_dialog`; OPTIONS is answered anywhere; requests for a dialog
-we do not have get 481; methods we know but do not take get 405.
+we do not have get 481; REGISTER goes to the :class:`~ivr.sip.registrar.Registrar` when one is
+given; methods we know but do not take get 405.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ivr.sip.dialog import dialog_id_of
 from ivr.sip.ids import IdGenerator
 from ivr.sip.message import Request, Response
 from ivr.sip.register import Registration, contact_user
+from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
 from ivr.sip.transaction import ServerTransaction
 from ivr.sip.transfer import TransferHandler
@@ -79,6 +81,8 @@ class UserAgent(UaBase):
         product: The User-Agent/Server header value.
         transfer: How transfers conclude (NOTIFY timeout, success without NOTIFY).
         resolver: ``async (host, port) -> (ip, port)`` for next hops given by name.
+        registrar: Answers REGISTER (agents' phones); without one REGISTER gets 405. Its
+            owner closes it.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class UserAgent(UaBase):
         product: str | None = None,
         transfer: TransferOptions | None = None,
         resolver: Resolver | None = None,
+        registrar: Registrar | None = None,
     ) -> None:
         super().__init__(host, port, ids=ids, timers=timers or Timers(), clock=clock, user=user,
                          product=product, resolver=resolver,
@@ -113,6 +118,7 @@ class UserAgent(UaBase):
             on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
         )  # fmt: skip
         self.registrations: list[Registration] = []
+        self.registrar = registrar
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -254,6 +260,9 @@ class UserAgent(UaBase):
             self.respond(tx, 503, headers=[*retry, *self.capability_headers()])
         elif method == "OPTIONS":
             self.respond(tx, 200, headers=self.capability_headers())
+        elif method == "REGISTER" and self.registrar is not None:
+            reply = self.registrar.handle(request, source)
+            self.respond(tx, reply.status, reply.reason, headers=reply.headers)
         elif method in NOT_ALLOWED:
             self.respond(tx, 405, headers=[("Allow", ", ".join(ALLOW))])
         elif method == "REFER":
