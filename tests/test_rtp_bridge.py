@@ -316,3 +316,14 @@ def test_a_queue_never_holds_more_than_max_queue_and_keys_go_to_the_other_leg() 
     assert relay.next_frame(PCMU) is None and relay.stats.underruns == 1
     relay.relay_key("5")
     assert other.keys == ["5"] and relay.stats.keys == 1
+
+
+def test_gap_silence_is_skipped_while_behind_but_not_real_audio() -> None:
+    relay = _Relay(KeyLog(), None)  # type: ignore[arg-type]
+    talk = [bytes([0x10 + i]) * 160 for i in range(3)]
+    fill = bytes([0xFF]) * 160  # what the framer puts where the peer sent a key as events
+    relay.relay_frames([talk[0], fill, fill, fill, fill, talk[1], talk[2]], PCMU)
+    assert relay.next_frame(PCMU) == talk[0]
+    assert relay.next_frame(PCMU) == talk[1] and relay.stats.dropped == 4  # the gap skipped
+    relay.relay_frames([fill, fill], PCMU)  # silence that is not behind anything goes out
+    assert [relay.next_frame(PCMU) for _ in range(4)] == [talk[2], fill, fill, None]

@@ -16,7 +16,10 @@ from media_helpers import dominant_frequency, wait_until
 from serve_helpers import BARESIP_CONFIG, async_wait_for, free_port
 from sip_phone import App, Phone, run, sdp_offer, start_ua
 
+from ivr.media.g711 import PCMA
+from ivr.rtp.bridge import Bridge
 from ivr.rtp.engine import MediaEngine
+from ivr.rtp.stream import StreamConfig
 from ivr.sip.message import Request
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.ua import UserAgent
@@ -165,6 +168,54 @@ def test_an_agent_rejecting_the_call_is_reported_as_486(tmp_path: Path) -> None:
             assert call.end_reason == "rejected 486"
             await agent.wait_log("rejecting incoming call")
         finally:
+            await ua.close()
+
+    try:
+        run(scenario())
+    finally:
+        agent.stop()
+
+
+@needs_baresip
+def test_an_agent_called_out_is_bridged_to_a_caller(tmp_path: Path) -> None:
+    """What the queue does when an agent is chosen: call the agent from the server's socket,
+    then relay the media between the caller's leg (PCMA here) and the agent's (PCMU)."""
+    agent = BaresipCallee(tmp_path / "baresip", "auto")
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        config = StreamConfig(inactivity_timeout=None)
+        ua = await start_ua()
+        server = MediaEngine(loop, seed=4, config=config)
+        phones = MediaEngine(loop, seed=5, config=config)  # the caller's phone
+        try:
+            await agent.ready()
+            caller_leg, phone = await server.open_stream("caller"), await phones.open_stream()
+            caller_leg.start(phone.local_address, PCMA, 101)
+            phone.start(caller_leg.local_address, PCMA, 101)
+            agent_leg = await server.open_stream("agent")
+            call = ua.call(agent.uri, LocalMedia(*agent_leg.local_address), timeout=10)
+            assert await call.wait_answered(10) == 200 and call.connected
+            plan = call.media
+            assert plan is not None
+            agent_leg.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                            plan.dtmf_payload_type)  # fmt: skip
+            frames: list[np.ndarray] = []
+            phone.on_audio = frames.append
+            bridge = Bridge(caller_leg, agent_leg)
+            await wait_until(lambda: len(frames) >= 60)
+            heard = np.concatenate(frames[20:60])
+            assert dominant_frequency(heard) == pytest.approx(440, abs=15)  # baresip's sine
+            phone.send_dtmf("5")
+            await agent.wait_log("received event: '5'")  # RFC 4733, relayed by the bridge
+            assert bridge.a_to_b.stats.keys == 1
+            bridge.stop()
+            call.hangup()
+            await call.wait_ended(10)
+            assert call.end_reason == "local bye"
+        finally:
+            phones.close()
+            server.close()
             await ua.close()
 
     try:

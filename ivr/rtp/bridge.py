@@ -20,10 +20,13 @@ the payload bytes go through untouched; PCMU on one leg and PCMA on the other co
 :mod:`ivr.media.g711`, exact to the table: decode, then encode).
 
 **Delay.** A frame that arrives between two passes goes out in the next one. A burst (packets
-held by the peer's network, then released at once) leaves a standing queue; when, for half a
-second, more than one frame was always left waiting after a tick, the oldest frame is dropped
-(one 20 ms frame per half second, never several in a row), so the delay the bridge adds comes
-back to at most one frame waiting. More than :data:`MAX_QUEUE` frames waiting: the oldest go.
+held by the peer's network, then released at once) leaves a standing queue. Digital silence the
+framer put into a gap (a key the peer sent as events instead of audio, a lost packet: that time
+went out as silence already) is skipped at once while more than one frame waits. Otherwise, when
+for half a second more than one frame was always left waiting after a tick, the oldest frame
+is dropped (one 20 ms frame per half second, never several in a row), so the delay the bridge
+adds comes back to at most one frame waiting. More than :data:`MAX_QUEUE` frames waiting: the
+oldest go.
 
 **Keys.** An RFC 4733 key received on one leg is sent as RFC 4733 on the other
 (:meth:`~ivr.rtp.stream.RtpStream.send_dtmf`, 100 ms; in-band tones when that leg has no
@@ -71,7 +74,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ivr.media.g711 import ALAW_TO_ULAW, PCMA, PCMU, ULAW_SILENCE, ULAW_TO_ALAW, ulaw_decode
+from ivr.media.g711 import (
+    ALAW_TO_ULAW,
+    PCMA,
+    PCMU,
+    ULAW_SILENCE,
+    ULAW_TO_ALAW,
+    codec_for,
+    ulaw_decode,
+)
 from ivr.media.player import EncodedAudio
 from ivr.media.wav import WavWriter
 from ivr.rtp.stream import RtpStream
@@ -119,6 +130,7 @@ class _Relay:
         self.recording: _Recording | None = None
         self._queue: deque[bytes] = deque()
         self._pt = PCMU  # the law of the frames in the queue
+        self._fill = _SILENCE  # that law's silence frame, as the framer fills gaps with
         self._low = MAX_QUEUE  # fewest frames left waiting after a tick, this half second
         self._ticks = 0
 
@@ -129,6 +141,7 @@ class _Relay:
         if payload_type != self._pt:  # the source changed law (a re-INVITE): start over
             queue.clear()
             self._pt = payload_type
+            self._fill = bytes([codec_for(payload_type).silence]) * 160
         queue.extend(frames)
         self.stats.received += len(frames)
         extra = len(queue) - MAX_QUEUE
@@ -149,6 +162,13 @@ class _Relay:
         if queue:
             frame = queue.popleft()
             left = len(queue)
+            if left > _CUSHION and frame == self._fill:
+                # Behind, and this is the silence the framer put in a gap (a key sent as events,
+                # a lost packet) that went out as underruns already: skip it, and the like.
+                while left > _CUSHION and frame == self._fill:
+                    frame = queue.popleft()
+                    left -= 1
+                    self.stats.dropped += 1
             if left < self._low:
                 self._low = left
         else:
