@@ -53,8 +53,8 @@ audio sinks keep working during the bridge.
 took 17.3 to 19.0 % of one core, against 16.8 to 16.9 % for the same 200 streams playing a
 prompt instead of relaying (about 0.18 % of a core per bridge, nearly all of it the two legs'
 packets); 20.9 to 21.6 % with every bridge recording (the writer thread included), clock
-lateness p99 under 6 ms in every run. In a microbenchmark the relay's own work is 0.28 µs per
-frame in and out, 0.39 µs with a law conversion, next to about 10 µs for a packet's system
+lateness p99 under 6 ms in every run. In a microbenchmark the relay's own work is 0.3 µs per
+frame in and out, 0.4 µs with a law conversion, next to about 10 µs for a packet's system
 calls, parsing and analysis.
 """
 
