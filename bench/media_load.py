@@ -4,6 +4,7 @@ Run::
 
     .venv/bin/python bench/media_load.py --streams 300 --seconds 10
     .venv/bin/python bench/media_load.py --streams 100,200,300,400 --seconds 10 --duplex
+    .venv/bin/python bench/media_load.py --streams 200 --seconds 10 --duplex --bridge [--record]
 
 What runs where:
 
@@ -17,6 +18,13 @@ What runs where:
   the address that stream is connected to, carrying the same prompt, so the streams' receive path
   (parse, jitter buffer, framing, batched decode, VAD levels, and with ``--inband`` the in-band
   DTMF classification) is loaded too, as in a real call.
+
+With ``--bridge`` (and ``--duplex``) the streams are taken in pairs, each pair joined by an
+:class:`~ivr.rtp.bridge.Bridge` (N/2 bridged calls: a caller's leg and an agent's) instead of
+playing the prompt: what the sink sends to one stream of a pair goes out on the other, and
+with ``--record`` every bridge records both directions to a WAV in a temporary directory.
+Compare with the same ``--streams`` without ``--bridge`` for what relaying costs over plain
+duplex streams playing a prompt.
 
 Figures (after ``--warmup`` seconds, over ``--seconds``):
 
@@ -48,6 +56,7 @@ import selectors
 import socket
 import struct
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -62,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 
 from ivr.media.g711 import PCMU  # noqa: E402
 from ivr.media.player import EncodedAudio  # noqa: E402
+from ivr.rtp.bridge import Bridge  # noqa: E402
 from ivr.rtp.engine import MediaEngine  # noqa: E402
 from ivr.rtp.stream import RtpStream  # noqa: E402
 
@@ -178,7 +188,14 @@ async def run_load(args: argparse.Namespace, n: int) -> dict[str, Any]:
         for i, stream in enumerate(streams):
             remote = tuple(sink_addrs[i % len(sink_addrs)])
             stream.start(remote, PCMU, None if args.inband else 101)
-            loop_prompt(stream, prompt)
+            if not args.bridge:
+                loop_prompt(stream, prompt)
+        records = tempfile.TemporaryDirectory(prefix="bridge-rec-") if args.record else None
+        bridges = [
+            Bridge(streams[i], streams[i + 1],
+                   record=None if records is None else Path(records.name) / f"{i}.wav")
+            for i in range(0, n - 1, 2)
+        ] if args.bridge else []  # fmt: skip
         step = max(1, n // args.sample)
         sample = [s.local_address[1] for s in streams[::step]][: args.sample]
         targets = (
@@ -199,9 +216,16 @@ async def run_load(args: argparse.Namespace, n: int) -> dict[str, Any]:
         sent = sum(s.stats.sent for s in streams) - sent0
         got = sum(s.stats.received for s in streams) - recv0
         errors = sum(s.stats.send_errors for s in streams)
+        relays = [r.stats for b in bridges for r in (b.a_to_b, b.b_to_a)]
+        for bridge in bridges:
+            bridge.stop()
+        for bridge in bridges:
+            await bridge.recorded()
         parent.send("stop")
         engine.close()
         result = await loop.run_in_executor(None, lambda: parent.recv() if parent.poll(35) else {})
+        if records is not None:
+            records.cleanup()
     finally:
         engine.close()
         proc.join(5)
@@ -216,6 +240,10 @@ async def run_load(args: argparse.Namespace, n: int) -> dict[str, Any]:
         "send_errors": errors,
         "stream_received": got,
         "sink": result,
+        "bridges": len(bridges),
+        "relayed": sum(r.sent for r in relays),
+        "underruns": sum(r.underruns for r in relays),
+        "dropped": sum(r.dropped for r in relays),
     }
 
 
@@ -232,6 +260,12 @@ def report(r: dict[str, Any], seconds: float) -> None:
     ms = 1000.0
     n = r["streams"]
     print(f"streams {n}: CPU {100 * r['cpu']:.1f} % of one core")
+    if r["bridges"]:
+        print(
+            f"  {r['bridges']} bridges: {100 * r['cpu'] / r['bridges']:.2f} % of a core each;"
+            f" frames relayed {r['relayed']} (whole run), underruns {r['underruns']},"
+            f" dropped {r['dropped']}"
+        )
     print(
         f"  clock lateness p50 {c.lateness_p50 * ms:.2f} p99 {c.lateness_p99 * ms:.2f}"
         f" max {c.lateness_max * ms:.2f} ms; pass p50 {c.pass_p50 * ms:.2f}"
@@ -260,12 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sinks", type=int, default=1, help="receiving sockets at the sink")
     parser.add_argument("--duplex", action="store_true", help="the sink sends to every stream too")
     parser.add_argument("--inband", action="store_true", help="no telephone-event: in-band DTMF on")
+    parser.add_argument("--bridge", action="store_true", help="pairs of streams bridged")
+    parser.add_argument("--record", action="store_true", help="bridges record (with --bridge)")
     parser.add_argument("--ports", type=int, nargs=2, default=(40000, 49999))
     args = parser.parse_args(argv)
     if not PROMPT.exists():
         print(f"missing {PROMPT}: install asterisk-core-sounds-en-wav (make test does)")
         return 1
     mode = "duplex" if args.duplex else "send only"
+    if args.bridge:
+        mode += ", bridged in pairs" + (" and recorded" if args.record else "")
     blas = os.environ["OPENBLAS_NUM_THREADS"]
     print(
         f"media load: {mode}{', in-band DTMF' if args.inband else ''}, one process, one clock,"

@@ -82,3 +82,11 @@ def best_correlation(source: NDArray[np.int16], recorded: NDArray[np.int16]) -> 
     lag = int(np.argmax(corr[: y.size - n + 1]))
     segment = y[lag : lag + n]
     return float(x @ segment / np.sqrt((x @ x) * (segment @ segment)))
+
+
+def dominant_frequency(pcm: NDArray[np.int16], rate: int = 8000) -> float:
+    """The frequency (Hz) of the strongest component of ``pcm`` (Hann window)."""
+    x = pcm.astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    spectrum[0] = 0.0
+    return float(np.fft.rfftfreq(x.size, 1 / rate)[int(np.argmax(spectrum))])

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from ivr.media.wav import (
     WavError,
+    WavWriter,
     load_8k_mono,
     read_wav,
     read_wav_header,
@@ -106,6 +107,24 @@ def test_write_is_atomic_and_keeps_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not 0600
     with pytest.raises(FileNotFoundError):  # the folder is the caller's to make
         write_wav(tmp_path / "absent" / "p.wav", np.zeros(3, dtype=np.int16))
+
+
+def test_a_stereo_file_written_in_pieces_appears_whole_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "call.wav"
+    writer = WavWriter(path, channels=2)
+    writer.write(np.array([[1, -1], [2, -2]], dtype=np.int16))
+    assert not path.exists()  # only under its temporary name so far
+    writer.write(np.array([[300, -300]], dtype=np.int16))
+    with pytest.raises(ValueError, match="shape"):
+        writer.write(np.zeros(4, dtype=np.int16))  # mono samples for a stereo file
+    writer.close()
+    samples, fmt = read_wav(path)
+    assert (fmt.channels, fmt.rate, writer.frames) == (2, 8000, 3)
+    assert to_int16(samples).tolist() == [[1, -1], [2, -2], [300, -300]]
+    dropped = WavWriter(tmp_path / "dropped.wav")
+    dropped.write(np.zeros(8, dtype=np.int16))
+    dropped.discard()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["call.wav"]
 
 
 def test_header_only(tmp_path: Path) -> None:

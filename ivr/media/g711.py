@@ -122,6 +122,11 @@ class G711Codec:
     decode: Callable[[bytes | ArrayLike], NDArray[np.int16]]
 
 
+# One law to the other through linear PCM, as 256-byte tables for ``bytes.translate``: a frame
+# changes law in one C call (about 0.1 µs for 160 bytes), with no numpy on the media path.
+ULAW_TO_ALAW: Final = alaw_encode(ulaw_decode(np.arange(256, dtype=np.uint8))).tobytes()
+ALAW_TO_ULAW: Final = ulaw_encode(alaw_decode(np.arange(256, dtype=np.uint8))).tobytes()
+
 ULAW: Final = G711Codec("PCMU", PCMU, ULAW_SILENCE, ulaw_encode, ulaw_decode)
 ALAW: Final = G711Codec("PCMA", PCMA, ALAW_SILENCE, alaw_encode, alaw_decode)
 

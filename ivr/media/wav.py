@@ -30,6 +30,7 @@ cached, never on the media path.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -247,21 +248,68 @@ def write_wav(path: str | Path, pcm: ArrayLike, rate: int = TARGET_RATE) -> None
 
     The file appears atomically: a reader sees the old file or the whole new one, never half.
     """
-    target = Path(path)
-    samples = np.asarray(pcm, dtype=np.int16)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 keeps the umask's permissions (mkstemp would make the file 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
+    writer = WavWriter(path, rate=rate)
     try:
-        with os.fdopen(fd, "wb") as fh, wave.open(fh, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(samples.astype("<i2").tobytes())
-        os.replace(tmp, target)
+        writer.write(samples)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        writer.discard()
         raise
+    writer.close()
+
+
+class WavWriter:
+    """A 16-bit PCM WAV written piece by piece (a long recording), one or more channels.
+
+    The file is written next to ``path`` under a temporary name and appears at ``path`` on
+    :meth:`close`, complete (the ``wave`` module fixes the sizes in the header as it goes).
+    Blocking file I/O: call it off the event loop.
+
+    Args:
+        path: Where the file appears; its directory must exist.
+        channels: Interleaved channels (2: stereo).
+        rate: Samples per second.
+    """
+
+    def __init__(self, path: str | Path, *, channels: int = 1, rate: int = TARGET_RATE) -> None:
+        self.path = Path(path)
+        self.channels = channels
+        self.frames = 0  # samples per channel written
+        self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        # os.open with 0o666 keeps the umask's permissions (mkstemp would make the file 0600).
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._fh = os.fdopen(fd, "wb")
+        self._out = wave.open(self._fh, "wb")  # noqa: SIM115 (closed in close/discard)
+        self._out.setnchannels(channels)
+        self._out.setsampwidth(2)
+        self._out.setframerate(rate)
+
+    def write(self, pcm: ArrayLike) -> None:
+        """Append samples: shape (n,) for mono, (n, channels) interleaved."""
+        samples = np.asarray(pcm, dtype=np.int16)
+        if samples.ndim != (1 if self.channels == 1 else 2) or (
+            samples.ndim == 2 and samples.shape[1] != self.channels
+        ):
+            raise ValueError(f"samples of shape {samples.shape} for {self.channels} channel(s)")
+        self._out.writeframes(samples.astype("<i2").tobytes())
+        self.frames += samples.shape[0]
+
+    def close(self) -> None:
+        """Finish the file and move it to ``path``."""
+        try:
+            self._out.close()
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Drop the file (nothing appears at ``path``)."""
+        with contextlib.suppress(Exception):
+            self._out.close()
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 __all__ = [
@@ -271,6 +319,7 @@ __all__ = [
     "WavError",
     "WavFormat",
     "WavHeader",
+    "WavWriter",
     "load_8k_mono",
     "read_wav",
     "read_wav_header",

@@ -16,6 +16,11 @@ it take the tones out of the audio (or should); running both would report a key 
 de-duplicated by timing, and any de-duplication window would also swallow a real repeated key.
 Skipping detection also saves the classification work for those calls.
 
+**Relaying** (:mod:`ivr.rtp.bridge`): a :class:`FrameRelay` set as :attr:`RtpReceiver.relay` also
+gets every 20 ms G.711 frame as it leaves the framer (in the socket's read callback, before the
+clock's analysis) and every RFC 4733 key as it starts. In-band keys are not given to it: they
+travel in the audio.
+
 Event callbacks (``on_dtmf``, ``on_speech_start``, ``on_speech_end``, ``on_inactive``) are read
 from the owning stream when they fire and scheduled with ``loop.call_soon``, so an exception in
 one never stops the media clock; ``on_audio`` and the sinks get each decoded frame (int16, 160
@@ -83,6 +88,16 @@ class StreamStats:
     inband_keys: int = 0
 
 
+class FrameRelay(Protocol):
+    """Where a receiver passes on what it takes (a bridge's direction; see module docstring)."""
+
+    def relay_frames(self, frames: list[bytes], payload_type: int) -> None:
+        """Whole 160-byte frames of ``payload_type`` (0 or 8), in order."""
+
+    def relay_key(self, digit: str) -> None:
+        """A key press that came as RFC 4733 events, when it starts."""
+
+
 class MediaEvents(Protocol):
     """The callbacks a receiver reports to (the stream's public attributes)."""
 
@@ -126,6 +141,7 @@ class RtpReceiver:
         self.rx_frames: list[bytes] = []
         self.rx_codec: G711Codec = codec_for(0)
         self.rx_inband = False
+        self.relay: FrameRelay | None = None
         self.jitter = JitterBuffer(config.jitter_window)
         self.dtmf = DtmfReceiver()
         self._framer = AudioFramer()
@@ -222,6 +238,9 @@ class RtpReceiver:
             self.stats.other_payload += 1
 
     def _queue_frames(self, frames: list[bytes]) -> None:
+        relay = self.relay
+        if relay is not None:
+            relay.relay_frames(frames, self._pt)
         if not self.rx_frames:
             self.clock.submit(self)
         self.rx_frames.extend(frames)
@@ -236,6 +255,8 @@ class RtpReceiver:
         if key is not None:
             self.stats.dtmf_keys += 1
             log.debug("[%s] < DTMF %s", self.call_id, key.digit)
+            if self.relay is not None:
+                self.relay.relay_key(key.digit)
             self.loop.call_soon(self._fire_dtmf, key.digit)
 
     def _flush(self) -> None:

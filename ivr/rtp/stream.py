@@ -11,6 +11,11 @@ first after sending resumes (hold ended); prompt starts are not marked. Telephon
 own marker (RFC 4733). :meth:`RtpStream.send_dtmf` sends RFC 4733 events in place of audio, one
 packet per tick; a playing prompt pauses meanwhile.
 
+**Relaying** (:mod:`ivr.rtp.bridge`): a :class:`FrameFeed` set as :attr:`RtpStream.feed` is asked
+for one frame on every tick, whether or not the stream sends then (so what it relays stays in
+step with the media clock); the frame goes out when no telephone event is due and the player has
+nothing to play (a prompt or an in-band key played on this stream wins), else it is dropped.
+
 **Receiving.** Datagrams are read straight from the socket with ``loop.add_reader``, one per
 callback, with no asyncio transport in between. The socket is ``connect()``-ed to the negotiated
 remote, so the kernel drops datagrams from any other source; whatever still arrives
@@ -31,6 +36,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from ivr.media.clock import MediaClock
 from ivr.media.g711 import codec_for
@@ -52,12 +58,20 @@ _MAX_DATAGRAM = 2048
 Address = tuple[str, int]
 
 
+class FrameFeed(Protocol):
+    """Frames from elsewhere (another call's leg) for a stream to send, one per tick."""
+
+    def next_frame(self, payload_type: int) -> bytes | None:
+        """This tick's 160-byte frame in ``payload_type``'s law, or None (silence)."""
+
+
 class RtpStream:
     """One call's RTP session over a bound, non-blocking UDP socket (made by the MediaEngine).
 
     Public callback attributes, all optional, set by the call's channel: ``on_dtmf(digit)``,
     ``on_speech_start()``, ``on_speech_end()``, ``on_inactive()`` (scheduled on the loop) and
     ``on_audio(frame)`` (called from the media clock's pass with each decoded 20 ms frame).
+    ``feed`` (a :class:`FrameFeed`) and ``receiver.relay`` are set by a bridge.
 
     Args:
         clock: The process's media clock.
@@ -94,6 +108,7 @@ class RtpStream:
         self.on_speech_end: Callable[[], None] | None = None
         self.on_inactive: Callable[[], None] | None = None
         self.on_audio: AudioCallback | None = None
+        self.feed: FrameFeed | None = None
         self.receiver = RtpReceiver(clock, self, self.stats, self.config, call_id)
         self._sock = sock
         self._rtcp = rtcp_sock
@@ -235,9 +250,12 @@ class RtpStream:
     # ---------------------------------------------------------------- media clock
 
     def clock_tick(self) -> None:
-        """Send this tick's packet: a telephone event, the player's frame, or silence."""
+        """Send this tick's packet: a telephone event, the player's frame, the feed's frame, or
+        silence."""
         ts = self._ts
         self._ts = (ts + SAMPLES_PER_TICK) & 0xFFFF_FFFF
+        feed = self.feed
+        relayed = None if feed is None else feed.next_frame(self._pt)
         if not self._sending:
             return
         if self._dtmf_out or self._dtmf_queue or self._dtmf_gap:
@@ -249,6 +267,8 @@ class RtpStream:
                 self._emit(header + data)
                 return
         payload = self.player.next_payload(self._pt)
+        if payload is None:
+            payload = relayed
         second = self._pt
         if self._marker:
             self._marker = False

@@ -63,7 +63,7 @@ class CallControl(Protocol):
 
 
 class SipCall:
-    """An incoming call.
+    """A call: one that came in, or the dialog of one we placed (``outgoing``).
 
     Attributes:
         call_id: The Call-ID.
@@ -79,6 +79,8 @@ class SipCall:
         media: The negotiated media plan; None until an offer/answer exchange completed (for
             an INVITE without SDP: until the ACK brings the answer).
         state: A :class:`CallState`.
+        outgoing: True for a call we placed (:mod:`ivr.sip.outgoing`); those never count
+            against the user agent's ``max_calls``.
         end_reason: Why the call ended ("remote bye", "local bye", "cancelled", "no ack",
             "rejected 486", "transferred" ...), "" while it lasts.
         on_hangup: The peer ended the call (BYE, CANCEL) or it was lost.
@@ -109,6 +111,7 @@ class SipCall:
         self.local_media: LocalMedia | None = None
         self.media: MediaPlan | None = None
         self.state = CallState.OFFERED
+        self.outgoing = False
         self.end_reason = ""
         self.on_hangup: Callable[[], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None

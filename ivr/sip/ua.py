@@ -1,4 +1,5 @@
-"""The SIP user agent of an IVR endpoint: takes calls, answers them, hangs up, transfers.
+"""The SIP user agent of an IVR endpoint: takes calls, answers them, hangs up, transfers, and
+calls out (an agent of the queue, from this same socket).
 
 ::
 
@@ -15,6 +16,10 @@
                    max_calls=200)
     await ua.start()
     await ua.register("sip:pbx.example", "sip:1001@pbx.example", "1001", "secret")
+    agent = ua.call("sip:1001@192.0.2.7:5062", LocalMedia("127.0.0.1", port), timeout=15)
+    if await agent.wait_answered() == 200 and agent.connected:   # 486, 487 (no answer) ...
+        ...                                                   # agent.media: the MediaPlan
+    agent.hangup()                                            # CANCEL while ringing, else BYE
     ...
     await ua.drain(timeout=30)
 
@@ -23,6 +28,13 @@ transactions; ACKs for our 2xx and CANCELs to :mod:`ivr.sip.ua_invite`; requests
 call's dialog to :mod:`ivr.sip.ua_dialog`; OPTIONS is answered anywhere; requests for a dialog
 we do not have get 481; REGISTER goes to the :class:`~ivr.sip.registrar.Registrar` when one is
 given; methods we know but do not take get 405.
+
+Calls out (:meth:`UserAgent.call`) are placed by :mod:`ivr.sip.outgoing`, the code
+:class:`ivr.sip.uac.SipClient` uses. They are never refused by ``max_calls`` or by draining
+(they serve a caller already taken: refusing would strand that caller) and do not count
+against ``max_calls``; once answered they are in :attr:`UserAgent.calls` like any call, so
+:meth:`UserAgent.drain` waits for them and hangs up those left at its timeout. A REFER inside
+one is declined (403), as in an incoming call.
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from ivr.sip.call import CallState, SipCall
 from ivr.sip.dialog import dialog_id_of
 from ivr.sip.ids import IdGenerator
 from ivr.sip.message import Request, Response
+from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.outgoing import Dialer, OutgoingCall
 from ivr.sip.register import Registration, contact_user
 from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
@@ -57,11 +71,11 @@ from ivr.sip.validate import ALLOW
 
 log = logging.getLogger("ivr.sip")
 
-__all__ = ["CallState", "SipCall", "TransferOptions", "UserAgent"]
+__all__ = ["CallState", "OutgoingCall", "SipCall", "TransferOptions", "UserAgent"]
 
 
 class UserAgent(UaBase):
-    """An asyncio SIP user agent over UDP for incoming calls.
+    """An asyncio SIP user agent over UDP: takes incoming calls and places calls out.
 
     Args:
         host: The address to bind and to put in Via/Contact (127.0.0.1 by default).
@@ -70,7 +84,8 @@ class UserAgent(UaBase):
             before it is offered to the application; release it in a done callback.
         on_incoming: ``(call) -> None`` or a coroutine: accept or reject the call (now or
             later). None answers every call at once.
-        max_calls: Calls beyond this many (ringing or up) get 503 with Retry-After.
+        max_calls: Incoming calls beyond this many (ringing or up) get 503 with Retry-After
+            (calls we place do not count).
         retry_after: The Retry-After seconds of those 503s.
         ringing: Provisional responses sent before the application decides: ``("180",)``,
             ``("183",)`` (with the SDP answer: early media) or ``()``.
@@ -117,6 +132,7 @@ class UserAgent(UaBase):
             max_calls=max_calls, retry_after=retry_after, ringing=codes,
             on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
         )  # fmt: skip
+        self.dialer = Dialer(self, self)
         self.registrations: list[Registration] = []
         self.registrar = registrar
 
@@ -162,6 +178,7 @@ class UserAgent(UaBase):
             registration.close()
         for call in list(self.calls.values()):
             self.end_call(call, "user agent closed", remote=True)
+        self.dialer.close()
         for task in list(self._tasks):
             task.cancel()
         if self._transactions is not None:
@@ -201,6 +218,38 @@ class UserAgent(UaBase):
             self.own_users.add(user)
         await registration.register()
         return registration
+
+    # calls out ------------------------------------------------------------------------------
+
+    def call(
+        self,
+        uri: str,
+        local_media: LocalMedia,
+        *,
+        caller: str | None = None,
+        display: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        timeout: float | None = None,
+    ) -> OutgoingCall:
+        """Call ``uri`` from this user agent's socket; returns at once (see
+        :class:`~ivr.sip.outgoing.OutgoingCall`: ``wait_answered``, ``media``, ``hangup``).
+
+        Args:
+            uri: The Request-URI: an agent's registered Contact, ``sip:1001@192.0.2.7:5062``.
+            local_media: Where we receive RTP (a stream reserved for this leg) and what we
+                offer.
+            caller: The From user the callee sees (default: our Contact user).
+            display: A display name for From.
+            headers: More header fields for the INVITE.
+            timeout: Seconds to ring before cancelling: the call then ends "no answer" with
+                the callee's 487, or 408 when nothing came that a CANCEL could follow.
+
+        Raises:
+            ValueError: ``uri`` is not a sip: URI.
+            RuntimeError: The user agent is not started.
+        """
+        return self.dialer.call(uri, local_media, caller=caller, display=display,
+                                headers=headers, timeout=timeout)  # fmt: skip
 
     # CallControl ----------------------------------------------------------------------------
 
@@ -273,6 +322,8 @@ class UserAgent(UaBase):
     def _on_response(self, response: Response, source: Address) -> None:
         tx = self.transactions.match_response(response)
         if tx is None:
+            if self.dialer.stray_response(response):
+                return
             log.debug("call %s: x response %d matches no transaction",
                       response.headers.get("Call-ID"), response.status)  # fmt: skip
             return

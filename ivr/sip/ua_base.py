@@ -102,6 +102,7 @@ class UaBase:
         self.resolver: Resolver = resolver or resolve_host
         self.transfer_options = transfer
         self.calls: dict[DialogId, SipCall] = {}
+        self._outgoing_calls = 0  # of self.calls, those we placed
         self._transport: UdpTransport | None = None
         self._transactions: TransactionLayer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -164,12 +165,20 @@ class UaBase:
 
     @property
     def active_calls(self) -> int:
-        """Calls not yet ended (ringing, answered or established)."""
+        """Calls not yet ended (ringing, answered or established), ours included once
+        answered."""
         return len(self.calls)
+
+    @property
+    def incoming_calls(self) -> int:
+        """Of :attr:`active_calls`, those that came in (what ``max_calls`` limits)."""
+        return len(self.calls) - self._outgoing_calls
 
     def add_call(self, call: SipCall) -> None:
         """Enter a call in the table."""
         self.calls[call.dialog.id] = call
+        if call.outgoing:
+            self._outgoing_calls += 1
         self._idle.clear()
 
     def end_call(self, call: SipCall, reason: str, *, remote: bool) -> None:
@@ -178,6 +187,8 @@ class UaBase:
             return
         if self.calls.get(call.dialog.id) is call:
             del self.calls[call.dialog.id]
+            if call.outgoing:
+                self._outgoing_calls -= 1
         if not self.calls:
             self._idle.set()
         call.finish(reason, remote=remote)

@@ -1,9 +1,10 @@
 """Incoming calls: the initial INVITE, CANCEL, the 2xx and its ACK (RFC 3261 §13.3, §9.2).
 
-An INVITE beyond ``max_calls`` (or while draining) gets 503 with Retry-After and changes
-nothing else. Otherwise the media layer reserves local media, the SDP offer is answered (488
-with a Warning when nothing fits), the configured provisional responses go out (180, or 183
-with the SDP answer for early media) and the application decides through ``on_incoming``.
+An INVITE beyond ``max_calls`` incoming calls (or while draining) gets 503 with Retry-After
+and changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. Otherwise
+the media layer reserves local media, the SDP offer is answered (488 with a Warning when
+nothing fits), the configured provisional responses go out (180, or 183 with the SDP answer
+for early media) and the application decides through ``on_incoming``.
 The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK in 64*T1 the call
 is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the answer is taken
 from the ACK.
@@ -137,7 +138,7 @@ class InviteHandler:
         tx = ua.transactions.create_server(request, source)
         assert isinstance(tx, InviteServerTransaction)
         call_id = request.call_id()
-        if self.draining or ua.active_calls >= self.max_calls:
+        if self.draining or ua.incoming_calls >= self.max_calls:
             self._busy(call_id)
             ua.respond(tx, 503, headers=[("Retry-After", str(self.retry_after))])
             return
@@ -162,7 +163,7 @@ class InviteHandler:
     def _busy(self, call_id: str) -> None:
         """Count a 503; warn at most once a second so an overload does not flood the log."""
         self.refused += 1
-        why = "draining" if self.draining else f"{self.ua.active_calls} calls active"
+        why = "draining" if self.draining else f"{self.ua.incoming_calls} calls active"
         log.debug("call %s: 503, %s", call_id, why)
         now = self.ua.clock.now()
         if now - self._last_busy_warning >= 1.0:

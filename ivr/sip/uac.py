@@ -13,10 +13,9 @@
     await call.wait_ended()
     await client.close()
 
-The INVITE goes out through the transaction layer (retransmitted, Timer B: a local 408), 1xx
-responses are recorded, a non-2xx final response is ACKed by the transaction and ends the
-attempt, a 2xx creates the dialog (RFC 3261 §12.1.2) and is ACKed by us, again for each
-retransmitted 2xx (§13.2.2.4). Once answered the call is an ordinary
+Calls are placed by :mod:`ivr.sip.outgoing` (the same code the server's
+:class:`~ivr.sip.ua.UserAgent` calls out with): the INVITE's transaction, CANCEL, the ring
+timeout, the ACK of the 2xx. Once answered the call is an ordinary
 :class:`~ivr.sip.call.SipCall` handled by the same dialog code as incoming calls: the peer's BYE
 is answered 200, our BYE is a client transaction, re-INVITEs, INFO and OPTIONS are answered. A
 REFER from the peer is accepted and recorded (see :mod:`ivr.sip.uac_dialog`).
@@ -27,18 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from ivr.core.clock import Clock
 from ivr.sip.call import SipCall
 from ivr.sip.client_tx import ClientTransaction
 from ivr.sip.dialog import dialog_id_of
-from ivr.sip.errors import SipParseError
-from ivr.sip.headers import Headers
 from ivr.sip.ids import IdGenerator
 from ivr.sip.message import Request, Response
-from ivr.sip.offer_answer import LocalMedia, make_offer
-from ivr.sip.sdp import SessionDescription
+from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.outgoing import Dialer, OutgoingCall
 from ivr.sip.timers import Timers
 from ivr.sip.transaction import ServerTransaction
 from ivr.sip.transfer import TransferHandler
@@ -47,20 +43,12 @@ from ivr.sip.tx_layer import TransactionLayer
 from ivr.sip.ua_base import Resolver, TransferOptions, UaBase
 from ivr.sip.ua_dialog import NOT_ALLOWED
 from ivr.sip.ua_invite import InviteHandler
-from ivr.sip.uac_dialog import CallerDialogHandler, OutgoingCall
-from ivr.sip.uri import SipUri, parse_uri
-from ivr.sip.validate import ALLOW, SDP
+from ivr.sip.uac_dialog import CallerDialogHandler
+from ivr.sip.validate import ALLOW
 
 log = logging.getLogger("ivr.sip")
 
 __all__ = ["OutgoingCall", "SipClient"]
-
-
-def _for_invite(response: Response) -> bool:
-    try:
-        return response.cseq().method == "INVITE"
-    except SipParseError:
-        return False
 
 
 class SipClient(UaBase):
@@ -96,7 +84,7 @@ class SipClient(UaBase):
                          product=product, resolver=resolver,
                          transfer=TransferOptions())  # fmt: skip
         self.transfer_status = transfer_status
-        self.outgoing: dict[str, OutgoingCall] = {}
+        self.dialer = Dialer(self, self)
         self.dialogs = CallerDialogHandler(self, self._on_notify, self._on_bye, self._on_refer)
         self.transfers = TransferHandler(self, self.dialogs.send_bye)
         # Only for the ACKs of our 2xx to re-INVITEs: this agent takes no calls (max_calls 0).
@@ -119,8 +107,7 @@ class SipClient(UaBase):
         """End what is left (without BYE) and close the socket."""
         for call in list(self.calls.values()):
             self.end_call(call, "client closed", remote=False)
-        for outgoing in self.outgoing.values():
-            outgoing.abandon()
+        self.dialer.close()
         for task in list(self._tasks):
             task.cancel()
         if self._transactions is not None:
@@ -130,6 +117,11 @@ class SipClient(UaBase):
 
     # --- placing a call -----------------------------------------------------------------------
 
+    @property
+    def outgoing(self) -> dict[str, OutgoingCall]:
+        """The calls placed and not yet over, by Call-ID."""
+        return self.dialer.calls
+
     def call(
         self,
         target: str,
@@ -138,51 +130,18 @@ class SipClient(UaBase):
         caller: str | None = None,
         display: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        timeout: float | None = None,
     ) -> OutgoingCall:
         """Send an INVITE with our SDP offer to ``target`` (a sip: URI); returns at once.
 
-        Args:
-            target: The Request-URI, e.g. ``sip:95588@127.0.0.1:5060``.
-            local: Where we receive RTP and what we offer (codecs, telephone-event or not).
-            caller: The From user (default: our Contact user).
-            display: A display name for From.
-            headers: More header fields for the INVITE.
+        See :meth:`ivr.sip.outgoing.Dialer.call` (``timeout``: seconds to ring before
+        cancelling).
 
         Raises:
             ValueError: ``target`` is not a sip: URI.
         """
-        try:
-            uri = parse_uri(target)
-        except SipParseError as exc:
-            raise ValueError(f"not a SIP URI: {target!r}") from exc
-        if not isinstance(uri, SipUri):
-            raise ValueError(f"not a SIP URI: {target!r}")
-        if local.session_id == 0:
-            local = replace(local, session_id=self.ids.session_id())
-        offer = make_offer(local)
-        user = caller or self.user
-        invite = self._invite(uri, user, display, offer, headers or [])
-        outgoing = OutgoingCall(self, self, invite, offer, local, user, uri.user or "")
-        self.outgoing[outgoing.call_id] = outgoing
-        self.spawn(outgoing.run(uri), outgoing.call_id)
-        return outgoing
-
-    def _invite(self, uri: SipUri, user: str, display: str | None, offer: SessionDescription,
-                extra: list[tuple[str, str]]) -> Request:  # fmt: skip
-        host, port = self.address
-        from_uri = SipUri(host, user=user, port=port)
-        name = f'"{display}" ' if display else ""
-        headers = Headers([("Via", self.new_via()), ("Max-Forwards", "70")])
-        headers.add("From", f"{name}<{from_uri}>;tag={self.ids.tag()}")
-        headers.add("To", f"<{uri}>")
-        headers.add("Call-ID", self.ids.call_id(host))
-        headers.add("CSeq", "1 INVITE")
-        headers.add("Contact", f"<{from_uri}>")
-        headers.add("Allow", ", ".join(ALLOW))
-        for name_, value in extra:
-            headers.add(name_, value)
-        headers.add("Content-Type", SDP)
-        return Request("INVITE", str(uri), headers, bytes(offer))
+        return self.dialer.call(target, local, caller=caller, display=display, headers=headers,
+                                timeout=timeout)  # fmt: skip
 
     # --- CallControl (for the SipCall of an answered call) ---------------------------------
 
@@ -228,9 +187,7 @@ class SipClient(UaBase):
         if tx is not None:
             tx.receive(response)
             return
-        outgoing = self.outgoing.get(response.headers.get("Call-ID") or "")
-        if outgoing is not None and 200 <= response.status < 300 and _for_invite(response):
-            outgoing.resend_ack()  # a 2xx retransmitted after the INVITE transaction ended
+        if self.dialer.stray_response(response):
             return
         log.debug("call %s: x response %d matches no transaction",
                   response.headers.get("Call-ID"), response.status)  # fmt: skip
@@ -242,7 +199,7 @@ class SipClient(UaBase):
         self.transfers.on_call_ended(call)
 
     def _on_refer(self, call: SipCall, target: str) -> int:
-        outgoing = self.outgoing.get(call.call_id)
+        outgoing = self.dialer.calls.get(call.call_id)
         status = self.transfer_status
         if outgoing is not None:
             outgoing.refer_received(target)
