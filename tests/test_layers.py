@@ -20,8 +20,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ivr"
 TIERS: list[set[str]] = [
     {"ivr", "core", "logs"},  # shared ground: clocks, call identity, events, logging
     {"flow", "media"},  # the flow language (knows nothing of calls); audio building blocks
-    {"configread", "sip", "rtp"},  # settings files; the SIP stack and RTP (no calls' meaning)
-    {"config", "engine", "store", "tts", "asr", "acd"},  # what the host puts together
+    {"configread", "sip", "rtp", "acd"},  # settings; SIP and RTP; the queue authority
+    {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
     {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)
     {"cli"},  # the command line: nothing but `python -m ivr` imports it

@@ -154,12 +154,17 @@ class QueueAuthority:
         queues: Every queue.
         clock: Time and timers (a virtual clock in the simulator).
         listener: Who rings agents and tells callers they leave (may be set later).
+        on_state: Told every agent state change: ``(agent id, state, reason, wall time)``
+            (the agents' record: occupancy, time in state).
     """
 
     def __init__(self, agents: Sequence[AgentSpec], queues: Sequence[QueueSpec], clock: Clock,
-                 listener: AuthorityListener | None = None) -> None:  # fmt: skip
+                 listener: AuthorityListener | None = None,
+                 on_state: Callable[[str, AgentState, str, float], None] | None = None,
+                 ) -> None:  # fmt: skip
         self.clock = clock
         self.listener = listener
+        self.on_state = on_state
         self.agents: dict[str, Agent] = {
             spec.id: Agent(spec, index) for index, spec in enumerate(agents)
         }
@@ -399,6 +404,8 @@ class QueueAuthority:
             agent.timer.cancel()
             agent.timer = None
         agent.state, agent.reason, agent.since = state, reason, self.clock.now()
+        if self.on_state is not None:
+            self.on_state(agent.spec.id, state, reason, self.clock.wall())
 
     def _change(self, agent: Agent, state: AgentState, reason: str) -> None:
         """Pause or log out now, or at the end of the call in progress."""

@@ -12,6 +12,7 @@ to its :class:`QueuePlace`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,11 +65,10 @@ class QueueWaiter(Protocol):
 class QueuePlace(Protocol):
     """The caller's place in line."""
 
-    def position(self) -> int | None:
-        """1 for the next caller; None when no longer waiting."""
-
-    def expected_wait(self) -> float | None:
-        """Seconds still to wait, as the queue estimates it (None: no estimate)."""
+    def figures(self, done: Callable[[int | None, float | None], None]) -> None:
+        """Call ``done(position, expected_wait)``: 1 for the next caller (None: no longer
+        waiting), seconds still to wait as the queue estimates it (None: no estimate). At once
+        or later (the queue may be in another process); on the session's loop."""
 
     def result(self, offer_id: int, outcome: str) -> None:
         """How an agent leg ended: one of :data:`LEG_OUTCOMES`."""

@@ -8,6 +8,7 @@ processes the same interface talks to the supervisor's authority instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ivr.acd.authority import AuthorityListener, QueueAuthority
 from ivr.acd.model import ExitReason, Offer, Outcome, Ticket
@@ -68,11 +69,9 @@ class _Place:
         self.queues = queues
         self.call_id = call_id
 
-    def position(self) -> int | None:
-        return self.queues.authority.position(self.call_id)
-
-    def expected_wait(self) -> float | None:
-        return self.queues.authority.expected_wait(self.call_id)
+    def figures(self, done: Callable[[int | None, float | None], None]) -> None:
+        authority = self.queues.authority
+        done(authority.position(self.call_id), authority.expected_wait(self.call_id))
 
     def result(self, offer_id: int, outcome: str) -> None:
         self.queues.authority.result(offer_id, Outcome(outcome))

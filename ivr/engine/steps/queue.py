@@ -105,8 +105,7 @@ class QueueStep(Step[EnqueueNode]):
             self.later(announce.every, self._announce_timer)
         if self.node.message is not None:
             self.later(self.node.message.every, self._message_timer)
-        if not self._announce():
-            self._music()
+        self._announce(or_music=True)
 
     def _music(self) -> None:
         if self.agent is not None or self.cancelled:
@@ -141,21 +140,30 @@ class QueueStep(Step[EnqueueNode]):
             self.session.stop_prompts()
             self.session.play(message.prompt, barge_in=False)
 
-    def _announce(self) -> bool:
-        """Say position and wait when they changed and the minimum interval has passed; True
-        when something is being said."""
+    def _announce(self, or_music: bool = False) -> None:
+        """Ask the queue for position and wait; say them when they changed and the minimum
+        interval has passed (else, with ``or_music``, start the music)."""
         place, announce = self.place, self.node.announce
         now = self.session.clock.now()
-        if place is None or self.agent is not None or self.greeting or self.announcing:
-            return False
-        if now - self.last_announce < announce.min_interval:
-            return False
-        position = place.position() if announce.position else None
-        wait = place.expected_wait() if announce.wait else None
+        quiet = self.agent is not None or self.greeting or self.announcing
+        if place is None or quiet or now - self.last_announce < announce.min_interval:
+            if or_music:
+                self._music()
+            return
+        place.figures(lambda position, wait: self._say_figures(position, wait, or_music))
+
+    def _say_figures(self, position: int | None, wait: float | None, or_music: bool) -> None:
+        announce = self.node.announce
+        if self.cancelled or self.place is None or self.agent is not None or self.announcing:
+            return
+        position = position if announce.position else None
+        wait = wait if announce.wait else None
         minutes = spoken_minutes(wait) if wait is not None else None
         figures = (position, minutes[0] if minutes else None)
         if figures == self.announced or figures == (None, None):
-            return False
+            if or_music:
+                self._music()
+            return
         words = WORDS.get(self.session.language, WORDS["en"])
         zh = self.session.language == "zh"
         parts = []
@@ -166,13 +174,13 @@ class QueueStep(Step[EnqueueNode]):
             m, over = minutes
             parts.append(words["over" if over else "wait"].format(
                 m=say_number(m, zh=zh), minutes="minute" if m == 1 else "minutes"))
-        self.announced, self.last_announce, self.announcing = figures, now, True
+        self.announced, self.last_announce = figures, self.session.clock.now()
+        self.announcing = True
         self.session.stop_prompts()
         self.session.emit(ev.QUEUE_ANNOUNCE, position=position, minutes=figures[1],
                           over=bool(minutes and minutes[1]))  # fmt: skip
         self.session.play_rendered(RenderedPrompt("queue_announcement", self.session.language,
                                                   " ".join(parts), barge_in=False))  # fmt: skip
-        return True
 
     # --- the queue ------------------------------------------------------------------------
 
