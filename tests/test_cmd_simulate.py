@@ -109,3 +109,23 @@ def test_an_unknown_flow_is_a_usage_error(
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["-c", str(config), "simulate", "nope"]) == 2
     assert "no flow 'nope'" in capsys.readouterr().err
+
+
+def test_simulated_agents_answer_and_the_wait_is_shown(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, lines = simulate(config, monkeypatch, "0\nwait 5\n", "--agents", "2",
+                           "--answer-after", "3")  # fmt: skip
+    assert code == 0
+    assert "(queued in general, priority 5)" in lines
+    announcement = next(line for line in lines if line.startswith("[queue_announcement]"))
+    assert "You are next in line." in announcement
+    answered = next(line for line in lines if line.startswith("(agent "))
+    assert answered.startswith("(agent agent1 answered after ") and "in the queue)" in answered
+
+
+def test_without_agents_the_queue_is_left_at_once(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, lines = simulate(config, monkeypatch, "0\n")
+    assert any(line.startswith("(left the queue: no_agents") for line in lines)

@@ -12,7 +12,6 @@ import pytest
 
 from ivr.cli.main import main
 from ivr.logs import setup_logging, split_call_id
-from ivr.tts.engine import Synthesizer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +26,7 @@ logging.getLogger("ivr.test").warning("call c-1: logged once")
 """
 
 
-@pytest.mark.skipif(not Synthesizer().available(), reason="espeak-ng or pyttsx3 missing")
+@pytest.mark.usefixtures("espeak_program")  # missing: the test fails, naming it
 def test_a_line_is_logged_once_after_a_prompt_was_synthesized() -> None:
     proc = subprocess.run([sys.executable, "-c", ONCE], capture_output=True, text=True,
                           cwd=REPO, timeout=120, check=True)  # fmt: skip

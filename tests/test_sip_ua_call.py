@@ -5,7 +5,6 @@ response, a 200 crossing our CANCEL). Verdicts come from SIP state and baresip's
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -25,7 +24,7 @@ from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.ua import UserAgent
 
 pytestmark = pytest.mark.timeout(120)
-needs_baresip = pytest.mark.skipif(shutil.which("baresip") is None, reason="baresip missing")
+needs_baresip = pytest.mark.usefixtures("baresip_program")  # missing: the test fails, naming it
 
 
 class BaresipCallee:

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from ivr.core.clock import VirtualClock
 from ivr.core.events import Event
 from ivr.engine.channel import CallInfo, SpeechResult
 from ivr.flow.errors import FlowError
+from ivr.flow.model import EnqueueNode, FlowSet
 from ivr.sim.channel import SimChannel, speech_seconds
 from ivr.sim.driver import DIGIT_GAP
-from ivr.sim.runner import make_runtime
+from ivr.sim.runner import agent_plans, make_runtime, simulated_queues
+from ivr.sim.steps import SimAgent
 
 NAME = "simulate"
 HELP = "walk a flow at the terminal as a caller (virtual clock)"
@@ -46,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flows", metavar="DIR", help="flows folder (default: flows_dir)")
     parser.add_argument("--at", metavar="ISO", help="wall-clock time of the call, with offset")
     parser.add_argument("--transfer-fails", action="store_true", help="make transfers fail")
+    parser.add_argument("--agents", type=int, default=0, metavar="N",
+                        help="N simulated agents (any skill, full tier) answer the queues")
+    parser.add_argument("--answer-after", type=float, default=20.0, metavar="S",
+                        help="seconds a simulated agent rings before answering (default 20)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every event")
 
 
@@ -69,6 +76,11 @@ class _Printer:
             print(f"(transfer to {data.get('target')}: {state})")
         elif event.kind == ev.QUEUE:
             print(f"(queued in {data.get('queue')}, priority {data.get('priority')})")
+        elif event.kind == ev.AGENT_CONNECTED:
+            print(f"(agent {data.get('agent')} answered after {data.get('queue_wait')} s "
+                  "in the queue)")  # fmt: skip
+        elif event.kind == ev.QUEUE_EXIT:
+            print(f"(left the queue: {data.get('reason')} after {data.get('queue_wait')} s)")
         elif event.kind == ev.ERROR:
             print(f"(error: {data.get('message')})")
         elif event.kind == ev.CALL_END:
@@ -152,6 +164,14 @@ class _Caller:
         return True
 
 
+def _agents(args: argparse.Namespace, flows: FlowSet) -> list[SimAgent]:
+    """``--agents N``: agents who may take any call the flows queue."""
+    skills = {skill: 5 for flow in flows.flows.values() for node in flow.nodes.values()
+              if isinstance(node, EnqueueNode) for skill in node.skills}  # fmt: skip
+    return [SimAgent(f"agent{n}", skills, "full", answer_after=args.answer_after, handle=120)
+            for n in range(1, max(0, args.agents) + 1)]  # fmt: skip
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     from ivr.engine.session import Session
     from ivr.flow.loader import load_flowset
@@ -181,13 +201,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
             return USAGE
         clock.set_wall(when.timestamp())
     info = CallInfo("sim-interactive", args.caller, args.called, "sim")
-    channel = SimChannel(clock, info, transfer_fails=bool(args.transfer_fails))
+    agents = _agents(args, flows)
+    channel = SimChannel(clock, info, transfer_fails=bool(args.transfer_fails),
+                         agents=agent_plans(agents))  # fmt: skip
+    runtime = replace(make_runtime(config), queues=simulated_queues(agents, flows, clock))
     session = Session(
         flows,
         args.flow,
         channel,
         clock,
-        make_runtime(config),
+        runtime,
         sinks=[_Printer(args.verbose)],
         initial_vars={"lang": args.lang} if args.lang else None,
     )

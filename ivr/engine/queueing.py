@@ -47,6 +47,7 @@ class AgentOffer:
     contact: str
     ring_timeout: float
     whisper: str | None = None
+    language: str = "en"  # the caller's, for the whisper
 
 
 class QueueWaiter(Protocol):

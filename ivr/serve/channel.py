@@ -27,12 +27,13 @@ from ivr.engine.channel import (
     RecordSpec,
     RenderedPrompt,
 )
-from ivr.engine.queueing import FAILED
+from ivr.engine.queueing import ANSWERED, FAILED
 from ivr.host.speech import CallSpeech
 from ivr.media.player import EncodedAudio
 from ivr.media.prompt_slots import PromptSlots
 from ivr.media.recorder import Recorder
 from ivr.rtp.stream import RtpStream
+from ivr.serve.agents import AgentDialer, AgentLeg
 from ivr.sip.call import SipCall
 
 log = logging.getLogger("ivr.serve")
@@ -51,6 +52,7 @@ class SipChannel:
         prompt_audio: ``(prompt) -> future of EncodedAudio`` (None: nothing to play).
         recordings_dir: Where ``record`` nodes write WAV files.
         speech: Makes the call's speech input (the host's; None: DTMF only).
+        agents: Rings the queue's agents for this caller and bridges them (None: no agents).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class SipChannel:
         prompt_audio: PromptSource,
         recordings_dir: Path,
         speech: SpeechFactory | None = None,
+        agents: AgentDialer | None = None,
     ) -> None:
         self.call = call
         self.stream = stream
@@ -75,6 +78,8 @@ class SipChannel:
         self._record_count = 0
         self.listening: ListenSpec | None = None
         self.speech = speech(self.info.call_id, lambda: self._listener) if speech else None
+        self._agents = agents
+        self._legs: dict[int, AgentLeg] = {}
         self.ended = False
 
     # --- wiring ---------------------------------------------------------------------------
@@ -159,18 +164,26 @@ class SipChannel:
             self.call.transfer(target)
 
     def ring_agent(self, offer: AgentOffer) -> None:
-        # Agent legs over SIP arrive with the server's outgoing calls and the media bridge;
-        # until then every ring fails at once, so the queue's retries and exits still run.
-        log.warning("call %s: cannot ring agent %s yet: no agent legs on this transport",
-                    self.info.call_id, offer.agent)  # fmt: skip
-        self.stream.loop.call_soon(self._agent_leg, offer.id, FAILED)
+        if self.ended:
+            return
+        if self._agents is None:  # a server without agent legs: every ring fails at once
+            log.warning("call %s: cannot ring agent %s: this server places no calls",
+                        self.info.call_id, offer.agent)  # fmt: skip
+            self.stream.loop.call_soon(self._agent_leg, offer.id, FAILED)
+            return
+        self._legs[offer.id] = self._agents.ring(offer, self.stream, self.info.caller,
+                                                 offer.language, self._agent_leg)  # fmt: skip
 
     def _agent_leg(self, offer_id: int, state: str) -> None:
+        if state != ANSWERED:
+            self._legs.pop(offer_id, None)
         if self._listener is not None and not self.ended:
             self._listener.on_agent_leg(offer_id, state)
 
     def stop_agent(self, offer_id: int) -> None:
-        pass
+        leg = self._legs.pop(offer_id, None)
+        if leg is not None:
+            leg.stop()
 
     def record(self, spec: RecordSpec) -> None:
         if self.ended:
@@ -205,6 +218,9 @@ class SipChannel:
 
     def _end(self) -> None:
         self.ended = True
+        for leg in self._legs.values():  # no agent leg outlives its caller
+            leg.stop()
+        self._legs.clear()
         self._slots.close()
         self.stream.player.stop()
         if self.speech is not None:

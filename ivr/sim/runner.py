@@ -31,7 +31,7 @@ from ivr.flow.model import EnqueueNode, FlowSet
 from ivr.host.queues import AuthorityQueues
 from ivr.sim.channel import AgentPlan, SimChannel
 from ivr.sim.driver import CallerDriver, SessionLike
-from ivr.sim.script import Script, ScriptError
+from ivr.sim.script import Script, ScriptError, SimAgent
 from ivr.sim.verdict import Divergence
 
 # Callbacks run at one virtual instant before the run is declared stuck (a zero-delay loop).
@@ -168,18 +168,24 @@ def make_runtime(config: Config | None) -> Runtime:
     )
 
 
-def simulated_queues(script: Script, flows: FlowSet, clock: Clock) -> AuthorityQueues:
-    """The agent queue one script's call meets: its own queue authority on the call's clock,
-    with the script's agents (logged in, registered) and every queue the flows name."""
+def simulated_queues(agents: Sequence[SimAgent], flows: FlowSet,
+                     clock: Clock) -> AuthorityQueues:  # fmt: skip
+    """The agent queue one simulated call meets: its own queue authority on the call's clock,
+    with the given agents (logged in, registered) and every queue the flows name."""
     names = sorted({node.queue for flow in flows.flows.values() for node in flow.nodes.values()
                     if isinstance(node, EnqueueNode)})  # fmt: skip
-    agents = [AgentSpec(a.id, a.id, dict(a.skills), a.tier, a.languages, a.wrap_up,
-                        a.max_misses) for a in script.agents]  # fmt: skip
-    authority = QueueAuthority(agents, [QueueSpec(name) for name in names], clock)
-    for agent in script.agents:
+    specs = [AgentSpec(a.id, a.id, dict(a.skills), a.tier, a.languages, a.wrap_up,
+                       a.max_misses) for a in agents]  # fmt: skip
+    authority = QueueAuthority(specs, [QueueSpec(name) for name in names], clock)
+    for agent in agents:
         authority.registered(agent.id, f"sim:{agent.id}", 86400.0)
         authority.login(agent.id)
     return AuthorityQueues(authority)
+
+
+def agent_plans(agents: Sequence[SimAgent]) -> Callable[[str], AgentPlan | None]:
+    """How each simulated agent behaves when rung (for the SimChannel)."""
+    return {a.id: AgentPlan(a.answer_after, a.handle, a.rejects) for a in agents}.get
 
 
 class _Call:
@@ -199,15 +205,14 @@ class _Call:
         self.call_id = call_id
         self.clock = CallClock(base, script.at.timestamp() if script.at else None)
         info = CallInfo(call_id, script.caller.number, script.caller.called, "sim")
-        plans = {a.id: AgentPlan(a.answer_after, a.handle, a.rejects) for a in script.agents}
         self.channel = SimChannel(
             self.clock,
             info,
             transfer_fails=script.transfer_fails,
             record_seconds=script.record_seconds,
-            agents=plans.get,
+            agents=agent_plans(script.agents),
         )
-        runtime = replace(runtime, queues=simulated_queues(script, flows, self.clock))
+        runtime = replace(runtime, queues=simulated_queues(script.agents, flows, self.clock))
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:

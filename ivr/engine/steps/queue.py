@@ -193,7 +193,8 @@ class QueueStep(Step[EnqueueNode]):
             whisper = str(compute(self.node.whisper, self.session.scope.masked()))
         self.session.emit(ev.AGENT_RING, agent=offer.agent)
         self.session.channel.ring_agent(AgentOffer(offer.id, offer.agent, offer.contact,
-                                                   offer.ring_timeout, whisper))  # fmt: skip
+                                                   offer.ring_timeout, whisper,
+                                                   self.session.language))  # fmt: skip
 
     def on_withdraw(self, offer_id: int) -> None:
         if self.offers.pop(offer_id, None) is not None:
