@@ -22,11 +22,11 @@ The sections and their keys::
     pyvoip: {server, port, username, password, local_ip, local_port, rtp_ports,
              register_timeout, max_calls}
     log: {format}                                       text or json
+    acd: {realm, control, agents, queues} or {file}     the agent queue (ivr/acd/config.py)
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -34,16 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.configread import MISSING, ConfigProblem, Reader, expand_env
+from ivr.acd.config import AcdConfig, AgentAccount, read_acd
+from ivr.configread import MISSING, ConfigProblem, Reader, expand_env, syntax_problem
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
 from ivr.flow.yamlload import Positions, load_yaml, pointer
 from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri, parse_host_port
 
-__all__ = ["ASR_BACKENDS", "LOG_FORMATS", "AsrConfig", "Config", "ConfigError", "ConfigProblem",
-           "LogConfig", "PyvoipConfig", "RegisterConfig", "SipConfig", "expand_env",
-           "load_config", "parse_listen", "parse_port_range"]  # fmt: skip
+__all__ = ["ASR_BACKENDS", "LOG_FORMATS", "AcdConfig", "AgentAccount", "AsrConfig", "Config",
+           "ConfigError", "ConfigProblem", "LogConfig", "PyvoipConfig", "RegisterConfig",
+           "SipConfig", "expand_env", "load_config", "parse_listen",
+           "parse_port_range"]  # fmt: skip
 
 ASR_BACKENDS = ("auto", "pocketsphinx", "vosk", "off")
 LOG_FORMATS = ("text", "json")
@@ -51,7 +53,8 @@ LOG_FORMATS = ("text", "json")
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "languages",
-        "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log")  # fmt: skip
+        "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
+        "acd")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
         "test_headers", "workers", "register")  # fmt: skip
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
@@ -177,6 +180,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     pyvoip: PyvoipConfig = field(default_factory=PyvoipConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    acd: AcdConfig | None = None  # None: no agent queue (every enqueue takes its no-agents exit)
     file: str = "ivr.yaml"  # the file as named in messages
     positions: Positions | None = field(default=None, repr=False, compare=False)
 
@@ -253,19 +257,15 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     try:
         doc = load_yaml(text, display)
     except YamlError as exc:
-        raise ConfigError([_syntax(d.pos, d.message, text) for d in exc.diagnostics]) from None
+        raise ConfigError([syntax_problem(d.pos, d.message, text)
+                           for d in exc.diagnostics]) from None  # fmt: skip
     reader = Reader(doc, env)
     config = _read(reader, cfg_path.parent, display, doc.positions)
     if reader.problems:
-        raise ConfigError(sorted(reader.problems, key=lambda p: (p.pos.line, p.pos.col)))
+        # ivr.yaml's problems first, then those of a file it names (acd.file)
+        raise ConfigError(sorted(reader.problems,
+                                 key=lambda p: (p.pos.file != display, p.pos.line, p.pos.col)))
     return config
-
-
-def _syntax(pos: Pos, message: str, text: str) -> ConfigProblem:
-    lines = text.splitlines()
-    if 0 < pos.line <= len(lines) and "${" in lines[pos.line - 1] and "flow" in message:
-        message += "; a ${...} inside { } or [ ] needs quotes"
-    return ConfigProblem(pos, message)
 
 
 def _defaults(root: Path, display: str) -> Config:
@@ -314,31 +314,17 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         asr=_asr(r, path),
         sip=_sip(r),
         pyvoip=_pyvoip(r),
-        log=LogConfig(_choice(r, "/log/format", "text", LOG_FORMATS)),
+        log=LogConfig(r.choice("/log/format", "text", LOG_FORMATS)),
+        acd=read_acd(r, root, display),
         file=display,
         positions=positions,
     )
 
 
-def _choice(r: Reader, ptr: str, default: str, choices: tuple[str, ...],
-            pattern: re.Pattern[str] | None = None) -> str:  # fmt: skip
-    value = r.get(ptr)
-    if value is MISSING:
-        return default
-    if isinstance(value, str) and (value in choices or (pattern and pattern.fullmatch(value))):
-        return value
-    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6) if isinstance(
-        value, str) and ptr not in r.written else []  # fmt: skip
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    r.problem(ptr, f"{r.name(ptr)} must be one of {', '.join(choices)}, not "
-                   f"{r.show(ptr, value)}{hint}")  # fmt: skip
-    return default
-
-
 def _asr(r: Reader, path: Callable[[str, str], Path]) -> AsrConfig:
     r.section("/asr", ("backend", "workers", "models_dir"))
     return AsrConfig(
-        backend=_choice(r, "/asr/backend", "auto", ASR_BACKENDS, _FACTORY),
+        backend=r.choice("/asr/backend", "auto", ASR_BACKENDS, _FACTORY),
         workers=r.integer("/asr/workers", 0, minimum=0),
         models_dir=path("/asr/models_dir", "asr_models"),
     )

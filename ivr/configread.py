@@ -76,13 +76,13 @@ class Reader:
         self.positions = doc.positions
         self.problems = [ConfigProblem(d.pos, d.message) for d in doc.diagnostics]
         self.written: dict[str, str] = {}  # pointer -> text with ${...} as written in the file
-        self._environ = environ
+        self.environ = environ  # where ${NAME} references expand from
         self.data = self._expand(doc.data, "")
 
     def _expand(self, value: Any, ptr: str) -> Any:
         if isinstance(value, str) and "${" in value:
             self.written[ptr] = value
-            return expand_env(value, self._environ)
+            return expand_env(value, self.environ)
         if isinstance(value, dict):
             return {k: self._expand(v, child(ptr, k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -226,6 +226,21 @@ class Reader:
             return default
         return value
 
+    def choice(self, ptr: str, default: str, choices: tuple[str, ...],
+               pattern: re.Pattern[str] | None = None) -> str:  # fmt: skip
+        """One of ``choices`` (or text matching ``pattern``), with "did you mean" when wrong."""
+        value = self.get(ptr)
+        if value is MISSING:
+            return default
+        if isinstance(value, str) and (value in choices or (pattern and pattern.fullmatch(value))):
+            return value
+        close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6) if isinstance(
+            value, str) and ptr not in self.written else []  # fmt: skip
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        self.problem(ptr, f"{self.name(ptr)} must be one of {', '.join(choices)}, not "
+                          f"{self.show(ptr, value)}{hint}")  # fmt: skip
+        return default
+
     def text_list(self, ptr: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.get(ptr)
         if value is MISSING:
@@ -262,6 +277,14 @@ class Reader:
             return None
         match = _PLAIN_TOKEN.match(lines[pos.line - 1], pos.col - 1)
         return match.group(0) if match else None
+
+
+def syntax_problem(pos: Pos, message: str, text: str) -> ConfigProblem:
+    """A YAML syntax error of ``text`` as a problem, with a hint for an unquoted ``${...}``."""
+    lines = text.splitlines()
+    if 0 < pos.line <= len(lines) and "${" in lines[pos.line - 1] and "flow" in message:
+        message += "; a ${...} inside { } or [ ] needs quotes"
+    return ConfigProblem(pos, message)
 
 
 def _range(minimum: int | None, maximum: int | None) -> str:

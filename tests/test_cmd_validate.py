@@ -11,12 +11,14 @@ from ivr.cli.cmd_validate import summary
 from ivr.cli.main import main
 
 FLOWS = Path(__file__).parent / "flows"
+# the agent queue good/bank.yaml's enqueue needs (without one, validate warns)
+ACD = "acd: {agents: {ann: {password: x, skills: [accounts]}}, queues: {general: {}}}\n"
 
 
 @pytest.fixture(autouse=True)
 def _no_repo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run with an empty ivr.yaml, so the repository's own configuration does not leak in."""
-    (tmp_path / "ivr.yaml").write_text("languages: [en]\n")
+    """Run with a small ivr.yaml, so the repository's own configuration does not leak in."""
+    (tmp_path / "ivr.yaml").write_text(f"languages: [en]\n{ACD}")
     monkeypatch.setenv("IVR_CONFIG", str(tmp_path / "ivr.yaml"))
 
 
@@ -115,7 +117,7 @@ def numbers_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbers: str
     """An ivr.yaml in the working folder whose flows are tests/flows/good."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IVR_CONFIG")
-    (tmp_path / "ivr.yaml").write_text(f"flows_dir: {FLOWS / 'good'}\nnumbers:\n{numbers}")
+    (tmp_path / "ivr.yaml").write_text(f"flows_dir: {FLOWS / 'good'}\nnumbers:\n{numbers}{ACD}")
 
 
 def test_a_number_mapped_to_no_flow_is_an_ivr_yaml_error(

@@ -118,6 +118,8 @@ def test_the_bundled_ivr_yaml_loads() -> None:
     assert config.vars == {"bank_api": "http://127.0.0.1:8765"}
     assert config.asr.backend == "auto" and config.asr.models_dir == ROOT / "asr_models"
     assert config.sip.port == 5060 and config.sip.register is None
+    assert config.acd is not None  # tests/test_acd_config.py has the details
+    assert [q.name for q in config.acd.queues] == ["general", "business"]
 
 
 FULL = """\

@@ -1,5 +1,6 @@
 """Imports run one way (docs/ARCHITECTURE.md): cli -> transports -> host -> engine and its peers
--> the SIP stack, RTP, settings -> the flow language and audio -> shared ground.
+-> the SIP stack, RTP, the queue -> the settings reader -> the flow language and audio -> shared
+ground.
 
 Every module of the package is read with ``ast`` (imports inside functions and ``TYPE_CHECKING``
 blocks included, relative ones resolved, ``importlib.import_module("ivr....")`` too) and every
@@ -20,7 +21,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ivr"
 TIERS: list[set[str]] = [
     {"ivr", "core", "logs"},  # shared ground: clocks, call identity, events, logging
     {"flow", "media"},  # the flow language (knows nothing of calls); audio building blocks
-    {"configread", "sip", "rtp", "acd"},  # settings; SIP and RTP; the queue authority
+    {"configread"},  # reading a settings file against a schema (ivr.yaml, queues.yaml)
+    {"sip", "rtp", "acd"},  # SIP and RTP; the queue authority and its settings
     {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
     {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)

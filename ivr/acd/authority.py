@@ -54,7 +54,6 @@ from ivr.acd.model import (
     Outcome,
     QueueSpec,
     Ticket,
-    tier_rank,
 )
 from ivr.acd.strategy import STRATEGY, Candidate
 from ivr.core.clock import Clock, TimerHandle
@@ -545,11 +544,7 @@ class QueueAuthority:
 
     def _serves(self, agent: Agent, sig: Signature) -> bool:
         queue_name, skills, tier, language = sig
-        spec = self.queues[queue_name].spec
-        if spec.members is not None and agent.spec.id not in spec.members:
-            return False
-        return agent.spec.can_take((*spec.skills, *skills), max(spec.tier, tier, key=tier_rank),
-                                   language)  # fmt: skip
+        return self.queues[queue_name].spec.admits(agent.spec, skills, tier, language)
 
     def _able(self, sig: Signature, *, logged_in_only: bool, working: bool = False) -> int:
         """Agents who could take callers of ``sig``: logged in (and, unless ``logged_in_only``,

@@ -1,8 +1,9 @@
 """What the agent queue knows: agents and queues as ops define them, callers as they wait.
 
-Specs (:class:`AgentSpec`, :class:`QueueSpec`) are frozen: they come from ``queues.yaml`` and
-change only on a reload. :class:`Ticket` is a caller waiting; :class:`Offer` is one agent rung for
-one caller. Runtime state lives in :mod:`ivr.acd.authority`.
+Specs (:class:`AgentSpec`, :class:`QueueSpec`) are frozen: they come from ``acd:`` in ivr.yaml
+(or the file it names; :mod:`ivr.acd.config`) and change only on a reload. :class:`Ticket` is a
+caller waiting; :class:`Offer` is one agent rung for one caller. Runtime state lives in
+:mod:`ivr.acd.authority`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ExitReason(StrEnum):
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """An agent as ops define them (queues.yaml ``agents:``)."""
+    """An agent as ops define them (``acd.agents`` of ivr.yaml)."""
 
     id: str
     name: str = ""
@@ -80,7 +81,7 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class QueueSpec:
-    """A queue as ops define it (queues.yaml ``queues:``)."""
+    """A queue as ops define it (``acd.queues`` of ivr.yaml)."""
 
     name: str
     strategy: str = "longest-idle"
@@ -92,6 +93,15 @@ class QueueSpec:
     members: tuple[str, ...] | None = None  # agent ids; None: every agent who can take the call
     skills: tuple[str, ...] = ()  # needed by every caller of this queue, besides their own
     tier: str = "general"  # the least tier of this queue's calls
+    hold_music: str | None = None  # a recorded prompt id; None: the flow's or the platform's
+
+    def admits(self, agent: AgentSpec, skills: tuple[str, ...], tier: str, language: str) -> bool:
+        """Whether ``agent`` may take a caller of this queue needing ``skills``, ``tier`` and
+        ``language`` (besides the queue's own skills and tier)."""
+        if self.members is not None and agent.id not in self.members:
+            return False
+        return agent.can_take((*self.skills, *skills), max(self.tier, tier, key=tier_rank),
+                              language)  # fmt: skip
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 ivr.yaml is checked too: its schema when it is read (every command does that), and here that
 every ``numbers:`` entry (``default`` too) names a flow of ``flows_dir``; those problems go to
-stderr as ``ivr.yaml:LINE:COL: reason``.
+stderr as ``ivr.yaml:LINE:COL: reason``. Every ``enqueue`` node must name a queue of
+``acd.queues`` (an error at the node); a queue no agent could take the node's calls from, or no
+``acd:`` section at all, is a warning (ivr/acd/checks.py).
 
 Exit status 0 when no flow has an error (warnings are printed but do not fail; ``ivr lint``
 fails on them too), 1 when some flow has an error, 2 when a path does not exist or ivr.yaml
@@ -16,10 +18,11 @@ import os
 import sys
 from pathlib import Path
 
+from ivr.acd.checks import check_enqueues
 from ivr.cli.status import ExitStatus
 from ivr.config import Config, ConfigProblem
 from ivr.flow.errors import Diagnostic, FlowError, Severity
-from ivr.flow.loader import Loaded, check_files, flow_files
+from ivr.flow.loader import Loaded, check_files, flow_files, sorted_diagnostics
 from ivr.flow.model import Pos
 from ivr.flow.yamlload import load_yaml, pointer
 
@@ -106,6 +109,7 @@ def _check_flows(
             print(f"ivr {command}: no such file or folder: {target}", file=sys.stderr)
             return USAGE
     results = _check_with_context(files, config)
+    _check_queues(results, config)
     diagnostics = [d for item in results for d in item.diagnostics]
     for diagnostic in diagnostics:
         print(_format(diagnostic))
@@ -126,6 +130,15 @@ def _check_with_context(files: list[Path], config: Config) -> list[Loaded]:
     context = [p for p in context if p.resolve() not in wanted]
     loaded = check_files([*files, *context], config)
     return loaded[: len(files)]
+
+
+def _check_queues(results: list[Loaded], config: Config) -> None:
+    """Add to ``results`` what their enqueue nodes do wrong against ``acd:`` (ivr/acd/checks.py)."""
+    extra = check_enqueues([r.flow for r in results if r.flow], config.acd, config.file)
+    for item in results:
+        mine = [d for d in extra if d.pos.file == item.source]
+        if mine:
+            item.diagnostics = sorted_diagnostics([*item.diagnostics, *mine])
 
 
 def summary(

@@ -1,0 +1,70 @@
+"""Flows against the agent queue as configured (``ivr validate``, ``ivr lint``).
+
+Every ``enqueue`` node must name a queue of ``acd.queues`` (an error at the node); a queue no
+configured agent could ever take the node's calls from (its members, skills, tier, the flow's
+languages) is a warning. Without an ``acd:`` section every enqueue takes its no-agents exit:
+that is allowed (a flow may be written before its agents are), and warned about once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from ivr.acd.config import AcdConfig
+from ivr.acd.model import QueueSpec, tier_rank
+from ivr.flow.errors import Diagnostic, Severity
+from ivr.flow.model import EnqueueNode, Flow
+
+__all__ = ["check_enqueues"]
+
+
+def check_enqueues(flows: Iterable[Flow], acd: AcdConfig | None,
+                   config_file: str = "ivr.yaml") -> list[Diagnostic]:  # fmt: skip
+    """Problems of the enqueue nodes of ``flows`` against ``acd`` (None: no ``acd:`` section in
+    ``config_file``), each at its node."""
+    found = sorted(((node, flow) for flow in flows for node in flow.nodes.values()
+                    if isinstance(node, EnqueueNode)),
+                   key=lambda item: (item[0].pos.file, item[0].pos.line, item[0].pos.col))
+    if not found:
+        return []
+    if acd is None:
+        node = found[0][0]
+        return [Diagnostic(node.pos, f"node '{node.id}': {config_file} has no acd: section, so "
+                           "every enqueue takes its no-agents exit (docs/ACD.md, "
+                           "\"Configuration\")", Severity.WARNING)]  # fmt: skip
+    out = []
+    for node, flow in found:
+        queue = acd.queue(node.queue)
+        if queue is None:
+            names = [q.name for q in acd.queues]
+            close = difflib.get_close_matches(node.queue, names, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            out.append(Diagnostic(node.pos, f"node '{node.id}': no queue '{node.queue}' in "
+                                            f"{acd.where('queues')}{hint}"))  # fmt: skip
+        elif not _anyone(acd, queue, node, flow.languages):
+            out.append(Diagnostic(node.pos, f"node '{node.id}': no agent of queue "
+                                  f"'{queue.name}' can take its calls "
+                                  f"({_needs(queue, node, flow.languages)}), "
+                                  "so every caller takes the no-agents exit",
+                                  Severity.WARNING))  # fmt: skip
+    return out
+
+
+def _anyone(acd: AcdConfig, queue: QueueSpec, node: EnqueueNode,
+            languages: tuple[str, ...]) -> bool:  # fmt: skip
+    """Whether some agent could take a call of ``node`` in one of the flow's ``languages``."""
+    return any(queue.admits(agent, node.skills, node.tier, language)
+               for agent in acd.agents for language in languages or ("",))  # fmt: skip
+
+
+def _needs(queue: QueueSpec, node: EnqueueNode, languages: tuple[str, ...]) -> str:
+    """What an agent must have: ``skills corporate; tier accounts; language en or zh``."""
+    skills = tuple(dict.fromkeys((*queue.skills, *node.skills)))
+    parts = [f"skills {', '.join(skills)}"] if skills else []
+    if queue.members is not None:
+        parts.append(f"members {', '.join(queue.members) or 'none'}")
+    parts.append(f"tier {max(queue.tier, node.tier, key=tier_rank)}")
+    if languages:
+        parts.append(f"language {' or '.join(languages)}")
+    return "; ".join(parts)
