@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 # recorded speech under /usr/share/asterisk/sounds/en_US_f_Allison (ASR, false in-band DTMF, VAD)
 # and SIPp's pcaps; espeak-ng is the speech synthesizer behind pyttsx3 (prompts); kamailio is the
 # registrar+proxy the pyVoIP and REGISTER tests run against (as a child process, on a test port);
-# baresip is the softphone of the end-to-end tests of ivr serve (with SIPp); python3-venv makes
+# baresip is the softphone of the end-to-end tests of ivr serve (with SIPp) and the agents of
+# the queue tests; asterisk-moh-opsound-wav is the music on hold; python3-venv makes
 # the virtual environment below (Debian's python3 comes without it).
-DEBS := asterisk-core-sounds-en-wav sip-tester espeak-ng kamailio baresip python3-venv
+DEBS := asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sip-tester espeak-ng kamailio \
+	baresip python3-venv
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)

@@ -12,6 +12,8 @@ plus its signalling, and nothing else. What happens to a call once it is in is t
 * the action runner and the flows' runtime (config variables, the transfer allow-list);
 * speech recognition (the ASR worker processes, shared out when several engine processes run on
   one machine);
+* the agent queue (ivr.yaml ``acd:``): the queue authority, the agents' accounts and
+  registrations (:mod:`ivr.host.acd`);
 * one :class:`~ivr.engine.session.Session` per call, created on the flow version current when
   the call was admitted;
 * the end: calls still up when a drain times out are ended by their flows, records flushed.
@@ -33,7 +35,7 @@ from numpy.typing import NDArray
 
 from ivr.asr.service import AsrService
 from ivr.config import Config
-from ivr.core.clock import Clock
+from ivr.core.clock import Clock, LoopClock
 from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import Channel, ChannelListener, RenderedPrompt
 from ivr.engine.logsink import log_event
@@ -42,6 +44,8 @@ from ivr.engine.session import Session
 from ivr.flow.errors import Diagnostic, FlowError
 from ivr.flow.model import FlowSet
 from ivr.flow.registry import FlowRegistry
+from ivr.flow.render import HOLD_MUSIC
+from ivr.host.acd import HostAcd
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
@@ -53,6 +57,9 @@ log = logging.getLogger("ivr.host")
 
 # What a prompt sounds like: a file to load (recorded or synthesized), or samples made here.
 PromptAudio = Path | NDArray[np.int16]
+# Music on hold when the flow names none and prompts/ has no hold-music.wav: a real recording
+# (Debian's asterisk-moh-opsound-wav, which make installs), 8 kHz.
+DEFAULT_HOLD_MUSIC = Path("/usr/share/asterisk/moh/macroform-the_simplicity.wav")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class EngineHost:
         self.sessions: dict[str, Session] = {}
         self.recordings_dir = config.root / "var" / "recordings"
         self.asr: AsrService | None = None
+        self.acd: HostAcd | None = None
         self._watch: FolderWatch | None = None
         self._tasks: set[asyncio.Future[object]] = set()
 
@@ -112,11 +120,14 @@ class EngineHost:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         await self._start_speech()
         self.actions = ThreadActionRunner(loop, self.config.actions_path)
+        if self.config.acd is not None:
+            self.acd = HostAcd(self.config.acd, LoopClock(loop))
         self.runtime = Runtime(
             actions=self.actions,
             config_vars=dict(self.config.vars),
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,
+            queues=self.acd.queues if self.acd is not None else None,
         )
         if self.options.watch_interval > 0:
             self._watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
@@ -228,6 +239,8 @@ class EngineHost:
         path = self.prompts.lookup(prompt.id, prompt.language, prompt.text, prompt.audio)
         if path is None and prompt.audio == "beep":
             return beep()
+        if path is None and prompt.audio == HOLD_MUSIC:  # no recording of ours: the platform's
+            return DEFAULT_HOLD_MUSIC if DEFAULT_HOLD_MUSIC.is_file() else None
         if path is None and prompt.text.strip():
             path = await asyncio.to_thread(self.prompts.render_dynamic, prompt.text,
                                            prompt.language)  # fmt: skip

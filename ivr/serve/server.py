@@ -23,11 +23,13 @@ from ivr.host.host import Admission, EngineHost, HostOptions
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
+from ivr.serve.agents import AgentDialer
 from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.register import Registration, RegistrationStatus
+from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
 from ivr.sip.ua import UserAgent
 
@@ -115,6 +117,9 @@ class IvrServer:
         loop = asyncio.get_running_loop()
         opts, shared = self.options, self.shared
         self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed)
+        acd = self.host.acd
+        self.registrar = None if acd is None else Registrar(
+            acd.config.realm, acd.credentials, LoopClock(loop), on_change=acd.binding_changed)
         self.ua = UserAgent(
             opts.host,
             opts.port,
@@ -123,7 +128,9 @@ class IvrServer:
             max_calls=opts.max_calls if shared is None else -(-opts.max_calls // shared.workers),
             ringing=opts.ringing,
             timers=opts.sip_timers,
+            registrar=self.registrar,
         )
+        self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if shared is None:
             await self.ua.start()
         else:
@@ -160,6 +167,8 @@ class IvrServer:
         finally:
             cut.cancel()
         await self.host.stop()
+        if self.registrar is not None:
+            self.registrar.close()
         self.media.close()
         if self.shared is not None:
             self.affinity.close()
@@ -200,7 +209,7 @@ class IvrServer:
             send=p.direction in ("sendrecv", "sendonly"),
             receive=p.direction in ("sendrecv", "recvonly"))
         channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
-                             speech=self.host.speech)
+                             speech=self.host.speech, agents=self.agents)
         self.host.begin(channel, admission, self._clock_for(call, stream.loop))
 
     def _clock_for(self, call: SipCall, loop: asyncio.AbstractEventLoop) -> LoopClock:
@@ -226,6 +235,9 @@ class IvrServer:
 
     def _prompt_audio(self, prompt: RenderedPrompt) -> asyncio.Future[EncodedAudio | None]:
         return asyncio.ensure_future(self._load_prompt(prompt))
+
+    async def _whisper(self, text: str, language: str) -> EncodedAudio | None:
+        return await self._load_prompt(RenderedPrompt("whisper", language, text))
 
     async def _load_prompt(self, prompt: RenderedPrompt) -> EncodedAudio | None:
         audio = await self.host.prompt_audio(prompt)

@@ -1,0 +1,276 @@
+"""The agent queue end to end over real SIP: ``ivr serve`` with ivr.yaml ``acd:``, agents that are
+baresip softphones registering with digest and answering by themselves, callers placing real
+calls (the live QA caller) with real RTP.
+
+Each agent plays its own tone (baresip's sine source) and records what it receives (baresip's
+sndfile module), so audio is checked at both ends: the caller hears the agent's tone, the agent
+receives the caller's. Verdicts come from the call records, the audio and baresip's logs, never
+from how long something took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from media_helpers import dominant_frequency
+from serve_helpers import ServerThread, calls, events, free_port, wait_for
+from sip_phone import run
+
+from ivr.acd.model import AgentState
+from ivr.config import load_config
+from ivr.serve.server import ServeOptions
+from ivr.sim.live_call import LiveCaller, LivePhone
+from ivr.sim.records import CallRecords
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("baresip_program")]
+
+FLOW = """\
+flow: acd-e2e
+languages: [en]
+start: route
+nodes:
+  route:
+    branch:
+      when:
+        - {if: "call.called == '7302'", goto: accounts}
+        - {if: "call.caller == '+861000'", goto: corporate}
+      else: retail
+  retail:
+    enqueue:
+      queue: line
+      priority: 5
+      prompt: "Please hold."
+      on_no_agents: closed
+  corporate:
+    enqueue: {queue: line, priority: 9, prompt: "Please hold.", on_no_agents: closed}
+  accounts:
+    enqueue: {queue: line, priority: 5, tier: accounts, prompt: "Please hold.",
+              on_no_agents: closed}
+  closed:
+    hangup: {prompt: "Nobody is here.", outcome: failed}
+"""
+# agent id -> (SIP user, the tone it plays, tier, answers by itself)
+AGENTS = {"gina": ("2001", 440, "general", True), "ann": ("2002", 660, "accounts", True),
+          "ned": ("2003", 880, "full", False)}  # fmt: skip
+BARESIP = """\
+poll_method\t\tepoll
+sip_listen\t\t127.0.0.1:{sip_port}
+net_interface\t\t127.0.0.1
+audio_player\t\taubridge,nullsink
+audio_source\t\tausine,{tone}
+audio_alert\t\taubridge,nullsink
+ausrc_srate\t\t8000
+ausrc_channels\t\t1
+module_path\t\t/usr/lib/baresip/modules
+module\t\t\tg711.so
+module\t\t\tausine.so
+module\t\t\taubridge.so
+module\t\t\tsndfile.so
+module\t\t\tcons.so
+module_app\t\taccount.so
+module_app\t\tmenu.so
+cons_listen\t\t127.0.0.1:{cons_port}
+snd_path\t\t{snd_path}
+"""
+
+
+class Agent:
+    """A baresip softphone registered to the server as an agent."""
+
+    def __init__(self, home: Path, user: str, password: str, tone: int, server_port: int,
+                 auto: bool) -> None:  # fmt: skip
+        home.mkdir(parents=True, exist_ok=True)
+        self.home, self.tone = home, tone
+        self.snd = home / "snd"
+        self.snd.mkdir()
+        (home / "config").write_text(BARESIP.format(
+            sip_port=free_port(), cons_port=free_port(socket.SOCK_STREAM), tone=tone,
+            snd_path=self.snd))  # fmt: skip
+        answer = "auto" if auto else "manual"
+        (home / "accounts").write_text(
+            f"<sip:{user}@127.0.0.1:{server_port}>;auth_pass={password};regint=60;"
+            f"answermode={answer}\n")  # fmt: skip
+        self.log_path = home / "baresip.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(["baresip", "-f", str(home), "-t", "200"],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")
+
+    def received_tone(self) -> float | None:
+        """The dominant frequency of what the agent received in its last call (sndfile's
+        decoded-audio file), or None before any."""
+        files = sorted(self.snd.glob("*-dec.wav"))
+        if not files:
+            return None
+        with wave.open(str(files[-1])) as wav:
+            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        if wav.getnchannels() == 2:
+            pcm = pcm[::2]
+        if len(pcm) < 4000:
+            return None
+        return dominant_frequency(pcm[2000:].astype(np.float64), wav.getframerate())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+@dataclass
+class Centre:
+    server: ServerThread
+    agents: dict[str, Agent] = field(default_factory=dict)
+
+    def state(self, agent: str) -> AgentState:
+        return self.server.read(lambda s: s.host.acd.authority.agents[agent].state)  # type: ignore[union-attr]
+
+    def act(self, action: str, agent: str, *args: str) -> None:
+        self.server.read(lambda s: getattr(s.host.acd.authority, action)(agent, *args))  # type: ignore[union-attr]
+
+    def registered(self, agent: str) -> bool:
+        return self.server.read(
+            lambda s: s.host.acd.authority.agents[agent].contact is not None)  # type: ignore[union-attr]
+
+
+def write_project(root: Path, port: int) -> Path:
+    (root / "flows").mkdir()
+    (root / "flows" / "acd-e2e.yaml").write_text(FLOW, encoding="utf-8")
+    (root / "prompts").mkdir()
+    agents = {agent: {"username": user, "password": f"pw-{user}", "skills": ["general"],
+                      "tier": tier, "wrap_up": 1, "max_misses": 5}
+              for agent, (user, _tone, tier, _auto) in AGENTS.items()}  # fmt: skip
+    data = {
+        "flows_dir": "flows", "prompts_dir": "prompts", "store": {"path": "calls.db"},
+        "languages": ["en"], "numbers": {"default": "acd-e2e"},
+        "sip": {"listen": f"127.0.0.1:{port}", "rtp_ports": "43000-43999"},
+        "asr": {"backend": "off"},
+        "acd": {"agents": agents,
+                "queues": {"line": {"ring_timeout": 4, "retry_delay": 1}}},
+    }  # fmt: skip
+    (root / "ivr.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return root / "ivr.yaml"
+
+
+@pytest.fixture(scope="module")
+def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
+    root = tmp_path_factory.mktemp("acd")
+    port = free_port()
+    config = load_config(write_project(root, port))
+    sip = config.sip
+    server = ServerThread(config, ServeOptions(host=sip.host, port=sip.port,
+                                               rtp_ports=sip.rtp_ports)).start()  # fmt: skip
+    centre = Centre(server)
+    try:
+        for agent, (user, tone, _tier, auto) in AGENTS.items():
+            centre.agents[agent] = Agent(root / agent, user, f"pw-{user}", tone, port, auto)
+        for agent in AGENTS:
+            wait_for(lambda a=agent: centre.registered(a), 15)  # type: ignore[misc]
+        yield centre
+    finally:
+        for phone in centre.agents.values():
+            phone.stop()
+        server.stop()
+
+
+async def dial(centre: Centre, number: str, caller: str) -> tuple[LivePhone, LiveCaller,
+                                                                   list[np.ndarray]]:  # fmt: skip
+    phone = LivePhone()
+    await phone.start()
+    live = phone.caller(records=CallRecords(centre.server.db))
+    host, port = centre.server.address
+    assert await live.dial(f"sip:{number}@{host}:{port}", caller=caller) == 200
+    heard: list[np.ndarray] = []
+    assert live.stream is not None
+    monitor = live.stream.on_audio
+    live.stream.on_audio = lambda frame: (heard.append(frame), monitor(frame))  # type: ignore[func-returns-value, misc]
+    return phone, live, heard
+
+
+def tone_of(frames: list[np.ndarray]) -> float:
+    return dominant_frequency(np.concatenate(frames[-50:]).astype(np.float64))
+
+
+def test_a_caller_is_bridged_to_an_agent_and_audio_flows_both_ways(centre: Centre) -> None:
+    for agent in AGENTS:
+        centre.act("login", agent)
+    centre.act("pause", "ann", "training")
+    centre.act("pause", "ned", "training")
+
+    async def scenario() -> str:
+        phone, caller, heard = await dial(centre, "7301", "+8613800000001")
+        try:
+            assert await caller.wait_until(
+                lambda: any(e.kind == "agent_connected" for e in caller.events), 30), caller.events
+            caller.say(np.asarray(0.3 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(16000)
+                                                       / 8000), dtype=np.int16))  # fmt: skip
+            await asyncio.sleep(2.5)
+            assert tone_of(heard) == pytest.approx(440, abs=15)  # gina's tone reaches the caller
+            caller.hangup()
+            assert await caller.wait_until(lambda: caller.call_ended_in_record, 10)
+            return caller.call_id
+        finally:
+            await caller.close()
+            await phone.close()
+
+    call_id = run(scenario(), 90)
+    gina = centre.agents["gina"]
+    assert wait_for(lambda: gina.received_tone(), 10) == pytest.approx(1000, abs=15)
+    record = next(c for c in calls(centre.server.db) if c["call_id"] == call_id)
+    assert (record["agent"], record["outcome"], record["queue"]) == ("gina", "agent", "line")
+    assert record["answered_at"] is not None and record["talk_time"] > 0
+    assert wait_for(lambda: centre.state("gina") == AgentState.AVAILABLE, 10)
+
+
+def test_account_work_never_rings_a_general_agent_and_a_silent_agent_is_skipped(
+    centre: Centre,
+) -> None:
+    """A caller needing the accounts tier: gina (general) is free but never rung; ned (full)
+    rings first but never answers: skipped after the ring timeout, the caller keeps their
+    place, and ann (accounts) takes the call."""
+    for agent in AGENTS:
+        centre.act("login", agent)
+    centre.act("resume", "ned")
+    centre.act("pause", "ann", "coffee")
+
+    async def scenario() -> str:
+        phone, caller, heard = await dial(centre, "7302", "+8613800000002")
+        try:
+            assert await caller.wait_until(
+                lambda: any(e.kind == "agent_result" for e in caller.events), 30), caller.events
+            centre.act("resume", "ann")
+            assert await caller.wait_until(
+                lambda: any(e.kind == "agent_connected" for e in caller.events), 30), caller.events
+            await asyncio.sleep(1.5)
+            assert tone_of(heard) == pytest.approx(660, abs=15)  # ann's tone
+            caller.hangup()
+            assert await caller.wait_until(lambda: caller.call_ended_in_record, 10)
+            return caller.call_id
+        finally:
+            await caller.close()
+            await phone.close()
+
+    call_id = run(scenario(), 90)
+    got = events(centre.server.db, call_id)
+    rung = [data["agent"] for kind, _, data in got if kind == "agent_ring"]
+    assert "gina" not in rung and rung[0] == "ned" and rung[-1] == "ann"
+    missed = [(d["agent"], d["outcome"]) for kind, _, d in got if kind == "agent_result"]
+    assert missed[0] == ("ned", "no_answer")
+    assert "Incoming call from" in centre.agents["ned"].log  # it really rang
