@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from ivr.acd.authority import QueueAuthority
+from ivr.acd.model import AgentSpec, AgentState, QueueSpec
+from ivr.core.clock import VirtualClock
 from ivr.core.events import MASK, Event
 from ivr.store.db import MIGRATIONS, SCHEMA_VERSION, CallStore, StoreError, connect
 
@@ -278,7 +281,7 @@ def test_a_bad_event_is_lost_alone_and_reported_once(tmp_path: Path) -> None:
     unstorable: dict[Any, Any] = {("not", "json"): 1}  # a key JSON cannot have
     store.sink(Event("c1", 2, 0.0, "node_enter", "x", unstorable))
     store.sink(Event("c1", 3, 0.5, "node_enter", "y", {"kind": "menu"}))
-    with pytest.raises(StoreError, match=r"1 event\(s\) not written"):
+    with pytest.raises(StoreError, match=r"1 record\(s\) not written"):
         store.flush()
     store.flush()  # reported once
     store.close()
@@ -337,3 +340,83 @@ def test_a_file_from_a_newer_ivr_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer"):
         CallStore(db)
+
+
+def test_a_version_4_file_gains_the_agents_record(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    with CallStore(db, threaded=False) as store:
+        store.write_many(queued())
+    old = sqlite3.connect(db)  # today's file without the agents' record is a version 4 file
+    old.executescript("DROP TABLE agent_states; PRAGMA user_version = 4;")
+    old.close()
+    assert 4 in MIGRATIONS
+    with CallStore(db) as store:
+        store.agent_sink()("ann", "available", "", WALL)
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, "SELECT * FROM agent_states") == [("ann", "available", "", WALL)]
+    assert rows(db, "SELECT call_id, outcome FROM calls") == [("queued", "queued")]
+    assert rows(db, "SELECT name FROM sqlite_master WHERE tbl_name = 'agent_states' "
+                    "AND type = 'index'") == [("agent_states_agent_at",)]
+
+
+def test_the_queue_authority_records_every_agent_state_change(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)  # threaded, as the engine uses it
+    clock = VirtualClock()
+    clock.set_wall(WALL)
+    authority = QueueAuthority([AgentSpec("ann", wrap_up=10)], [QueueSpec("general")], clock,
+                               on_state=store.agent_sink())  # fmt: skip
+    authority.registered("ann", "sim:ann", 3600)
+    authority.login("ann")
+    clock.advance(60)
+    authority.pause("ann", "lunch")
+    store.write_many(queued())  # events and agent states share the writer
+    clock.advance(1800)
+    authority.resume("ann")
+    clock.advance(30)
+    authority.logout("ann")
+    store.flush()
+    assert rows(db, "SELECT agent, state, reason, at FROM agent_states ORDER BY rowid") == [
+        ("ann", "available", "", WALL),
+        ("ann", "paused", "lunch", WALL + 60),
+        ("ann", "available", "", WALL + 1860),
+        ("ann", "logged_out", "", WALL + 1890),
+    ]
+    assert rows(db, "SELECT outcome FROM calls") == [("queued",)]
+    store.close()
+
+
+def test_agent_states_in_sync_mode_and_after_close(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db, threaded=False)
+    sink = store.agent_sink()
+    sink("bob", AgentState.ON_CALL, "", WALL)  # the authority gives StrEnums
+    assert rows(db, "SELECT state, typeof(state) FROM agent_states") == [("on_call", "text")]
+    store.close()
+    sink("bob", AgentState.AVAILABLE, "", WALL + 1)  # dropped, never raised into the loop
+    assert rows(db, "SELECT COUNT(*) FROM agent_states") == [(1,)]
+
+
+def test_close_writes_the_agent_states_still_queued(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)
+    sink = store.agent_sink()
+    for i in range(50):
+        sink("ann", "ringing" if i % 2 else "available", "", WALL + i)
+    store.close()
+    assert rows(db, "SELECT COUNT(*), MIN(at), MAX(at) FROM agent_states") == [
+        (50, WALL, WALL + 49)]
+
+
+def test_a_bad_agent_state_is_lost_alone_and_reported(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)
+    sink = store.agent_sink()
+    sink("ann", "available", "", WALL)
+    sink("ann", "paused", "", float("nan"))  # JSON (and the table) take no NaN
+    sink("ann", "available", "", WALL + 5)
+    with pytest.raises(StoreError, match=r"1 record\(s\) not written"):
+        store.flush()
+    store.close()
+    assert rows(db, "SELECT state, at FROM agent_states ORDER BY rowid") == [
+        ("available", WALL), ("available", WALL + 5)]
