@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_store import WALL, CallEvents, abandoned, contained, queued, troubled
+from test_store import WALL, CallEvents, abandoned, answered, contained, troubled
 
 from ivr.cli.main import main
 from ivr.config import load_config
@@ -31,12 +32,12 @@ def in_progress() -> list[Event]:
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "calls.db"
     with CallStore(path) as store:
-        for events in (contained(), abandoned(), queued(), troubled(), in_progress()):
+        for events in (contained(), abandoned(), answered(), troubled(), in_progress()):
             store.write_many(events)
     return path
 
 
-def report(db: Path, **kwargs: str) -> Report:
+def report(db: Path, **kwargs: Any) -> Report:
     conn = connect(db)
     try:
         return build_report(conn, **kwargs)
@@ -47,10 +48,11 @@ def report(db: Path, **kwargs: str) -> Report:
 def test_outcome_kpis_are_exact(db: Path) -> None:
     r = report(db)
     assert (r.calls, r.ended) == (5, 4)  # the call in progress counts only in calls
-    assert r.outcomes == {"self_service": 1, "abandoned": 1, "queued": 1, "transferred": 1}
+    assert r.outcomes == {"self_service": 1, "abandoned": 1, "agent": 1, "transferred": 1}
     assert r.rates() == {"containment": 0.25, "transfer_rate": 0.25, "queue_rate": 0.25,
-                         "abandonment": 0.25, "failure_rate": 0.0}
-    assert r.average_duration == (12.5 + 16.5 + 6.5 + 24.5) / 4
+                         "agent_rate": 0.25, "abandonment": 0.25, "queue_abandonment": 0.0,
+                         "failure_rate": 0.0}  # fmt: skip
+    assert r.average_duration == (12.5 + 16.5 + 42.5 + 24.5) / 4
     flows = {f.flow: f for f in r.by_flow}
     assert (flows["bank-main"].calls, flows["bank-main"].ended) == (4, 4)
     assert (flows["card-activation"].calls, flows["card-activation"].ended) == (1, 0)
@@ -124,7 +126,7 @@ def test_parse_moment() -> None:
 def test_text_and_json_rendering(db: Path) -> None:
     r = report(db)
     text = format_text(r)
-    assert "Calls: 5 (all flows); ended: 4; average duration 15.0 s" in text
+    assert "Calls: 5 (all flows); ended: 4; average duration 24.0 s" in text
     assert "containment (self-service)    25.0 %" in text
     assert "failed                         0.0 %" in text
     menu_line = next(line for line in text.splitlines() if " main_menu " in line)

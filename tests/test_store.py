@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from ivr.acd.authority import QueueAuthority
+from ivr.acd.model import AgentSpec, AgentState, QueueSpec
+from ivr.core.clock import VirtualClock
 from ivr.core.events import MASK, Event
 from ivr.store.db import MIGRATIONS, SCHEMA_VERSION, CallStore, StoreError, connect
 
@@ -87,11 +90,16 @@ def abandoned(call_id: str = "abandoned") -> list[Event]:
     return call.wait(2).end("abandoned", hangup_by="caller")
 
 
-def queued(call_id: str = "queued") -> list[Event]:
-    """Presses 0 for an agent at the main menu and is queued."""
+def answered(call_id: str = "answered") -> list[Event]:
+    """Presses 0 for an agent at the main menu, waits 6 s in the queue (ann is rung after 4 s
+    and answers after 2), talks 30 s; the agent hangs up."""
     call = CallEvents(call_id).enter("main_menu").press("0", "agent")
-    call.enter("agent", kind="enqueue").emit("queue", queue="general", priority=5, skills=[])
-    return call.end("queued")
+    call.enter("agent", kind="enqueue").emit("queue", queue="general", priority=5, skills=[],
+                                             tier="general")  # fmt: skip
+    call.wait(4).emit("agent_ring", agent="ann").wait(2)
+    call.emit("agent_connected", agent="ann", queue_wait=6.0).wait(30)
+    call.emit("agent_done", agent="ann", talk=30.0)
+    return call.end("agent", hangup_by="flow")
 
 
 def troubled(call_id: str = "troubled") -> list[Event]:
@@ -117,7 +125,7 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def test_calls_events_and_survey_rows(tmp_path: Path) -> None:
     db = tmp_path / "var" / "calls.db"
     with CallStore(db) as store:
-        for events in (contained(), abandoned(), queued(), troubled()):
+        for events in (contained(), abandoned(), answered(), troubled()):
             store.write_many(events)
         store.flush()
         calls = rows(db, "SELECT call_id, flow, flow_version, caller, called, transport, "
@@ -126,16 +134,21 @@ def test_calls_events_and_survey_rows(tmp_path: Path) -> None:
     assert calls == [
         ("abandoned", "bank-main", "d41d8", "+8613800", "95588", "sim", WALL, WALL + 16.5, 16.5,
          "abandoned", "ask_pin", "verify-customer", "en", None, None),
+        ("answered", "bank-main", "d41d8", "+8613800", "95588", "sim", WALL, WALL + 42.5, 42.5,
+         "agent", "agent", "bank-main", "en", "general", WALL + 6.5),
         ("contained", "bank-main", "d41d8", "+8613800", "95588", "sim", WALL, WALL + 12.5, 12.5,
          "self_service", "goodbye", "bank-main", "en", None, None),
-        ("queued", "bank-main", "d41d8", "+8613800", "95588", "sim", WALL, WALL + 6.5, 6.5,
-         "queued", "agent", "bank-main", "en", "general", WALL + 6.5),
         ("troubled", "bank-main", "d41d8", "+8613800", "95588", "sim", WALL, WALL + 24.5, 24.5,
          "transferred", "lost_card", "bank-main", "en", None, None),
     ]
-    # The agent queue's columns are there, empty until it fills them.
-    assert rows(db, "SELECT DISTINCT queue_wait, answered_at, agent, abandoned_in_queue "
-                    "FROM calls") == [(None, None, None, None)]
+    # The agent queue's columns: filled for the call it answered, empty for the others.
+    assert rows(db, "SELECT call_id, queue_wait, answered_at, agent, abandoned_in_queue, "
+                    "ring_attempts, talk_time FROM calls ORDER BY call_id") == [
+        ("abandoned", None, None, None, None, None, None),
+        ("answered", 6.0, WALL + 12.5, "ann", None, 1, 30.0),
+        ("contained", None, None, None, None, None, None),
+        ("troubled", None, None, None, None, None, None),
+    ]
     assert rows(db, "SELECT * FROM survey ORDER BY question") == [
         ("contained", "resolved", None), ("contained", "satisfaction", 5)]
     stored = rows(db, "SELECT seq, t, kind, node, flow, data FROM events "
@@ -183,7 +196,7 @@ def test_a_reader_is_never_blocked_by_the_writer(tmp_path: Path) -> None:
     reader.execute("BEGIN")  # a long report: its snapshot stays put while calls are written
     assert reader.execute("SELECT COUNT(*) FROM calls").fetchone() == (1,)
     for i in range(20):
-        store.write_many(queued(f"q{i}"))
+        store.write_many(answered(f"q{i}"))
     store.flush()  # the writer was not blocked by the open read transaction
     assert reader.execute("SELECT COUNT(*) FROM calls").fetchone() == (1,)
     reader.execute("COMMIT")
@@ -195,12 +208,12 @@ def test_a_reader_is_never_blocked_by_the_writer(tmp_path: Path) -> None:
 def test_close_is_idempotent_and_later_events_are_dropped(tmp_path: Path) -> None:
     db = tmp_path / "calls.db"
     store = CallStore(db)
-    store.write_many(queued())  # not flushed: close() writes what is queued
+    store.write_many(answered())  # not flushed: close() writes what is queued
     store.close()
     store.close()
     store.sink(contained()[0])  # a late event must not raise into the engine
     store.flush()
-    assert rows(db, "SELECT call_id, outcome FROM calls") == [("queued", "queued")]
+    assert rows(db, "SELECT call_id, outcome FROM calls") == [("answered", "agent")]
 
 
 def test_sync_mode_writes_at_once(tmp_path: Path) -> None:
@@ -216,13 +229,13 @@ def test_sync_mode_writes_at_once(tmp_path: Path) -> None:
 CRASHING_WRITER = """
 import os, sys
 sys.path.insert(0, {tests!r})
-from test_store import contained, queued
+from test_store import answered, contained
 from ivr.store.db import CallStore
 store = CallStore({db!r})
 for i in range(50):
     store.write_many(contained(f"c{{i}}"))
 store.flush()
-store.write_many(queued("late"))
+store.write_many(answered("late"))
 os._exit(0)  # dies: no close(), no flush, the writer thread killed wherever it was
 """
 
@@ -278,7 +291,7 @@ def test_a_bad_event_is_lost_alone_and_reported_once(tmp_path: Path) -> None:
     unstorable: dict[Any, Any] = {("not", "json"): 1}  # a key JSON cannot have
     store.sink(Event("c1", 2, 0.0, "node_enter", "x", unstorable))
     store.sink(Event("c1", 3, 0.5, "node_enter", "y", {"kind": "menu"}))
-    with pytest.raises(StoreError, match=r"1 event\(s\) not written"):
+    with pytest.raises(StoreError, match=r"1 record\(s\) not written"):
         store.flush()
     store.flush()  # reported once
     store.close()
@@ -288,11 +301,11 @@ def test_a_bad_event_is_lost_alone_and_reported_once(tmp_path: Path) -> None:
 
 def test_a_replayed_call_start_keeps_the_outcome(tmp_path: Path) -> None:
     db = tmp_path / "calls.db"
-    events = queued()
+    events = answered()
     with CallStore(db, threaded=False) as store:
         store.write_many(events)
         store.write_many(events[:1])
-    assert rows(db, "SELECT outcome, queue FROM calls") == [("queued", "general")]
+    assert rows(db, "SELECT outcome, queue FROM calls") == [("agent", "general")]
     assert rows(db, "SELECT COUNT(*) FROM events") == [(len(events),)]
 
 
@@ -322,10 +335,10 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     old.close()
     assert 1 in MIGRATIONS
     with CallStore(db) as store:
-        store.write_many(queued())
+        store.write_many(answered())
     assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(db, "SELECT call_id, last_flow, outcome FROM calls ORDER BY call_id") == [
-        ("old", "verify-customer", "abandoned"), ("queued", "bank-main", "queued")]
+        ("answered", "bank-main", "agent"), ("old", "verify-customer", "abandoned")]
     assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'events_kind_node'") == []
 
 
@@ -337,3 +350,83 @@ def test_a_file_from_a_newer_ivr_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer"):
         CallStore(db)
+
+
+def test_a_version_4_file_gains_the_agents_record(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    with CallStore(db, threaded=False) as store:
+        store.write_many(answered())
+    old = sqlite3.connect(db)  # today's file without the agents' record is a version 4 file
+    old.executescript("DROP TABLE agent_states; PRAGMA user_version = 4;")
+    old.close()
+    assert 4 in MIGRATIONS
+    with CallStore(db) as store:
+        store.agent_sink()("ann", "available", "", WALL)
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, "SELECT * FROM agent_states") == [("ann", "available", "", WALL)]
+    assert rows(db, "SELECT call_id, outcome FROM calls") == [("answered", "agent")]
+    assert rows(db, "SELECT name FROM sqlite_master WHERE tbl_name = 'agent_states' "
+                    "AND type = 'index'") == [("agent_states_agent_at",)]
+
+
+def test_the_queue_authority_records_every_agent_state_change(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)  # threaded, as the engine uses it
+    clock = VirtualClock()
+    clock.set_wall(WALL)
+    authority = QueueAuthority([AgentSpec("ann", wrap_up=10)], [QueueSpec("general")], clock,
+                               on_state=store.agent_sink())  # fmt: skip
+    authority.registered("ann", "sim:ann", 3600)
+    authority.login("ann")
+    clock.advance(60)
+    authority.pause("ann", "lunch")
+    store.write_many(answered())  # events and agent states share the writer
+    clock.advance(1800)
+    authority.resume("ann")
+    clock.advance(30)
+    authority.logout("ann")
+    store.flush()
+    assert rows(db, "SELECT agent, state, reason, at FROM agent_states ORDER BY rowid") == [
+        ("ann", "available", "", WALL),
+        ("ann", "paused", "lunch", WALL + 60),
+        ("ann", "available", "", WALL + 1860),
+        ("ann", "logged_out", "", WALL + 1890),
+    ]
+    assert rows(db, "SELECT outcome FROM calls") == [("agent",)]
+    store.close()
+
+
+def test_agent_states_in_sync_mode_and_after_close(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db, threaded=False)
+    sink = store.agent_sink()
+    sink("bob", AgentState.ON_CALL, "", WALL)  # the authority gives StrEnums
+    assert rows(db, "SELECT state, typeof(state) FROM agent_states") == [("on_call", "text")]
+    store.close()
+    sink("bob", AgentState.AVAILABLE, "", WALL + 1)  # dropped, never raised into the loop
+    assert rows(db, "SELECT COUNT(*) FROM agent_states") == [(1,)]
+
+
+def test_close_writes_the_agent_states_still_queued(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)
+    sink = store.agent_sink()
+    for i in range(50):
+        sink("ann", "ringing" if i % 2 else "available", "", WALL + i)
+    store.close()
+    assert rows(db, "SELECT COUNT(*), MIN(at), MAX(at) FROM agent_states") == [
+        (50, WALL, WALL + 49)]
+
+
+def test_a_bad_agent_state_is_lost_alone_and_reported(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db)
+    sink = store.agent_sink()
+    sink("ann", "available", "", WALL)
+    sink("ann", "paused", "", float("nan"))  # JSON (and the table) take no NaN
+    sink("ann", "available", "", WALL + 5)
+    with pytest.raises(StoreError, match=r"1 record\(s\) not written"):
+        store.flush()
+    store.close()
+    assert rows(db, "SELECT state, at FROM agent_states ORDER BY rowid") == [
+        ("available", WALL), ("available", WALL + 5)]

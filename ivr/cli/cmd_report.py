@@ -10,10 +10,22 @@ from pathlib import Path
 from ivr.cli.main import ExitStatus
 from ivr.config import Config
 from ivr.store.db import StoreError, connect
+from ivr.store.queuereport import DEFAULT_SERVICE_LEVEL, DEFAULT_SHORT_ABANDON, service_levels_of
 from ivr.store.report import build_report, format_json, format_text
 
 NAME = "report"
-HELP = "containment, transfer/queue rates, abandonment, a per-node funnel and survey scores"
+HELP = ("containment, transfers, abandonment, a per-node funnel, survey scores, and figures per "
+        "agent queue and per agent")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--until",
         help="calls started before this ISO date-time; a bare date includes that whole day",
+    )
+    parser.add_argument(
+        "--service-level", type=_seconds, metavar="SECONDS",
+        help="answered within this many seconds counts in the service level, for the queues "
+        f"ivr.yaml gives no acd.queues.<queue>.service_level (default {DEFAULT_SERVICE_LEVEL:g})",
+    )
+    parser.add_argument(
+        "--short-abandon", type=_seconds, metavar="SECONDS", default=DEFAULT_SHORT_ABANDON,
+        help="hang-ups in a queue sooner than this are short abandons, counted apart and not in "
+        "the abandon rate (default %(default)g)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
@@ -40,7 +62,12 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(f"ivr report: cannot open {path}: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
     try:
-        report = build_report(conn, args.flow, args.since, args.until)
+        report = build_report(
+            conn, args.flow, args.since, args.until, service_levels=service_levels_of(config),
+            service_level=DEFAULT_SERVICE_LEVEL if args.service_level is None
+            else args.service_level,
+            short_abandon=args.short_abandon,
+        )
     except ValueError as exc:  # a bad --since/--until
         print(f"ivr report: {exc}", file=sys.stderr)
         return ExitStatus.USAGE

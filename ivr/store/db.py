@@ -6,7 +6,8 @@ takes everything queued and writes it as one statement, which is one transaction
 :data:`MAX_BATCH` events each), so the loop never waits on the disk and a crash loses only what
 was not yet committed. There is no timer: a quiet store commits every event at once, a busy one
 commits bigger batches. ``CallStore(path, threaded=False)`` writes at once in the caller's thread
-(tools and tests).
+(tools and tests). The agents' state changes (:meth:`CallStore.agent_sink`, the queue authority's
+``on_state`` hook) take the same queue and the same writer.
 
 Secrets: the engine masks them before events exist. As a second line of defence the store drops
 every data key that an event names in ``data["secret_keys"]`` (and that list itself), from the
@@ -24,6 +25,10 @@ Tables (``PRAGMA user_version`` is the schema version; :data:`MIGRATIONS` upgrad
   ``answered_at`` and ``agent`` stay NULL until the agent queue fills them.
 - ``events``: every step, ``data`` as JSON; ``flow`` is the flow of ``node``.
 - ``survey``: one row per answered (or skipped: NULL) survey question, from ``survey`` events.
+- ``agent_states``: the agents' record, one row per state change of an agent (``state`` one of
+  ``logged_out``, ``available``, ``ringing``, ``on_call``, ``wrap_up``, ``paused``; ``reason``
+  the pause's; ``at`` wall clock), written by :meth:`CallStore.agent_sink`, which the queue
+  authority's ``on_state`` hook calls. A state lasts until the agent's next row.
 
 Times: ``started_at``, ``ended_at`` and ``queued_at`` are wall clock (epoch seconds, from the
 ``wall`` of ``call_start``); ``t`` and ``duration`` are seconds of call time.
@@ -36,7 +41,7 @@ import logging
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,7 @@ from ivr.core.events import Event
 
 log = logging.getLogger("ivr.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The call summary is kept by triggers on events, so that one INSERT of a whole batch is the
 # whole write (see _INSERT_EVENTS); they read the stored, secret-free data. Upserts, not plain
@@ -121,6 +126,16 @@ CREATE TRIGGER events_queue_exit AFTER INSERT ON events WHEN NEW.kind = 'queue_e
 END;
 """
 
+# Schema version 5: the agents' record (occupancy, wrap-up). Read by agent and time: the state an
+# agent was in when a report's period begins is that agent's last row before it.
+_AGENT_STATES = """
+CREATE TABLE agent_states (
+    agent TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
+    at REAL NOT NULL  -- wall clock, seconds since the epoch
+);
+CREATE INDEX agent_states_agent_at ON agent_states (agent, at);
+"""
+
 # No index on events but its primary key: the reports start from the calls (by started_at) and
 # read each call's events by key. An index on (kind, flow, node) cost a third of the write
 # speed and made the planner pick a slower plan for a time window.
@@ -151,6 +166,7 @@ CREATE TABLE survey (
     + _TRIGGERS
     + _QUEUE_TRIGGERS
     + _AGENT_TRIGGERS
+    + _AGENT_STATES
 )
 
 # MIGRATIONS[n] upgrades a version-n file to version n+1, inside the opening transaction.
@@ -166,6 +182,7 @@ MIGRATIONS: dict[int, str] = {
     + _TRIGGERS,
     2: _QUEUE_TRIGGERS,
     3: _AGENT_COLUMNS + _AGENT_TRIGGERS,
+    4: _AGENT_STATES,
 }
 
 # A batch goes to SQLite as ONE statement with its rows as one JSON text, not executemany:
@@ -180,6 +197,12 @@ _INSERT_EVENTS = (
     "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
     "json_extract(value, '$[5].flow'), json_extract(value, '$[5]') FROM json_each(?)"
 )
+# Row items: agent, state, reason, at.
+_INSERT_AGENT_STATES = (
+    "INSERT INTO agent_states (agent, state, reason, at) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), json_extract(value, '$[3]') FROM json_each(?)"
+)
 
 # The most events in one statement: encoding them to JSON holds the GIL (the encoder is C and
 # never yields), so a backlog must not stall the event loop (1,000 events: about 1 ms); and
@@ -193,8 +216,12 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+AgentStateRow = tuple[str, str, str, float]  # agent, state, reason, at (wall clock)
+AgentStateSink = Callable[[str, str, str, float], None]
+
+
 class StoreError(RuntimeError):
-    """The call store could not be opened, or could not write some events."""
+    """The call store could not be opened, or could not write some records."""
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -251,7 +278,8 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 class CallStore:
-    """The call-record store; pass :meth:`sink` to sessions as an event sink.
+    """The call-record store; pass :meth:`sink` to sessions as an event sink, and
+    :meth:`agent_sink` to the queue authority as its ``on_state`` hook.
 
     Args:
         path: the SQLite file (created with its folder when missing).
@@ -265,9 +293,9 @@ class CallStore:
         self._closed = False
         self._errors: list[BaseException] = []
         self._dropped = 0
-        # Events and flush markers, in order. deque.append is atomic under the GIL, so the
-        # loop's side takes no lock; _wake tells an idle writer there is work.
-        self._pending: deque[Event | threading.Event] = deque()
+        # Events, agent states and flush markers, in order. deque.append is atomic under the
+        # GIL, so the loop's side takes no lock; _wake tells an idle writer there is work.
+        self._pending: deque[Event | AgentStateRow | threading.Event] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if threaded:
@@ -281,26 +309,42 @@ class CallStore:
         if self._closed:
             self._drop(1)
         elif self._thread is None:
-            self._write_batch([event])
+            self._write_events([event])
         else:
             self._pending.append(event)
+            if not self._wake.is_set():
+                self._wake.set()
+
+    def agent_sink(self) -> AgentStateSink:
+        """The queue authority's ``on_state`` hook: ``(agent id, state, reason, wall time)``
+        of every agent state change, recorded like events (queued; no disk, no lock)."""
+        return self._agent_state
+
+    def _agent_state(self, agent: str, state: str, reason: str, at: float) -> None:
+        row = (agent, str(state), reason, at)  # str(): the authority's states are StrEnums
+        if self._closed:
+            self._drop(1)
+        elif self._thread is None:
+            self._write_batch(_INSERT_AGENT_STATES, [row])
+        else:
+            self._pending.append(row)
             if not self._wake.is_set():
                 self._wake.set()
 
     def write_many(self, events: Iterable[Event]) -> None:
         """Record many events (tools that replay finished calls); one transaction when sync."""
         if self._thread is None and not self._closed:
-            self._write_batch(list(events))
+            self._write_events(list(events))
             return
         for event in events:
             self.sink(event)
 
     def flush(self) -> None:
-        """Wait until every event given so far is committed.
+        """Wait until every event and agent state given so far is committed.
 
         Raises:
-            StoreError: some events since the last flush could not be written (each failed
-                event is lost alone; the others are stored). Reported once.
+            StoreError: some records since the last flush could not be written (each failed
+                one is lost alone; the others are stored). Reported once.
         """
         thread = self._thread
         if thread is not None and thread.is_alive():
@@ -322,11 +366,13 @@ class CallStore:
             self._wake.set()
             self._thread.join()
             # An event appended while close() began is still in the queue: write it here.
-            self._write_batch([e for e in self._pending if isinstance(e, Event)])
+            self._write_events([e for e in self._pending if isinstance(e, Event)])
+            self._write_batch(_INSERT_AGENT_STATES,
+                              [r for r in self._pending if type(r) is tuple])  # fmt: skip
             self._pending.clear()
         self._conn.close()
         for exc in self._errors:
-            log.error("call store %s: an event was not written: %s", self.path, exc)
+            log.error("call store %s: a record was not written: %s", self.path, exc)
 
     def __enter__(self) -> CallStore:
         return self
@@ -338,14 +384,14 @@ class CallStore:
 
     def _drop(self, count: int) -> None:
         if not self._dropped:
-            log.warning("call store %s is closed: dropping events", self.path)
+            log.warning("call store %s is closed: dropping records", self.path)
         self._dropped += count
 
     def _raise_errors(self) -> None:
         if self._errors:
             errors, self._errors = self._errors, []
             raise StoreError(
-                f"call store {self.path}: {len(errors)} event(s) not written: {errors[0]}"
+                f"call store {self.path}: {len(errors)} record(s) not written: {errors[0]}"
             ) from errors[0]
 
     def _writer(self) -> None:
@@ -355,39 +401,53 @@ class CallStore:
             wake.clear()  # before draining: an append after this sets it again
             stopping = self._closed
             batch: list[Event] = []
+            states: list[AgentStateRow] = []
             markers: list[threading.Event] = []
             while pending:
                 item = pending.popleft()
                 if type(item) is Event:
                     batch.append(item)
+                elif type(item) is tuple:
+                    states.append(item)
                 else:
                     markers.append(item)  # type: ignore[arg-type]
             try:
                 for start in range(0, len(batch), MAX_BATCH):
-                    self._write_batch(batch[start : start + MAX_BATCH])
+                    self._write_events(batch[start : start + MAX_BATCH])
+                for start in range(0, len(states), MAX_BATCH):
+                    self._write_batch(_INSERT_AGENT_STATES, states[start : start + MAX_BATCH])
             finally:
                 for marker in markers:
                     marker.set()
             if stopping:
                 return
 
-    def _write_batch(self, events: list[Event]) -> None:
-        """One transaction for the batch; if it fails, event by event, so that one bad event
-        loses only itself (the error is reported by :meth:`flush`)."""
-        if not events:
+    def _write_events(self, events: list[Event]) -> None:
+        rows = []
+        for event in events:
+            try:
+                rows.append(_row(event))
+            except Exception as exc:  # data that is not a mapping: this event alone is lost
+                self._errors.append(exc)
+        self._write_batch(_INSERT_EVENTS, rows)
+
+    def _write_batch(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """One transaction for the batch; if it fails, row by row, so that one bad event (or
+        agent state) loses only itself (the error is reported by :meth:`flush`)."""
+        if not rows:
             return
         try:
-            self._write(events)
+            self._write(statement, rows)
         except Exception:
-            for event in events:
+            for row in rows:
                 try:
-                    self._write([event])
+                    self._write(statement, [row])
                 except Exception as exc:  # keep serving: the engine must not notice
                     self._errors.append(exc)
 
-    def _write(self, events: list[Event]) -> None:
+    def _write(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         # One statement: atomic on its own, the triggers keep the call summary.
-        self._conn.execute(_INSERT_EVENTS, (_ENCODER.encode([_row(e) for e in events]),))
+        self._conn.execute(statement, (_ENCODER.encode(rows),))
 
 
 def _row(event: Event) -> tuple[Any, ...]:

@@ -1,27 +1,43 @@
-"""KPIs over the call records: outcome rates, per-node input problems, drop-off funnel, survey.
+"""KPIs over the call records: outcome rates, per-node input problems, drop-off funnel, survey,
+and the agent queue's figures per queue and per agent (:mod:`ivr.store.queuereport`).
 
-Definitions (docs/FLOWS.md, "Call outcomes"); every rate is over the calls that *ended*, so a
-call still in progress counts in ``calls`` only:
+Definitions (docs/FLOWS.md, "Call outcomes"; docs/ACD.md, "Reports"); every rate is over the
+calls that *ended*, so a call still in progress counts in ``calls`` only:
 
-- containment: outcome ``self_service`` or ``closed`` (the flow finished the call itself);
-- transfer rate, queue rate, abandonment in the IVR, failure rate: outcomes ``transferred``,
-  ``queued``, ``abandoned`` (the caller hung up inside the flow) and ``failed``;
+- containment: outcome ``self_service`` or ``closed`` (the flow finished the call itself) and
+  no agent answered (a flow may go on to a survey after the agent: that call is not contained);
+- transfer rate, abandonment in the IVR, abandonment in a queue, failure rate: outcomes
+  ``transferred``, ``abandoned`` (the caller hung up inside the flow), ``abandoned_in_queue``
+  (hung up waiting for an agent) and ``failed``;
+- queue rate: calls that entered an agent queue (whatever became of them); agent rate: calls an
+  agent answered (whatever the outcome);
 - per node: visits (every entry, repeats included), calls that entered it at least once,
   ``no_input`` / ``no_match`` events and their rate per visit, calls that ended there and, of
   those, the ones the caller hung up (the funnel's drop-off);
 - survey: per question, answers given, their average, and questions skipped.
 
 A call belongs to the window when it *started* in ``[since, until)``. Times without an offset
-are UTC; an ``until`` that is a bare date includes that whole day.
+are UTC; an ``until`` that is a bare date includes that whole day. The agents' times are those
+of the period itself (see :mod:`ivr.store.queuereport`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from ivr.store.queuereport import (
+    DEFAULT_SERVICE_LEVEL,
+    DEFAULT_SHORT_ABANDON,
+    AgentStats,
+    QueueStats,
+    queue_figures,
+)
 
 CONTAINED = ("self_service", "closed")
 
@@ -34,22 +50,41 @@ class Summary:
     ended: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     average_duration: float = 0.0  # seconds, over ended calls
+    contained: int = 0  # ended self_service or closed, no agent answered
+    queued: int = 0  # ended calls that entered an agent queue
+    answered_by_agent: int = 0  # ended calls an agent answered
 
     def rate(self, *outcomes: str) -> float:
         """The share of ended calls with one of ``outcomes`` (0.0 when none ended)."""
-        return sum(self.outcomes.get(o, 0) for o in outcomes) / self.ended if self.ended else 0.0
+        return self.share(sum(self.outcomes.get(o, 0) for o in outcomes))
+
+    def share(self, count: int) -> float:
+        """``count`` over the ended calls (0.0 when none ended)."""
+        return count / self.ended if self.ended else 0.0
 
     @property
     def containment(self) -> float:
-        return self.rate(*CONTAINED)
+        return self.share(self.contained)
+
+    def add(self, other: Summary) -> None:
+        """Count ``other``'s calls in this summary too (the average duration apart)."""
+        self.calls += other.calls
+        self.ended += other.ended
+        self.contained += other.contained
+        self.queued += other.queued
+        self.answered_by_agent += other.answered_by_agent
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
 
     def rates(self) -> dict[str, float]:
         """The headline rates, rounded for display and JSON."""
         return {
             "containment": round(self.containment, 4),
             "transfer_rate": round(self.rate("transferred"), 4),
-            "queue_rate": round(self.rate("queued"), 4),
+            "queue_rate": round(self.share(self.queued), 4),
+            "agent_rate": round(self.share(self.answered_by_agent), 4),
             "abandonment": round(self.rate("abandoned"), 4),
+            "queue_abandonment": round(self.rate("abandoned_in_queue"), 4),
             "failure_rate": round(self.rate("failed"), 4),
         }
 
@@ -109,11 +144,16 @@ class Report(Summary):
     by_flow: list[FlowSummary] = field(default_factory=list)
     nodes: list[NodeStats] = field(default_factory=list)
     survey: list[SurveyStats] = field(default_factory=list)
+    short_abandon: float = DEFAULT_SHORT_ABANDON
+    queues: list[QueueStats] = field(default_factory=list)
+    agents: list[AgentStats] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON, rates included."""
-        out = {**asdict(Summary(self.calls, self.ended, self.outcomes, self.average_duration)),
-               **self.rates(), **asdict(self)}
+        out = asdict(self)
+        out.update(self.rates())
+        out["abandoned_in_ivr"] = self.outcomes.get("abandoned", 0)
+        out["abandoned_in_queue"] = self.outcomes.get("abandoned_in_queue", 0)
         out["by_flow"] = [{**asdict(f), **f.rates()} for f in self.by_flow]
         out["nodes"] = [
             {
@@ -125,6 +165,8 @@ class Report(Summary):
             }
             for n in self.nodes
         ]
+        out["queues"] = [q.as_dict() for q in self.queues]
+        out["agents"] = [a.as_dict() for a in self.agents]
         return out
 
 
@@ -162,8 +204,20 @@ def build_report(
     flow: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    *,
+    service_levels: Mapping[str, float] | None = None,
+    service_level: float = DEFAULT_SERVICE_LEVEL,
+    short_abandon: float = DEFAULT_SHORT_ABANDON,
+    now: float | None = None,
 ) -> Report:
     """Compute every KPI for the calls of ``flow`` started in ``[since, until)``.
+
+    Args:
+        service_levels: Per queue, the service-level threshold in seconds (ivr.yaml's);
+            ``service_level`` for the other queues.
+        short_abandon: Hang-ups in a queue sooner than this many seconds are short abandons,
+            counted apart and not in the abandon rate.
+        now: The end of an agent's last state when the period reaches the present (tests).
 
     Raises:
         ValueError: ``since`` or ``until`` is not an ISO date.
@@ -173,41 +227,46 @@ def build_report(
     if flow:
         where.append("c.flow = ?")
         args.append(flow)
-    bounds = ((">=", parse_moment(since)), ("<", parse_moment(until, end_of_day=True)))
-    for op, value in bounds:
+    start, end = parse_moment(since), parse_moment(until, end_of_day=True)
+    for op, value in ((">=", start), ("<", end)):
         if value is not None:
             where.append(f"c.started_at {op} ?")
             args.append(value)
     cond = " AND ".join(where)
-    report = Report(flow=flow, since=since, until=until)
+    report = Report(flow=flow, since=since, until=until, short_abandon=short_abandon)
     by_flow = _summaries(conn, cond, args)
     for item in by_flow:
-        report.calls += item.calls
-        report.ended += item.ended
-        for outcome, count in item.outcomes.items():
-            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + count
+        report.add(item)
     if report.ended:
         total = sum(f.average_duration * f.ended for f in by_flow)
         report.average_duration = round(total / report.ended, 3)
     report.by_flow = by_flow
     report.nodes = _node_stats(conn, cond, args)
     report.survey = _survey_stats(conn, cond, args)
+    report.queues, report.agents = queue_figures(
+        conn, cond, args, since=start, until=end, now=time.time() if now is None else now,
+        service_levels=service_levels, service_level=service_level, short_abandon=short_abandon)
     return report
 
 
 def _summaries(conn: sqlite3.Connection, cond: str, args: list[object]) -> list[FlowSummary]:
     query = (
-        "SELECT COALESCE(c.flow, ''), c.outcome, COUNT(*), AVG(c.duration) FROM calls c "
+        "SELECT COALESCE(c.flow, ''), c.outcome, COUNT(*), AVG(c.duration), "
+        "SUM(c.queue IS NOT NULL), SUM(c.answered_at IS NOT NULL) FROM calls c "
         f"WHERE {cond} GROUP BY 1, 2 ORDER BY 1"
     )
     flows: dict[str, FlowSummary] = {}
     durations: dict[str, float] = {}
-    for flow, outcome, count, avg in conn.execute(query, args):
+    for flow, outcome, count, avg, queued, answered in conn.execute(query, args):
         item = flows.setdefault(flow, FlowSummary(flow=flow))
         item.calls += count
         if outcome is not None:
             item.ended += count
             item.outcomes[outcome] = count
+            item.queued += queued
+            item.answered_by_agent += answered
+            if outcome in CONTAINED:
+                item.contained += count - answered
             durations[flow] = durations.get(flow, 0.0) + count * (avg or 0.0)
     for flow, item in flows.items():
         if item.ended:
@@ -290,12 +349,14 @@ def format_text(report: Report) -> str:
     ]
     if len(report.by_flow) > 1:
         lines += ["", f"{'flow':<20} {'calls':>6} {'ended':>6} {'contained':>10} "
-                  f"{'transferred':>11} {'queued':>7} {'abandoned':>9} {'failed':>7}"]
+                  f"{'transferred':>11} {'agent':>7} {'abandoned':>9} {'in queue':>8} "
+                  f"{'failed':>7}"]
         for f in report.by_flow:
             lines.append(
                 f"{f.flow:<20} {f.calls:>6} {f.ended:>6} {_pct(f.containment):>10} "
-                f"{_pct(f.rate('transferred')):>11} {_pct(f.rate('queued')):>7} "
-                f"{_pct(f.rate('abandoned')):>9} {_pct(f.rate('failed')):>7}"
+                f"{_pct(f.rate('transferred')):>11} {_pct(f.share(f.answered_by_agent)):>7} "
+                f"{_pct(f.rate('abandoned')):>9} {_pct(f.rate('abandoned_in_queue')):>8} "
+                f"{_pct(f.rate('failed')):>7}"
             )
     if report.nodes:
         lines += ["", f"{'flow':<16} {'node':<22} {'visits':>6} {'calls':>6} {'no-input':>14} "
@@ -307,6 +368,7 @@ def format_text(report: Report) -> str:
                 f"{_count_rate(n.no_match, n.no_match_rate):>14} {n.ended_here:>10} "
                 f"{_count_rate(n.abandoned_here, n.drop_off_rate):>14}"
             )
+    lines += _queue_lines(report)
     if report.survey:
         lines += ["", f"{'survey question':<24} {'responses':>9} {'average':>8} {'skipped':>8}"]
         for s in report.survey:
@@ -319,11 +381,51 @@ def _rate_lines(summary: Summary) -> list[str]:
     rows = (
         ("containment (self-service)", summary.containment),
         ("transferred", summary.rate("transferred")),
-        ("queued for an agent", summary.rate("queued")),
+        ("entered an agent queue", summary.share(summary.queued)),
+        ("answered by an agent", summary.share(summary.answered_by_agent)),
         ("abandoned in the IVR", summary.rate("abandoned")),
+        ("abandoned in a queue", summary.rate("abandoned_in_queue")),
         ("failed", summary.rate("failed")),
     )
     return [f"  {label:<28}{_pct(rate):>8}" for label, rate in rows]
+
+
+def _queue_lines(report: Report) -> list[str]:
+    """The queues' and the agents' tables (times in seconds)."""
+    lines: list[str] = []
+    if report.queues:
+        lines += ["", f"{'queue':<14} {'offered':>7} {'answered':>14} {'service level':>20} "
+                  f"{'ASA s':>7} {'AHT s':>7} {'abandoned':>9} {'short':>5} {'abandon rate':>12} "
+                  f"{'callbacks':>14} {'waiting':>7}"]
+        exits = []
+        for q in report.queues:
+            d = q.as_dict()
+            level = f"{_pct(d['service_level'])} ({d['service_level_threshold']:g} s)"
+            lines.append(
+                f"{q.queue:<14} {q.offered:>7} "
+                f"{_count_rate(q.answered, d['answer_rate']):>14} {level:>20} "
+                f"{d['average_speed_of_answer']:>7.1f} {d['average_handle_time']:>7.1f} "
+                f"{q.abandoned:>9} {q.short_abandoned:>5} {_pct(d['abandon_rate']):>12} "
+                f"{_count_rate(q.callbacks, d['callback_rate']):>14} {q.waiting:>7}"
+            )
+            if q.exits:
+                exits.append(f"{q.queue}: " + ", ".join(f"{k} {v}" for k, v in
+                                                         sorted(q.exits.items())))
+        lines.append(f"  abandon rate: the abandoned but the short ones (under "
+                     f"{report.short_abandon:g} s), over offered")
+        if exits:
+            lines.append("  left unanswered by an exit: " + "; ".join(exits))
+    if report.agents:
+        lines += ["", f"{'agent':<14} {'answered':>8} {'AHT s':>7} {'occupancy':>9} "
+                  f"{'staffed s':>10} {'busy s':>10} {'paused s':>10}"]
+        for a in report.agents:
+            d = a.as_dict()
+            lines.append(
+                f"{a.agent:<14} {a.answered:>8} {d['average_handle_time']:>7.1f} "
+                f"{_pct(d['occupancy']):>9} {a.staffed_time:>10.1f} {a.busy_time:>10.1f} "
+                f"{a.paused_time:>10.1f}"
+            )
+    return lines
 
 
 def format_json(report: Report) -> str:
