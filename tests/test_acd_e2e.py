@@ -68,8 +68,8 @@ net_interface\t\t127.0.0.1
 audio_player\t\taubridge,nullsink
 audio_source\t\tausine,{tone}
 audio_alert\t\taubridge,nullsink
-ausrc_srate\t\t8000
-ausrc_channels\t\t1
+ausrc_srate\t\t48000
+ausrc_channels\t\t2
 module_path\t\t/usr/lib/baresip/modules
 module\t\t\tg711.so
 module\t\t\tausine.so

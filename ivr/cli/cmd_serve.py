@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from ivr.acd.service import ServiceError
 from ivr.cli.serving import run_server
 from ivr.config import Config, parse_listen, parse_port_range
 from ivr.host.signals import stop_on_signals
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         print(f"ivr serve: bad --listen/--rtp-ports: {exc}", file=sys.stderr)
         return 2
-    return run_server(NAME, lambda: _serve_with_workers(args, config, options))
+    return run_server(NAME, lambda: _serve_with_workers(args, config, options),
+                      {ServiceError: "the agent queue cannot start"})  # fmt: skip
 
 
 def _serve_with_workers(args: argparse.Namespace, config: Config, options: ServeOptions) -> int:

@@ -70,13 +70,15 @@ class HostOptions:
     process whose supervisor rendered them passes False). ``watch_interval``: seconds between
     looks at the flows folder (0: no reload). ``share``: engine processes on this machine
     sharing its speech workers (``ivr serve --workers N``). ``speech``: recognise speech where
-    ivr.yaml's ``asr:`` says so (False: DTMF only).
+    ivr.yaml's ``asr:`` says so (False: DTMF only). ``acd_worker``: this process is that worker
+    of the machine, whose queue authority the supervisor holds (None: hold it here).
     """
 
     build_prompts: bool = True
     watch_interval: float = 1.0
     share: int = 1
     speech: bool = True
+    acd_worker: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,7 @@ class EngineHost:
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         await self._start_speech()
         self.actions = ThreadActionRunner(loop, self.config.actions_path)
-        if self.config.acd is not None:
-            self.acd = HostAcd(self.config.acd, LoopClock(loop))
+        await self._start_acd(loop)
         self.runtime = Runtime(
             actions=self.actions,
             config_vars=dict(self.config.vars),
@@ -146,6 +147,17 @@ class EngineHost:
                               languages=self.config.languages)  # fmt: skip
         await self.asr.start()
 
+    async def _start_acd(self, loop: asyncio.AbstractEventLoop) -> None:
+        acd = self.config.acd
+        if acd is None:
+            return
+        clock = LoopClock(loop)
+        worker = self.options.acd_worker
+        if worker is None:
+            self.acd = await HostAcd.here(acd, clock, on_state=self.store.agent_sink())
+        else:
+            self.acd = await HostAcd.remote(acd, clock, worker)
+
     def stop_reloading(self) -> None:
         """Stop watching the flows folder (a draining server takes no new flow versions)."""
         if self._watch is not None:
@@ -165,6 +177,8 @@ class EngineHost:
             session.on_hangup()
         if self.asr is not None:
             await self.asr.stop()
+        if self.acd is not None:
+            await self.acd.stop()
         self.actions.shutdown(wait=False)
         await asyncio.to_thread(self.store.close)
 

@@ -106,7 +106,8 @@ class IvrServer:
         opts = self.options
         self.host = EngineHost(config, HostOptions(
             build_prompts=opts.build_prompts, watch_interval=opts.watch_interval,
-            share=shared.workers if shared is not None else 1))
+            share=shared.workers if shared is not None else 1,
+            acd_worker=shared.index if shared is not None else None))
         self._streams: dict[str, RtpStream] = {}
 
     # --- life cycle -----------------------------------------------------------------------

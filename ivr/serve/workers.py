@@ -33,10 +33,12 @@ from typing import Any
 
 from ivr.config import Config
 from ivr.flow.errors import FlowError
+from ivr.host.acd import machine_authority
 from ivr.host.host import prepare_machine
 from ivr.host.signals import stop_on_signals
 from ivr.logs import setup_logging
 from ivr.serve.server import IvrServer, ServeOptions, SharedPort
+from ivr.store.db import CallStore
 
 log = logging.getLogger("ivr.serve")
 
@@ -204,9 +206,22 @@ def serve_workers(config: Config, options: ServeOptions, workers: int, log_level
                   log_file: str | None, log_format: str = "text") -> int:
     """Run ``workers`` engine processes on one SIP port until SIGTERM/SIGINT; the exit status.
 
+    With ivr.yaml ``acd:`` the machine's queue authority runs here, in the supervisor, on a
+    thread of its own; every worker reaches it over its control socket.
+
     Raises:
         FlowError: The flows do not validate (nothing was started).
+        ServiceError, OSError: The queue authority's socket cannot be served.
     """
     prepare_machine(config, options.build_prompts)
-    return Supervisor(config, options, workers, _LogSettings(log_level, log_file,
-                                                                    log_format)).run()
+    logs = _LogSettings(log_level, log_file, log_format)
+    if config.acd is None:
+        return Supervisor(config, options, workers, logs).run()
+    store = CallStore(config.store_path)  # the agents' record
+    authority = machine_authority(config.acd, on_state=store.agent_sink())
+    try:
+        authority.start()
+        return Supervisor(config, options, workers, logs).run()
+    finally:
+        authority.stop()
+        store.close()
