@@ -11,6 +11,7 @@ from how long something took.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import wave
@@ -274,3 +275,136 @@ def test_account_work_never_rings_a_general_agent_and_a_silent_agent_is_skipped(
     missed = [(d["agent"], d["outcome"]) for kind, _, d in got if kind == "agent_result"]
     assert missed[0] == ("ned", "no_answer")
     assert "Incoming call from" in centre.agents["ned"].log  # it really rang
+
+
+def test_a_corporate_caller_overtakes_retail_callers_and_a_caller_who_gives_up_is_abandoned(
+    centre: Centre,
+) -> None:
+    for agent in AGENTS:
+        centre.act("login", agent)
+        centre.act("pause", agent, "meeting")
+
+    async def scenario() -> tuple[str, str, str]:
+        legs = []
+        try:
+            for caller_id in ("+8613800000011", "+8613800000012", "+861000"):
+                phone, caller, _heard = await dial(centre, "7301", caller_id)
+                legs.append((phone, caller))
+                assert await caller.wait_until(
+                    lambda c=caller: any(e.kind == "queue" for e in c.events), 10)  # type: ignore[misc]
+            (_, first), (_, second), (_, corporate) = legs
+            centre.act("resume", "gina")  # one agent free: who waited longest is not who is next
+            assert await corporate.wait_until(
+                lambda: any(e.kind == "agent_connected" for e in corporate.events), 30)
+            await asyncio.sleep(1.0)
+            assert not any(e.kind == "agent_ring" for e in first.events + second.events)
+            first.hangup()  # gives up
+            assert await first.wait_until(lambda: first.call_ended_in_record, 10)
+            for _, caller in legs[1:]:
+                caller.hangup()
+                assert await caller.wait_until(lambda c=caller: c.call_ended_in_record, 10)  # type: ignore[misc]
+            return first.call_id, second.call_id, corporate.call_id
+        finally:
+            for phone, caller in legs:
+                await caller.close()
+                await phone.close()
+
+    first, _second, corporate = run(scenario(), 120)
+    records = {c["call_id"]: c for c in calls(centre.server.db)}
+    assert records[corporate]["agent"] == "gina" and records[corporate]["outcome"] == "agent"
+    gave_up = records[first]
+    assert (gave_up["outcome"], gave_up["abandoned_in_queue"]) == ("abandoned_in_queue", 1)
+    got = events(centre.server.db, first)
+    joined = next(d for kind, _, d in got if kind == "queue")
+    hangup = next(d for kind, _, d in got if kind == "hangup")
+    assert hangup["by"] == "caller" and hangup["queue_wait"] == gave_up["queue_wait"]
+    assert gave_up["queue_wait"] > 1.0 and joined["queue"] == "line"
+
+
+def test_with_two_workers_callers_and_agents_on_different_processes_meet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ivr serve --workers 2``: the supervisor holds the queue authority; each worker reaches
+    it over the control socket. Agents are logged in with ``ivr agents``; calls are placed until
+    one lands on the worker that did not take the agent's REGISTER, and it is bridged all the
+    same."""
+    import os
+    import re
+    import signal
+    import sys
+
+    from ivr.cli.main import main
+    from ivr.sip.affinity import owner_of
+
+    port = free_port()
+    config_path = write_project(tmp_path, port)
+    log_file = tmp_path / "serve.log"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "-c", str(config_path), "--log-level", "info",
+         "--log-file", str(log_file), "serve", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)  # fmt: skip
+    agents: list[Agent] = []
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert b"with 2 worker processes" in line, proc.stderr.read() if proc.stderr else line
+        user, tone, _tier, _auto = AGENTS["gina"]
+        agents.append(Agent(tmp_path / "gina", user, f"pw-{user}", tone, port, True))
+        registered = wait_for(lambda: re.findall(r" (w[01]) INFO ivr\.acd: call -: agent gina "
+                                                 r"registered", log_file.read_text()), 15)
+        home = registered[0]
+        assert main(["-c", str(config_path), "agents", "login", "gina"]) == 0
+        capsys.readouterr()
+        server = type("S", (), {"address": ("127.0.0.1", port), "db": tmp_path / "calls.db"})
+
+        async def one_call(n: int) -> tuple[str, float]:
+            phone = LivePhone()
+            await phone.start()
+            caller = phone.caller(records=CallRecords(server.db))  # type: ignore[attr-defined]
+            try:
+                assert await caller.dial(f"sip:7301@127.0.0.1:{port}", caller=f"+86138{n:08d}") \
+                    == 200
+                heard: list[np.ndarray] = []
+                assert caller.stream is not None
+                monitor = caller.stream.on_audio
+                caller.stream.on_audio = lambda f: (heard.append(f), monitor(f))  # type: ignore[func-returns-value, misc]
+                assert await caller.wait_until(
+                    lambda: any(e.kind == "agent_connected" for e in caller.events), 30)
+                await asyncio.sleep(1.5)
+                assert main(["-c", str(config_path), "agents", "list", "--json"]) == 0
+                listed = json.loads(capsys.readouterr().out)
+                [gina] = [a for a in listed["agents"] if a["id"] == "gina"]
+                assert gina["state"] == "on_call"
+                tone_heard = tone_of(heard)
+                caller.hangup()
+                assert await caller.wait_until(lambda: caller.call_ended_in_record, 10)
+                return caller.call_id, tone_heard
+            finally:
+                await caller.close()
+                await phone.close()
+
+        def gina_state() -> str:
+            assert main(["-c", str(config_path), "agents", "list", "--json"]) == 0
+            listed = json.loads(capsys.readouterr().out)["agents"]
+            return str(next(a["state"] for a in listed if a["id"] == "gina"))
+
+        crossed = None
+        for n in range(10):
+            call_id, tone_heard = run(one_call(n), 60)
+            assert tone_heard == pytest.approx(440, abs=15)
+            wait_for(lambda: gina_state() == "available", 10)  # after her wrap-up
+            if f"w{owner_of(call_id.encode(), 2)}" != home:
+                crossed = call_id
+                break
+        assert crossed is not None, "no call landed on the other worker in 10 tries"
+        record = next(c for c in calls(tmp_path / "calls.db") if c["call_id"] == crossed)
+        assert (record["agent"], record["outcome"]) == ("gina", "agent")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        for phone in agents:
+            phone.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
