@@ -14,6 +14,7 @@ import asyncio
 import json
 import socket
 import subprocess
+import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ nodes:
       queue: line
       priority: 5
       prompt: "Please hold."
+      keys: {"1": callback}
       on_no_agents: closed
   corporate:
     enqueue: {queue: line, priority: 9, prompt: "Please hold.", on_no_agents: closed}
@@ -88,18 +90,18 @@ class Agent:
     """A baresip softphone registered to the server as an agent."""
 
     def __init__(self, home: Path, user: str, password: str, tone: int, server_port: int,
-                 auto: bool) -> None:  # fmt: skip
+                 auto: bool, sip_port: int | None = None) -> None:  # fmt: skip
         home.mkdir(parents=True, exist_ok=True)
         self.home, self.tone = home, tone
         self.snd = home / "snd"
         self.snd.mkdir()
         (home / "config").write_text(BARESIP.format(
-            sip_port=free_port(), cons_port=free_port(socket.SOCK_STREAM), tone=tone,
+            sip_port=sip_port or free_port(), cons_port=free_port(socket.SOCK_STREAM), tone=tone,
             snd_path=self.snd))  # fmt: skip
         answer = "auto" if auto else "manual"
-        (home / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1:{server_port}>;auth_pass={password};regint=60;"
-            f"answermode={answer}\n")  # fmt: skip
+        account = (f"<sip:{user}@127.0.0.1>;regint=0" if not password else
+                   f"<sip:{user}@127.0.0.1:{server_port}>;auth_pass={password};regint=60")
+        (home / "accounts").write_text(f"{account};answermode={answer}\n")
         self.log_path = home / "baresip.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(["baresip", "-f", str(home), "-t", "200"],
@@ -116,8 +118,11 @@ class Agent:
         files = sorted(self.snd.glob("*-dec.wav"))
         if not files:
             return None
-        with wave.open(str(files[-1])) as wav:
-            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        try:
+            with wave.open(str(files[-1])) as wav:
+                pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        except (wave.Error, EOFError):  # baresip completes the file when the call ends
+            return None
         if wav.getnchannels() == 2:
             pcm = pcm[::2]
         if len(pcm) < 4000:
@@ -135,9 +140,13 @@ class Agent:
         self._log.close()
 
 
+CUSTOMER = "+8613800000009"  # a caller who asks to be called back; their phone: a baresip
+
+
 @dataclass
 class Centre:
     server: ServerThread
+    customer_port: int
     agents: dict[str, Agent] = field(default_factory=dict)
 
     def state(self, agent: str) -> AgentState:
@@ -151,7 +160,7 @@ class Centre:
             lambda s: s.host.acd.authority.agents[agent].contact is not None)  # type: ignore[union-attr]
 
 
-def write_project(root: Path, port: int) -> Path:
+def write_project(root: Path, port: int, customer_port: int = 5999) -> Path:
     (root / "flows").mkdir()
     (root / "flows" / "acd-e2e.yaml").write_text(FLOW, encoding="utf-8")
     (root / "prompts").mkdir()
@@ -164,7 +173,9 @@ def write_project(root: Path, port: int) -> Path:
         "sip": {"listen": f"127.0.0.1:{port}", "rtp_ports": "43000-43999"},
         "asr": {"backend": "off"},
         "acd": {"agents": agents,
-                "queues": {"line": {"ring_timeout": 4, "retry_delay": 1}}},
+                "queues": {"line": {"ring_timeout": 4, "retry_delay": 1}},
+                "callback": {"trunk": f"sip:{{number}}@127.0.0.1:{customer_port}",
+                             "ring_timeout": 10, "retries": 0}},
     }  # fmt: skip
     (root / "ivr.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return root / "ivr.yaml"
@@ -173,12 +184,12 @@ def write_project(root: Path, port: int) -> Path:
 @pytest.fixture(scope="module")
 def centre(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Centre]:
     root = tmp_path_factory.mktemp("acd")
-    port = free_port()
-    config = load_config(write_project(root, port))
+    port, customer_port = free_port(), free_port()
+    config = load_config(write_project(root, port, customer_port))
     sip = config.sip
     server = ServerThread(config, ServeOptions(host=sip.host, port=sip.port,
                                                rtp_ports=sip.rtp_ports)).start()  # fmt: skip
-    centre = Centre(server)
+    centre = Centre(server, customer_port)
     try:
         for agent, (user, tone, _tier, auto) in AGENTS.items():
             centre.agents[agent] = Agent(root / agent, user, f"pw-{user}", tone, port, auto)
@@ -319,6 +330,51 @@ def test_a_corporate_caller_overtakes_retail_callers_and_a_caller_who_gives_up_i
     hangup = next(d for kind, _, d in got if kind == "hangup")
     assert hangup["by"] == "caller" and hangup["queue_wait"] == gave_up["queue_wait"]
     assert gave_up["queue_wait"] > 1.0 and joined["queue"] == "line"
+
+
+def test_a_callback_keeps_the_place_and_connects_agent_and_caller(centre: Centre,
+                                                                 tmp_path: Path) -> None:
+    """The caller presses 1, hears they will be called back and hangs up; their place is kept;
+    when gina is free the server calls her, then the caller's number through the trunk (a
+    baresip answering as the caller's phone), and bridges them: audio both ways."""
+    for agent in AGENTS:
+        centre.act("login", agent)
+        centre.act("pause", agent, "meeting")
+    phone_home = Agent(tmp_path / "customer", CUSTOMER, "", 550, 0, True,
+                       sip_port=centre.customer_port)  # fmt: skip
+
+    async def scenario() -> str:
+        phone, caller, _heard = await dial(centre, "7301", CUSTOMER)
+        try:
+            assert await caller.wait_until(
+                lambda: any(e.kind == "queue" for e in caller.events), 10)
+            caller.press("1")
+            assert await caller.wait_until(lambda: caller.call_ended_in_record, 20)
+            return caller.call_id
+        finally:
+            await caller.close()
+            await phone.close()
+
+    try:
+        call_id = run(scenario(), 60)
+        record = next(c for c in calls(centre.server.db) if c["call_id"] == call_id)
+        assert record["outcome"] == "callback_requested"
+        assert centre.server.read(lambda s: call_id in s.host.acd.authority.waiting)  # type: ignore[union-attr]
+        centre.act("resume", "gina")
+        wait_for(lambda: "Call established" in phone_home.log, 30)  # the caller's phone answered
+        wait_for(lambda: centre.state("gina") == AgentState.ON_CALL, 10)
+        time.sleep(2.0)  # the two talk
+    finally:
+        phone_home.stop()  # the caller's phone hangs up: the bridged callback ends
+    done = wait_for(lambda: next((c for c in calls(centre.server.db)
+                                  if c["call_id"] == f"{call_id}~cb1" and c["outcome"]), None),
+                    15)  # fmt: skip
+    assert (done["outcome"], done["agent"], done["caller"]) == ("callback_done", "gina", CUSTOMER)
+    assert done["talk_time"] > 0
+    # audio both ways: gina's tone on the caller's phone, the caller's on gina's
+    assert wait_for(lambda: phone_home.received_tone(), 10) == pytest.approx(440, abs=15)
+    gina = centre.agents["gina"]
+    assert wait_for(lambda: gina.received_tone(), 10) == pytest.approx(550, abs=15)
 
 
 def test_with_two_workers_callers_and_agents_on_different_processes_meet(

@@ -217,6 +217,25 @@ class QueueAuthority:
         self._flush()
         return True
 
+    def callback(self, call_id: str, number: str) -> bool:
+        """The caller hangs up but keeps their place: at the head, the agent chosen is offered
+        with ``callback`` set (call the agent, then ``number``). False when not waiting."""
+        waiting = self.waiting.get(call_id)
+        if waiting is None:
+            return False
+        waiting.ticket.callback = number
+        if waiting.max_wait_timer is not None:  # nobody is on the line to leave by an exit
+            waiting.max_wait_timer.cancel()
+            waiting.max_wait_timer = None
+        for offer in list(waiting.offers.values()):  # what rang for the caller on the line
+            waiting.offers.pop(offer.id, None)
+            self._close_offer(offer)
+            self._agent_free(self.agents[offer.agent], keep_idle=True)
+            self._emit(partial(self._tell_withdraw, offer))
+        self._dispatch()
+        self._flush()
+        return True
+
     def position(self, call_id: str) -> int | None:
         """1 for the next caller of the queue, ...; None when not waiting."""
         waiting = self.waiting.get(call_id)
@@ -390,6 +409,8 @@ class QueueAuthority:
         """Callers nobody logged in can take any more leave by the ``no_agents`` exit."""
         gone: dict[Signature, bool] = {}
         for waiting in list(self.waiting.values()):
+            if waiting.ticket.callback is not None:  # nobody on the line: wait for tomorrow
+                continue
             sig = self._signature(waiting.ticket)
             if sig not in gone:
                 gone[sig] = not self._able(sig, logged_in_only=True)

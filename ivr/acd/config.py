@@ -25,16 +25,18 @@ from ivr.configread import MISSING, Reader, syntax_problem
 from ivr.flow.errors import YamlError
 from ivr.flow.yamlload import child, load_yaml
 
-__all__ = ["DEFAULT_LEVEL", "AcdConfig", "AgentAccount", "read_acd"]
+__all__ = ["DEFAULT_LEVEL", "AcdConfig", "AgentAccount", "CallbackConfig", "read_acd"]
 
 DEFAULT_LEVEL = 5  # the level of a skill given in a list (``skills: [accounts]``)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # agent ids and queue names
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # a SIP user part without escapes
 _PIN = re.compile(r"[0-9]{4,8}")
+_NUMBER = re.compile(r"\+?[0-9]{2,20}")  # a caller's number fit to call back
 _T = TypeVar("_T")
 _ID_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
-_ACD = ("file", "realm", "control", "agents", "queues")
+_ACD = ("file", "realm", "control", "agents", "queues", "callback")
+_CALLBACK = ("trunk", "ring_timeout", "retries", "retry_delay")
 _AGENT = ("name", "username", "password", "pin", "skills", "tier", "languages", "wrap_up",
           "max_misses")  # fmt: skip
 _QUEUE = ("strategy", "ring_timeout", "retry_delay", "max_wait", "max_callers", "service_level",
@@ -49,6 +51,30 @@ class AgentAccount:
     username: str
     password: str = field(repr=False)
     pin: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CallbackConfig:
+    """How the queue calls back a caller who kept their place (``acd.callback``).
+
+    Attributes:
+        trunk: The outbound route: a SIP URI template with ``{number}`` (the caller's number,
+            digits and a leading + only), e.g. ``sip:{number}@127.0.0.1:5090``.
+        ring_timeout: Seconds the caller's phone rings.
+        retries: Further attempts when the caller does not answer.
+        retry_delay: Seconds between attempts.
+    """
+
+    trunk: str
+    ring_timeout: float = 30.0
+    retries: int = 1
+    retry_delay: float = 120.0
+
+    def uri(self, number: str) -> str | None:
+        """The URI to call ``number`` at (None: not a phone number: never put into a URI)."""
+        if not _NUMBER.fullmatch(number):
+            return None
+        return self.trunk.replace("{number}", number)
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,7 @@ class AcdConfig:
     accounts: dict[str, AgentAccount] = field(default_factory=dict)
     realm: str = "ivr"
     control: Path = Path("var/acd.sock")
+    callback: CallbackConfig | None = None
     file: str = "ivr.yaml"
     prefix: str = "acd."
 
@@ -200,7 +227,21 @@ def _definitions(r: Reader, base: str, root: Path, display: str, prefix: str) ->
     return AcdConfig(agents=tuple(agents), queues=tuple(q for q in queues if q is not None),
                      accounts=accounts, realm=realm,
                      control=control if control.is_absolute() else root / control,
-                     file=display, prefix=prefix)  # fmt: skip
+                     file=display, prefix=prefix,
+                     callback=_callback(r, f"{base}/callback"))  # fmt: skip
+
+
+def _callback(r: Reader, ptr: str) -> CallbackConfig | None:
+    if not r.section(ptr, _CALLBACK):
+        return None
+    trunk = r.text(f"{ptr}/trunk", "")
+    if not trunk.startswith(("sip:", "sips:")) or "{number}" not in trunk:
+        r.wrong(f"{ptr}/trunk", r.get(f"{ptr}/trunk"),
+                "a sip: URI with {number}, e.g. sip:{number}@127.0.0.1:5090")  # fmt: skip
+        return None
+    return CallbackConfig(trunk, r.number(f"{ptr}/ring_timeout", 30.0, 1.0),
+                          r.integer(f"{ptr}/retries", 1, 0),
+                          r.number(f"{ptr}/retry_delay", 120.0, 1.0))  # fmt: skip
 
 
 def _check_id(r: Reader, ptr: str, what: str) -> None:

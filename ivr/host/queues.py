@@ -26,6 +26,8 @@ class AuthorityQueues(AuthorityListener):
         self.authority = authority
         self.worker = worker
         self.waiters: dict[str, QueueWaiter] = {}
+        # Who calls back a caller who kept their place (None: callbacks are not offered).
+        self.callbacks: Callable[[Offer], None] | None = None
         authority.listener = self
 
     def join(self, call_id: str, request: QueueRequest,
@@ -45,6 +47,9 @@ class AuthorityQueues(AuthorityListener):
     # --- from the authority -----------------------------------------------------------------
 
     def offer(self, offer: Offer) -> None:
+        if offer.callback is not None and self.callbacks is not None:
+            self.callbacks(offer)
+            return
         waiter = self.waiters.get(offer.call_id)
         if waiter is None:  # the caller is gone: the authority hears it from leave()
             self.authority.result(offer.id, Outcome.CALLER_GONE)
@@ -85,4 +90,7 @@ class _Place:
         self.queues.authority.leave(self.call_id)
 
     def callback(self, number: str) -> bool:
-        return False  # callbacks come with the outbound route (docs/ACD.md, "Callback")
+        if self.queues.callbacks is None:
+            return False
+        self.queues.waiters.pop(self.call_id, None)
+        return self.queues.authority.callback(self.call_id, number)

@@ -20,10 +20,12 @@ from ivr.config import Config
 from ivr.core.clock import LoopClock, WallShiftedClock
 from ivr.engine.channel import RenderedPrompt
 from ivr.host.host import Admission, EngineHost, HostOptions
+from ivr.host.queues import AuthorityQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
 from ivr.serve.agents import AgentDialer
+from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity
 from ivr.sip.call import SipCall
@@ -132,6 +134,12 @@ class IvrServer:
             registrar=self.registrar,
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
+        if acd is not None and acd.config.callback is not None and \
+                isinstance(acd.queues, AuthorityQueues) and acd.authority is not None:
+            # Callbacks are placed where the authority is (one ivr serve, for now).
+            acd.queues.callbacks = CallbackDialer(
+                self.ua, self.media, acd.authority, acd.config.callback, self.host.store.sink,
+                LoopClock(loop)).offer  # fmt: skip
         if shared is None:
             await self.ua.start()
         else:

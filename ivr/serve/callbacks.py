@@ -1,0 +1,166 @@
+"""Calling back a caller who kept their place (docs/ACD.md, "Callback").
+
+When the queue authority offers an agent for a callback ticket (the caller chose a callback and
+hung up, their place kept), the :class:`CallbackDialer`:
+
+1. calls the agent first, from the server's socket, for the queue's ring timeout; an agent who
+   does not answer is a miss like any other (the ticket keeps its place; the authority tries the
+   next agent after the retry delay);
+2. once the agent answers, calls the caller's number through the outbound route
+   (``acd.callback.trunk``; only a number of digits with an optional + is ever put into it) and,
+   when they answer, bridges the two;
+3. a caller who does not answer frees the agent and is tried again after ``retry_delay``, up to
+   ``retries`` times (at the end of the line: their place was spent on the attempt).
+
+Every attempt that reached an agent is a call record of its own (flow ``callback``, the caller's
+number, the agent, talk time) with outcome ``callback_done`` or ``callback_failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from dataclasses import replace
+from typing import Any
+
+from ivr.acd.authority import QueueAuthority
+from ivr.acd.config import CallbackConfig
+from ivr.acd.model import Offer, Outcome, Ticket
+from ivr.core import events as ev
+from ivr.core.clock import Clock
+from ivr.core.events import Event, EventSink
+from ivr.rtp.bridge import Bridge
+from ivr.rtp.engine import MediaEngine
+from ivr.rtp.stream import RtpStream
+from ivr.serve.agents import leg_state
+from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.outgoing import OutgoingCall
+from ivr.sip.ua import UserAgent
+
+log = logging.getLogger("ivr.acd")
+
+DONE, FAILED = "callback_done", "callback_failed"
+
+
+class CallbackRecord:
+    """The call record of one callback attempt, written as step events."""
+
+    def __init__(self, sink: EventSink, call_id: str, clock: Clock) -> None:
+        self.sink, self.call_id, self.clock = sink, call_id, clock
+        self.start = clock.now()
+        self._seq = itertools.count(1)
+
+    def emit(self, kind: str, **data: Any) -> None:
+        self.sink(Event(self.call_id, next(self._seq), round(self.clock.now() - self.start, 4),
+                        kind, None, data))  # fmt: skip
+
+    def end(self, outcome: str) -> None:
+        self.emit(ev.CALL_END, outcome=outcome,
+                  duration=round(self.clock.now() - self.start, 3), last_node=None,
+                  flow="callback", language=None)  # fmt: skip
+
+
+class CallbackDialer:
+    """Places the callbacks of the authority in this process (see the module docstring)."""
+
+    def __init__(self, ua: UserAgent, media: MediaEngine, authority: QueueAuthority,
+                 config: CallbackConfig, sink: EventSink, clock: Clock) -> None:  # fmt: skip
+        self.ua, self.media, self.authority = ua, media, authority
+        self.config, self.sink, self.clock = config, sink, clock
+        self.attempts: dict[str, int] = {}  # original call id -> attempts made
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def offer(self, offer: Offer) -> None:
+        """The authority's offer of an agent for a callback ticket."""
+        waiting = self.authority.waiting.get(offer.call_id)
+        if waiting is None:
+            self.authority.result(offer.id, Outcome.CALLER_GONE)
+            return
+        task = asyncio.ensure_future(self._run(offer, replace(waiting.ticket)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, offer: Offer, ticket: Ticket) -> None:
+        agent_stream = await self.media.open_stream(f"callback-agent-{offer.id}")
+        agent = self.ua.call(offer.contact, LocalMedia(*agent_stream.local_address),
+                             caller=offer.callback, timeout=offer.ring_timeout)  # fmt: skip
+        status = await agent.wait_answered()
+        if status != 200 or not agent.connected or agent.media is None:
+            agent_stream.close()
+            self.authority.result(offer.id, Outcome(leg_state(status)))
+            return
+        self._start(agent_stream, agent)
+        self.authority.result(offer.id, Outcome.ANSWERED)
+        origin = ticket.call_id.split("~")[0]
+        tries = self.attempts[origin] = self.attempts.get(origin, 0) + 1
+        record = CallbackRecord(self.sink, f"{origin}~cb{tries}", self.clock)
+        record.emit(ev.CALL_START, caller=ticket.callback, called="", flow="callback",
+                    flow_version="", transport="sip", wall=self.clock.wall())  # fmt: skip
+        record.emit(ev.QUEUE, queue=ticket.queue, priority=ticket.priority,
+                    skills=list(ticket.skills), tier=ticket.tier)  # fmt: skip
+        try:
+            answered = await self._call_customer(ticket, agent_stream, agent, offer, record)
+        finally:
+            with contextlib.suppress(Exception):
+                agent_stream.close()
+            self.authority.ended(offer.agent)
+        if not answered and tries <= self.config.retries:
+            self.clock.call_later(self.config.retry_delay, lambda: self._again(ticket, tries))
+
+    async def _call_customer(self, ticket: Ticket, agent_stream: RtpStream, agent: OutgoingCall,
+                             offer: Offer, record: CallbackRecord) -> bool:  # fmt: skip
+        uri = self.config.uri(ticket.callback or "")
+        if uri is None:
+            log.warning("call %s: %r cannot be called back", ticket.call_id, ticket.callback)
+            agent.hangup()
+            record.end(FAILED)
+            return True  # nothing to try again
+        stream = await self.media.open_stream(f"callback-{offer.id}")
+        customer = self.ua.call(uri, LocalMedia(*stream.local_address),
+                                timeout=self.config.ring_timeout)  # fmt: skip
+        status = await customer.wait_answered()
+        if status != 200 or not customer.connected or customer.media is None or agent.ended:
+            log.info("call %s: callback to %s not answered (%d)", ticket.call_id,
+                     ticket.callback, status)  # fmt: skip
+            stream.close()
+            customer.hangup()
+            agent.hangup()
+            record.end(FAILED)
+            return False
+        self._start(stream, customer)
+        record.emit(ev.AGENT_CONNECTED, agent=offer.agent,
+                    queue_wait=round(self.clock.now() - ticket.joined_at, 3))  # fmt: skip
+        bridge = Bridge(stream, agent_stream)
+        talk_from = self.clock.now()
+        await _first_to_end(agent, customer)
+        bridge.stop()
+        agent.hangup()
+        customer.hangup()
+        stream.close()
+        record.emit(ev.AGENT_DONE, agent=offer.agent, talk=round(self.clock.now() - talk_from, 3))
+        record.end(DONE)
+        return True
+
+    def _again(self, ticket: Ticket, tries: int) -> None:
+        again = replace(ticket, call_id=f"{ticket.call_id.split('~')[0]}~{tries}")
+        self.authority.join(again)
+        self.authority.callback(again.call_id, ticket.callback or "")
+
+    @staticmethod
+    def _start(stream: RtpStream, call: OutgoingCall) -> None:
+        plan = call.media
+        assert plan is not None
+        stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                     plan.dtmf_payload_type)  # fmt: skip
+
+
+async def _first_to_end(*calls: OutgoingCall) -> None:
+    """Until one of the calls ends (either side hung up, or a leg was lost)."""
+    waits = [asyncio.ensure_future(call.wait_ended()) for call in calls]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
