@@ -60,6 +60,7 @@ TUNING_SEED = 7  # what the authority was profiled on
 CHECK_SEED = 3  # the side-by-side check
 CHECK_WAITS_EVERY = 50  # events between comparisons of every position and wait
 EVENT_KINDS = ("agent free", "caller joins", "caller hangs up", "offer result", "all waits")
+PER_CALLER = "all waits, per caller"  # the authority only: position() and expected_wait() each
 
 # --- the centre ---------------------------------------------------------------------------------
 
@@ -428,10 +429,16 @@ class Impl(Protocol):
 
 
 def authority_waits(auth: QueueAuthority) -> dict[str, tuple[int, float | None]]:
-    """Every waiting caller's position and expected wait from the authority."""
+    """Every waiting caller's position and expected wait from the authority (one caller at a
+    time on an authority older than QueueAuthority.waits)."""
     bulk = getattr(auth, "waits", None)
     if bulk is not None:
         return dict(bulk())
+    return per_caller_waits(auth)
+
+
+def per_caller_waits(auth: QueueAuthority) -> dict[str, tuple[int, float | None]]:
+    """The same through position() and expected_wait(), as each caller's announcements ask."""
     out: dict[str, tuple[int, float | None]] = {}
     for call_id in list(auth.waiting):
         position = auth.position(call_id)
@@ -521,12 +528,14 @@ class Driver:
         self.clock = VirtualClock()
         self.rec = Recorder()
         self.impl, self.waits, self.state = make_impl(kind, self.centre, self.clock, self.rec)
+        self.per_caller = partial(per_caller_waits, self.impl) \
+            if isinstance(self.impl, QueueAuthority) else None
         self.target = callers
         self.calls = 0
         self.waiting = Pool()
         self.on_call = Pool()
         self.paused: dict[str, float] = {}
-        self.times: dict[str, list[float]] = {k: [] for k in EVENT_KINDS}
+        self.times: dict[str, list[float]] = {k: [] for k in (*EVENT_KINDS, PER_CALLER)}
         for spec in self.centre.agents:
             self.impl.registered(spec.id, f"sip:{spec.id}@10.0.0.1:5060", 86400.0)
             self.impl.login(spec.id)
@@ -611,6 +620,10 @@ class Driver:
                 start = clock()
                 self.waits()
                 self.times["all waits"].append(clock() - start)
+                if self.per_caller is not None:
+                    start = clock()
+                    self.per_caller()
+                    self.times[PER_CALLER].append(clock() - start)
             if after is not None:
                 after(n)
         return Run(self.times, self.rec.decisions, len(self.waiting), len(self.on_call))
@@ -688,6 +701,11 @@ def report(opts: argparse.Namespace, ours: Run, ref: Run, checked: int) -> str:
         rm, rp, rn = summary(ref.times[kind])
         rows.append(f"| {kind} | {fmt_us(om)} | {fmt_us(op)} | {on:,} | {fmt_us(rm)} | "
                     f"{fmt_us(rp)} | {rn:,} | **{rm / om:,.0f}** |")  # fmt: skip
+    if ours.times[PER_CALLER]:
+        pm, pp, pn = summary(ours.times[PER_CALLER])
+        rm = summary(ref.times["all waits"])[0]
+        rows.append(f"| {PER_CALLER}: `position()`, `expected_wait()` | {fmt_us(pm)} | "
+                    f"{fmt_us(pp)} | {pn:,} | (as above) | | | **{rm / pm:,.0f}** |")
     return "\n".join([
         f"## The agent queue at scale ({opts.callers:,} waiting callers, {opts.agents:,} agents)",
         f"`bench/acd_scale.py` (`make bench-acd`, {time.strftime('%Y-%m-%d')}) on "
@@ -750,9 +768,10 @@ def main() -> int:
     if opts.only:
         every = opts.waits_every if opts.only == "authority" else opts.ref_waits_every
         run = Driver(opts.only, opts.seed, opts.agents, opts.callers).play(opts.events, every)
-        for kind in EVENT_KINDS:
-            median, p99, n = summary(run.times[kind])
-            print(f"{kind:16} median {fmt_us(median):>9}  p99 {fmt_us(p99):>9}  n {n}")
+        for kind in (*EVENT_KINDS, PER_CALLER):
+            if run.times[kind]:
+                median, p99, n = summary(run.times[kind])
+                print(f"{kind:21} median {fmt_us(median):>9}  p99 {fmt_us(p99):>9}  n {n}")
         return 0
     checked = check(CHECK_SEED, opts.check_agents, opts.check_callers, opts.check_events)
     print(f"side by side: {checked} decisions alike", flush=True)
