@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench bench-asr bench-load clean demo-api
+.PHONY: serve test lint typecheck unit bench bench-acd bench-asr bench-load clean demo-api
 
 # Debian packages the tests read (a test fails, naming its package, when one is missing):
 # recorded speech under /usr/share/asterisk/sounds/en_US_f_Allison (ASR, false in-band DTMF, VAD)
@@ -37,6 +37,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The agent queue at scale: 10,000 waiting callers, 1,000 agents, per-event latency of the queue
+# authority against a straightforward reference in the same run -> docs/PERFORMANCE.md (~2 min).
+bench-acd: $(STAMP)
+	$(BIN)/python bench/acd_scale.py --write
 
 # Speech recognition: accuracy per condition, latency, streams per core -> docs/ASR.md.
 bench-asr: $(STAMP)

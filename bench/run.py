@@ -188,6 +188,15 @@ every stage: YAML with positions, JSON Schema, semantic checks, model.
 """
 
 
+def keep_others(old: str, new: str) -> str:
+    """``new``, then the sections of ``old`` that other benchmarks wrote (bench/serve_load.py,
+    bench/acd_scale.py): this one rewrites only its own."""
+    own = {line for line in new.splitlines() if line.startswith("## ")}
+    sections = old.split("\n## ")[1:]
+    others = ["## " + s.rstrip("\n") for s in sections if "## " + s.split("\n", 1)[0] not in own]
+    return "\n\n".join([new.rstrip("\n"), *others]) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
@@ -198,7 +207,9 @@ def main() -> int:
     sim = bench_simulated_calls(args.calls, args.repeats)
     val = bench_validation(args.nodes, args.repeats)
     text = report(sim, val)
-    Path(args.output).write_text(text, encoding="utf-8")
+    output = Path(args.output)
+    old = output.read_text(encoding="utf-8") if output.exists() else ""
+    output.write_text(keep_others(old, text), encoding="utf-8")
     print(text)
     return 0
 

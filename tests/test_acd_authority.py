@@ -288,6 +288,17 @@ class AuthorityMachine(RuleBasedStateMachine):
     def caller_hangs_up(self, data: st.DataObject) -> None:
         self.auth.leave(data.draw(st.sampled_from(sorted(self.auth.waiting))))
 
+    @precondition(lambda self: bool(self.auth.waiting))
+    @rule(data=st.data())
+    def caller_asks_to_be_called_back(self, data: st.DataObject) -> None:
+        call_id = data.draw(st.sampled_from(sorted(self.auth.waiting)))
+        position = self.auth.position(call_id)
+        assert self.auth.callback(call_id, "+8613800000001")
+        assert self.auth.position(call_id) == position  # the place is kept
+        # what rang for the caller on the line stopped; a free agent is offered the callback
+        offers = self.auth.waiting[call_id].offers.values()
+        assert all(o.callback == "+8613800000001" for o in offers)
+
     @precondition(lambda self: bool(self.auth._offers))
     @rule(data=st.data(), outcome=st.sampled_from(list(Outcome)))
     def offer_ends(self, data: st.DataObject, outcome: Outcome) -> None:

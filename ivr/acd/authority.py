@@ -39,6 +39,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from functools import partial
 from typing import Protocol
 
 from ivr.acd.estimator import HandleTimes, expected_wait
+from ivr.acd.groups import Group, Groups, Key, Signature
 from ivr.acd.model import (
     AgentSpec,
     AgentState,
@@ -61,7 +63,6 @@ from ivr.core.clock import Clock, TimerHandle
 log = logging.getLogger("ivr.acd")
 
 OFFER_GRACE = 5.0  # seconds past the ring timeout before a missing result counts as no answer
-Signature = tuple[str, tuple[str, ...], str, str]  # queue, skills, tier, language
 
 
 class AuthorityListener(Protocol):
@@ -109,6 +110,7 @@ class Waiting:
     """A ticket and what the authority does for it."""
 
     ticket: Ticket
+    group: Group  # the callers of the same signature
     offers: dict[int, Offer] = field(default_factory=dict)
     missed_by: set[str] = field(default_factory=set)
     not_before: float = 0.0
@@ -119,7 +121,7 @@ class Waiting:
 @dataclass
 class QueueState:
     spec: QueueSpec
-    keys: list[tuple[int, float, int]] = field(default_factory=list)  # sorted ticket keys
+    keys: list[Key] = field(default_factory=list)  # sorted ticket keys
     handle: HandleTimes = field(default_factory=HandleTimes)
     last_rung: int | None = None  # definition index of the agent rung last (round-robin)
 
@@ -169,8 +171,9 @@ class QueueAuthority:
         }
         self.queues: dict[str, QueueState] = {q.name: QueueState(q) for q in queues}
         self.waiting: dict[str, Waiting] = {}
-        self._order: list[tuple[tuple[int, float, int], str]] = []  # every ticket, served first
-        self._by_key: dict[tuple[int, float, int], str] = {}
+        self._order: list[tuple[Key, str]] = []  # every ticket, served first
+        self._by_key: dict[Key, str] = {}
+        self._groups = Groups(self.agents, self._serves)
         self._offers: dict[int, tuple[Offer, TimerHandle]] = {}
         self._offer_ids = itertools.count(1)
         self._seq = itertools.count(1)
@@ -187,16 +190,19 @@ class QueueAuthority:
         spec = queue.spec
         if spec.max_callers is not None and len(queue.keys) >= spec.max_callers:
             return ExitReason.FULL
-        if not self._able(self._signature(ticket), logged_in_only=True):
+        sig = self._signature(ticket)
+        if not self._able(sig, logged_in_only=True):
             return ExitReason.NO_AGENTS
         ticket.joined_at = self.clock.now()
         ticket.seq = next(self._seq)
-        waiting = Waiting(ticket)
+        waiting = Waiting(ticket, self._groups.group(sig))
         self.waiting[ticket.call_id] = waiting
         key = ticket.sort_key()
         bisect.insort(queue.keys, key)
         bisect.insort(self._order, (key, ticket.call_id))
         self._by_key[key] = ticket.call_id
+        waiting.group.waiting += 1
+        waiting.group.set_ready(key, True)
         if spec.max_wait is not None:
             waiting.max_wait_timer = self.clock.call_later(
                 spec.max_wait, lambda: self._exit(ticket.call_id, ExitReason.MAX_WAIT))
@@ -229,6 +235,7 @@ class QueueAuthority:
             waiting.max_wait_timer = None
         for offer in list(waiting.offers.values()):  # what rang for the caller on the line
             waiting.offers.pop(offer.id, None)
+            self._offers_changed(waiting)
             self._close_offer(offer)
             self._agent_free(self.agents[offer.agent], keep_idle=True)
             self._emit(partial(self._tell_withdraw, offer))
@@ -272,6 +279,8 @@ class QueueAuthority:
             self._agent_free(agent, keep_idle=True)  # the caller left first
         else:
             self._missed(agent, waiting, outcome)
+        if waiting is not None and offer.call_id in self.waiting:
+            self._offers_changed(waiting)
         self._dispatch()
         self._flush()
         return True
@@ -337,9 +346,11 @@ class QueueAuthority:
         if contact is None or expires <= 0:
             # Not a reason to send callers away: a logged-in agent's phone re-registers.
             agent.contact, agent.registered_until = None, 0.0
+            self._groups.registered(agent)
         else:
             agent.contact = contact
             agent.registered_until = self.clock.now() + expires
+            self._groups.registered(agent)
             agent.registration_timer = self.clock.call_later(
                 expires, lambda: self.registered(agent_id, None))
             self._dispatch()
@@ -372,12 +383,25 @@ class QueueAuthority:
         now = self.clock.now()
         out = []
         for name, queue in self.queues.items():
-            oldest = min((self.waiting[self._by_key[k]].ticket.joined_at for k in queue.keys),
-                         default=now)  # fmt: skip
+            oldest = _oldest(queue.keys, default=now)
             spec = queue.spec
             able = self._able((name, spec.skills, spec.tier, ""), logged_in_only=False,
                               working=True)  # fmt: skip
             out.append(QueueStatus(name, len(queue.keys), now - oldest, able, queue.handle.mean))
+        return out
+
+    def waits(self) -> dict[str, tuple[int, float | None]]:
+        """Every waiting caller's position and expected wait, by call id: what :meth:`position`
+        and :meth:`expected_wait` say of each, in one pass (status pages, announcements)."""
+        if self._groups.lapsed(self.clock.now()):  # rare: count the slow way
+            return {c: (self.position(c) or 0, self.expected_wait(c)) for c in self.waiting}
+        out: dict[str, tuple[int, float | None]] = {}
+        for queue in self.queues.values():
+            handle = queue.handle.mean
+            for position, key in enumerate(queue.keys, 1):
+                call_id = self._by_key[key]
+                able = self.waiting[call_id].group.working
+                out[call_id] = (position, expected_wait(position, able, handle))
         return out
 
     # --- inside: callers ---------------------------------------------------------------------
@@ -392,6 +416,8 @@ class QueueAuthority:
         del keys[bisect.bisect_left(keys, key)]
         del self._order[bisect.bisect_left(self._order, (key, call_id))]
         del self._by_key[key]
+        waiting.group.waiting -= 1
+        waiting.group.set_ready(key, False)
         for timer in (waiting.max_wait_timer, waiting.retry_timer):
             if timer is not None:
                 timer.cancel()
@@ -407,6 +433,8 @@ class QueueAuthority:
 
     def _check_no_agents(self) -> None:
         """Callers nobody logged in can take any more leave by the ``no_agents`` exit."""
+        if all(g.logged_in or not g.waiting for g in self._groups.groups.values()):
+            return  # the loop below would find nobody
         gone: dict[Signature, bool] = {}
         for waiting in list(self.waiting.values()):
             if waiting.ticket.callback is not None:  # nobody on the line: wait for tomorrow
@@ -424,6 +452,7 @@ class QueueAuthority:
             agent.timer.cancel()
             agent.timer = None
         agent.state, agent.reason, agent.since = state, reason, self.clock.now()
+        self._groups.agent_changed(agent)
         if self.on_state is not None:
             self.on_state(agent.spec.id, state, reason, self.clock.wall())
 
@@ -438,6 +467,7 @@ class QueueAuthority:
                 waiting = self.waiting.get(offer.call_id)
                 if waiting is not None:
                     waiting.offers.pop(offer.id, None)
+                    self._offers_changed(waiting)
                 self._emit(partial(self._tell_withdraw, offer))
             agent.offer = None
             self._set(agent, state, reason)
@@ -506,8 +536,42 @@ class QueueAuthority:
     # --- inside: matching -------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Offer waiting callers, best first, to the agents free now."""
+        """Offer waiting callers, best first, to the agents free now.
+
+        The best caller a free agent can take is rung, then the best of the rest, until no free
+        agent can take anyone: of each group with a free agent, the first caller with no offer
+        out and no retry delay running is a candidate; the best candidate wins. Ringing only
+        makes agents busy, never free, so this rings the same callers in the same order as a
+        walk down the whole line (:meth:`_dispatch_scan`), at the cost of the groups, not of
+        the line.
+        """
+        if not self._order or not self._groups.free_agents:
+            return
         now = self.clock.now()
+        if self._groups.lapsed(now):
+            self._dispatch_scan(now)
+            return
+        while True:
+            best: tuple[Key, Group] | None = None
+            for group in self._groups.groups.values():
+                if not group.free or not group.ready:
+                    continue
+                for key in group.ready:
+                    if self.waiting[self._by_key[key]].not_before <= now:
+                        if best is None or key < best[0]:
+                            best = (key, group)
+                        break
+            if best is None:
+                return
+            key, group = best
+            waiting = self.waiting[self._by_key[key]]
+            fits = list(group.free.values())
+            fresh = [a for a in fits if a.spec.id not in waiting.missed_by]
+            self._ring(waiting, fresh or fits)
+
+    def _dispatch_scan(self, now: float) -> None:
+        """:meth:`_dispatch` by walking every waiting caller (while a registration has run out
+        and its timer has not run yet: the groups' free agents may include it)."""
         free = [a for a in self.agents.values() if a.state == AgentState.AVAILABLE
                 and a.contact is not None and a.registered_until > now]  # fmt: skip
         if not free or not self._order:
@@ -550,6 +614,7 @@ class QueueAuthority:
             self._set(agent, AgentState.RINGING)
             queue.last_rung = candidate.index
             self._emit(partial(self._tell_offer, offer))
+        self._offers_changed(waiting)
 
     def _overdue(self, offer: Offer) -> None:
         if offer.id in self._offers:
@@ -570,6 +635,15 @@ class QueueAuthority:
     def _able(self, sig: Signature, *, logged_in_only: bool, working: bool = False) -> int:
         """Agents who could take callers of ``sig``: logged in (and, unless ``logged_in_only``,
         registered; with ``working``, not paused)."""
+        group = self._groups.group(sig)
+        if logged_in_only and not working:
+            return group.logged_in
+        if working and not logged_in_only and not self._groups.lapsed(self.clock.now()):
+            return group.working
+        return self._able_scan(sig, logged_in_only=logged_in_only, working=working)
+
+    def _able_scan(self, sig: Signature, *, logged_in_only: bool, working: bool) -> int:
+        """:meth:`_able` by looking at every agent."""
         now = self.clock.now()
         count = 0
         for agent in self.agents.values():
@@ -586,6 +660,11 @@ class QueueAuthority:
     @staticmethod
     def _signature(ticket: Ticket) -> Signature:
         return (ticket.queue, ticket.skills, ticket.tier, ticket.language)
+
+    @staticmethod
+    def _offers_changed(waiting: Waiting) -> None:
+        """A caller with no offer out is in their group's line for the next free agent."""
+        waiting.group.set_ready(waiting.ticket.sort_key(), not waiting.offers)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -627,6 +706,17 @@ class QueueAuthority:
                 self._outbox.popleft()()
         finally:
             self._flushing = False
+
+
+def _oldest(keys: list[Key], default: float) -> float:
+    """The earliest join time among sorted ticket keys: the first key of each priority."""
+    oldest = default if not keys else math.inf
+    index = 0
+    while index < len(keys):
+        neg_priority, joined_at, _ = keys[index]
+        oldest = min(oldest, joined_at)
+        index = bisect.bisect_left(keys, (neg_priority, math.inf, 0), index)
+    return oldest
 
 
 def agents_in(states: Iterable[AgentStatus], state: AgentState) -> list[str]:
