@@ -375,3 +375,14 @@ class AuthorityMachine(RuleBasedStateMachine):
 AuthorityMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60,
                                               deadline=None)  # fmt: skip
 test_random_interleavings_leave_nothing_stuck = AuthorityMachine.TestCase
+
+
+def test_caller_gone_removes_the_caller_so_it_is_never_offered_again() -> None:
+    """A worker that finds no call for an offer reports caller_gone: the ticket goes (before
+    this, the authority offered the same caller again at once, for ever)."""
+    auth, rec, _ = authority(GENERAL)
+    ready(auth, "g1")
+    auth.join(caller("ghost"))
+    assert auth.result(rec.offers[0].id, Outcome.CALLER_GONE)
+    assert auth.position("ghost") is None and len(rec.offers) == 1
+    assert {a.id: a.state for a in auth.agent_status()}["g1"] == AgentState.AVAILABLE

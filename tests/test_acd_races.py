@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ivr.acd.authority import QueueAuthority, QueueError
-from ivr.acd.model import AgentSpec, AgentState, QueueSpec
+from ivr.acd.model import AgentSpec, AgentState, ExitReason, Offer, QueueSpec, Ticket
 from ivr.core import events as ev
 from ivr.core.clock import VirtualClock
 from ivr.host.queues import AuthorityQueues
@@ -50,6 +50,22 @@ PLANS = {"fast": AgentPlan(answer_after=1, handle=20), "slow": AgentPlan(answer_
          "chatty": AgentPlan(answer_after=3, handle=200)}  # fmt: skip
 
 
+class ByWorker:
+    """The authority's listener routing to each worker's queues, as AcdService does."""
+
+    def __init__(self, queues: dict[int, AuthorityQueues]) -> None:
+        self.queues = queues
+
+    def offer(self, offer: Offer) -> None:
+        self.queues[offer.worker].offer(offer)
+
+    def withdraw(self, offer: Offer) -> None:
+        self.queues[offer.worker].withdraw(offer)
+
+    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        self.queues[ticket.worker].exit(ticket, reason)
+
+
 class CentreMachine(RuleBasedStateMachine):
     @initialize(plans=st.lists(st.sampled_from(sorted(PLANS)), min_size=3, max_size=3))
     def start(self, plans: list[str]) -> None:
@@ -59,6 +75,7 @@ class CentreMachine(RuleBasedStateMachine):
                                                           retry_delay=2, max_wait=300)],
                                         self.clock)  # fmt: skip
         self.queues = {w: AuthorityQueues(self.authority, worker=w) for w in (0, 1)}
+        self.authority.listener = ByWorker(self.queues)  # as the service routes them
         self.plans = dict(zip(AGENTS, (PLANS[p] for p in plans), strict=True))
         self.calls: list[tuple[int, Call]] = []
         self.dead: set[int] = set()

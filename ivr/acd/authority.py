@@ -277,6 +277,8 @@ class QueueAuthority:
             self._answered(agent, waiting, offer)
         elif outcome in (Outcome.ANSWERED, Outcome.CALLER_GONE):
             self._agent_free(agent, keep_idle=True)  # the caller left first
+            if waiting is not None:  # gone means gone: never offered again (no ring loop)
+                self.leave(offer.call_id)
         else:
             self._missed(agent, waiting, outcome)
         if waiting is not None and offer.call_id in self.waiting:
