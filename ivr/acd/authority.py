@@ -308,15 +308,7 @@ class QueueAuthority:
     # --- agents -----------------------------------------------------------------------------
 
     def login(self, agent_id: str) -> None:
-        agent = self._agent(agent_id)
-        if agent.state == AgentState.LOGGED_OUT:
-            agent.misses = 0
-            agent.idle_since = self.clock.now()
-            self._set(agent, AgentState.AVAILABLE)
-        elif agent.pending is not None and agent.pending[0] == AgentState.LOGGED_OUT:
-            agent.pending = None
-        self._dispatch()
-        self._flush()
+        self._come_back(self._agent(agent_id), AgentState.LOGGED_OUT)
 
     def logout(self, agent_id: str, reason: str = "") -> None:
         self._change(self._agent(agent_id), AgentState.LOGGED_OUT, reason)
@@ -328,12 +320,16 @@ class QueueAuthority:
         self._change(agent, AgentState.PAUSED, reason or "paused")
 
     def resume(self, agent_id: str) -> None:
-        agent = self._agent(agent_id)
-        if agent.state == AgentState.PAUSED:
+        self._come_back(self._agent(agent_id), AgentState.PAUSED)
+
+    def _come_back(self, agent: Agent, away: AgentState) -> None:
+        """Available again from ``away`` (logged out, paused); a pending change to ``away``
+        during a call is called off."""
+        if agent.state == away:
             agent.misses = 0
             agent.idle_since = self.clock.now()
             self._set(agent, AgentState.AVAILABLE)
-        elif agent.pending is not None and agent.pending[0] == AgentState.PAUSED:
+        elif agent.pending is not None and agent.pending[0] == away:
             agent.pending = None
         self._dispatch()
         self._flush()
