@@ -50,6 +50,11 @@ def acd(agents: str = "    ann: {password: pw}\n", queues: str = "    general: {
 
 
 MISTAKES = {
+    "callback trunk without the number": (
+        acd() + "  callback: {trunk: 'sip:desk@127.0.0.1:5090'}\n",
+        "ivr.yaml:6:21: acd.callback.trunk must be a sip: URI with {number}, e.g. "
+        "sip:{number}@127.0.0.1:5090, not 'sip:desk@127.0.0.1:5090'",
+    ),
     "unknown key in acd": (
         "acd:\n  relm: bank\n",
         "ivr.yaml:2:3: unknown key 'relm' in acd (did you mean 'realm'?)",
@@ -218,7 +223,7 @@ QUEUES_MISTAKES = {
     ),
     "nested file": (
         "file: other.yaml\n",
-        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues)",
+        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback)",
     ),
     "not a mapping": (
         "- ann\n",
@@ -531,3 +536,13 @@ def test_a_broken_agent_is_reported_once_not_again_as_a_member(tmp_path: Path) -
     assert [(p.pos.line, p.message) for p in caught.value.problems] == [
         (4, "acd.agents.bo needs a password (password: \"${IVR_AGENT_BO}\", set in the "
             "environment)")]  # fmt: skip
+
+
+def test_only_a_phone_number_is_ever_put_into_the_callback_route() -> None:
+    from ivr.acd.config import CallbackConfig
+
+    route = CallbackConfig("sip:{number}@127.0.0.1:5090")
+    assert route.uri("+8613800000009") == "sip:+8613800000009@127.0.0.1:5090"
+    for hostile in ("", "x", "123;maddr=192.0.2.1", "1@evil.example", "../1", "+", "1" * 30,
+                    "12\r\nVia: x"):  # fmt: skip
+        assert route.uri(hostile) is None, hostile
