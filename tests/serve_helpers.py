@@ -12,10 +12,12 @@ import sqlite3
 import subprocess
 import threading
 import time
+import wave
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import yaml
 
 from ivr.config import Config, load_config
@@ -232,7 +234,7 @@ poll_method\t\tepoll
 sip_listen\t\t127.0.0.1:{sip_port}
 net_interface\t\t127.0.0.1
 audio_player\t\taubridge,nullsink
-audio_source\t\tausine,440
+audio_source\t\tausine,{tone}
 audio_alert\t\taubridge,nullsink
 ausrc_srate\t\t48000
 ausrc_channels\t\t2
@@ -245,22 +247,32 @@ module_app\t\taccount.so
 module_app\t\tmenu.so
 cons_listen\t\t127.0.0.1:{cons_port}
 """
+# baresip's sndfile module: what a call sends and receives, to WAV files in a folder
+BARESIP_RECORDING = "module\t\t\tsndfile.so\nsnd_path\t\t{snd_path}\n"
 
 
 class Baresip:
     """baresip 1.0 as a child process: dials on start (unless ``dial`` is None), takes key
-    presses on its UDP console; ``account`` is its accounts line (no registration by default).
+    presses on its UDP console; ``account`` is its accounts line (no registration by default);
+    it sends a sine of ``tone`` Hz; with ``record`` it writes what each call receives and sends
+    to WAV files under ``home/snd`` (:meth:`received_tone`).
 
     It exits 0 whatever happens (REAL-PEERS.md): its log is the verdict.
     """
 
     def __init__(self, home: Path, dial: str | None, seconds: int = 20,
-                 account: str = "<sip:baresip@127.0.0.1>;regint=0") -> None:  # fmt: skip
+                 account: str = "<sip:baresip@127.0.0.1>;regint=0", *, tone: int = 440,
+                 record: bool = False, sip_port: int | None = None) -> None:  # fmt: skip
         home.mkdir(parents=True, exist_ok=True)
         self.cons_port = free_port(socket.SOCK_STREAM)  # cons binds TCP and UDP on it
-        self.sip_port = free_port()
-        (home / "config").write_text(BARESIP_CONFIG.format(sip_port=self.sip_port,
-                                                           cons_port=self.cons_port))
+        self.sip_port = sip_port or free_port()
+        self.snd = home / "snd"
+        config = BARESIP_CONFIG.format(sip_port=self.sip_port, cons_port=self.cons_port,
+                                       tone=tone)  # fmt: skip
+        if record:
+            self.snd.mkdir(exist_ok=True)
+            config += BARESIP_RECORDING.format(snd_path=self.snd)
+        (home / "config").write_text(config)
         (home / "accounts").write_text(account + "\n")
         self.log_path = home / "baresip.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
@@ -281,6 +293,25 @@ class Baresip:
 
     def wait_log(self, text: str, timeout: float) -> str:
         return wait_for(lambda: self.log if text in self.log else "", timeout)
+
+    def received_tone(self) -> float | None:
+        """The dominant frequency of what the last call received (``record``), or None before
+        baresip has completed that file (it does when the call ends)."""
+        files = sorted(self.snd.glob("*-dec.wav"))
+        if not files:
+            return None
+        try:
+            with wave.open(str(files[-1])) as wav:
+                pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+                channels, rate = wav.getnchannels(), wav.getframerate()
+        except (wave.Error, EOFError):
+            return None
+        pcm = pcm[::channels]
+        if len(pcm) < 4000:
+            return None
+        spectrum = np.abs(np.fft.rfft(pcm[2000:] * np.hanning(len(pcm) - 2000)))
+        spectrum[0] = 0.0
+        return float(np.fft.rfftfreq(len(pcm) - 2000, 1 / rate)[int(np.argmax(spectrum))])
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 from media_helpers import dominant_frequency
-from serve_helpers import ServerThread, calls, events, free_port, wait_for
+from serve_helpers import Baresip, ServerThread, calls, events, free_port, wait_for
 from sip_phone import run
 
 from ivr.acd.model import AgentState
@@ -64,80 +62,18 @@ nodes:
 # agent id -> (SIP user, the tone it plays, tier, answers by itself)
 AGENTS = {"gina": ("2001", 440, "general", True), "ann": ("2002", 660, "accounts", True),
           "ned": ("2003", 880, "full", False)}  # fmt: skip
-BARESIP = """\
-poll_method\t\tepoll
-sip_listen\t\t127.0.0.1:{sip_port}
-net_interface\t\t127.0.0.1
-audio_player\t\taubridge,nullsink
-audio_source\t\tausine,{tone}
-audio_alert\t\taubridge,nullsink
-ausrc_srate\t\t48000
-ausrc_channels\t\t2
-module_path\t\t/usr/lib/baresip/modules
-module\t\t\tg711.so
-module\t\t\tausine.so
-module\t\t\taubridge.so
-module\t\t\tsndfile.so
-module\t\t\tcons.so
-module_app\t\taccount.so
-module_app\t\tmenu.so
-cons_listen\t\t127.0.0.1:{cons_port}
-snd_path\t\t{snd_path}
-"""
-
-
-class Agent:
-    """A baresip softphone registered to the server as an agent."""
+class Agent(Baresip):
+    """A baresip softphone registered to the server as an agent (no password: a phone that
+    does not register, e.g. the caller's own phone for a callback), playing ``tone`` and
+    recording what it receives."""
 
     def __init__(self, home: Path, user: str, password: str, tone: int, server_port: int,
                  auto: bool, sip_port: int | None = None) -> None:  # fmt: skip
-        home.mkdir(parents=True, exist_ok=True)
-        self.home, self.tone = home, tone
-        self.snd = home / "snd"
-        self.snd.mkdir()
-        (home / "config").write_text(BARESIP.format(
-            sip_port=sip_port or free_port(), cons_port=free_port(socket.SOCK_STREAM), tone=tone,
-            snd_path=self.snd))  # fmt: skip
-        answer = "auto" if auto else "manual"
         account = (f"<sip:{user}@127.0.0.1>;regint=0" if not password else
                    f"<sip:{user}@127.0.0.1:{server_port}>;auth_pass={password};regint=60")
-        (home / "accounts").write_text(f"{account};answermode={answer}\n")
-        self.log_path = home / "baresip.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(["baresip", "-f", str(home), "-t", "200"],
-                                     stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode(errors="replace")
-
-    def received_tone(self) -> float | None:
-        """The dominant frequency of what the agent received in its last call (sndfile's
-        decoded-audio file), or None before any."""
-        files = sorted(self.snd.glob("*-dec.wav"))
-        if not files:
-            return None
-        try:
-            with wave.open(str(files[-1])) as wav:
-                pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-        except (wave.Error, EOFError):  # baresip completes the file when the call ends
-            return None
-        if wav.getnchannels() == 2:
-            pcm = pcm[::2]
-        if len(pcm) < 4000:
-            return None
-        return dominant_frequency(pcm[2000:].astype(np.float64), wav.getframerate())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+        answer = "auto" if auto else "manual"
+        super().__init__(home, None, 200, f"{account};answermode={answer}", tone=tone,
+                         record=True, sip_port=sip_port)  # fmt: skip
 
 
 CUSTOMER = "+8613800000009"  # a caller who asks to be called back; their phone: a baresip
