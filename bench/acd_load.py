@@ -200,6 +200,13 @@ def sipp_cpu(procs: list[subprocess.Popen[bytes]]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def ivr(config: Path, *args: str) -> int:
     """``ivr -c CONFIG ARGS`` in this process (``ivr agents login`` a hundred times over), its
     output dropped."""
@@ -280,8 +287,35 @@ def last_stat(path: Path) -> dict[str, str]:
         return list(csv.DictReader(fh, delimiter=";"))[-1]
 
 
+def profile(pids: list[int], seconds: float, out: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every engine process for ``seconds`` (not stopping them: --nonblocking)."""
+    out.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [subprocess.Popen(
+        [spy, "record", "--nonblocking", "--pid", str(pid), "--duration",
+         str(max(1, int(seconds))), "--rate", "50", "--format", "raw", "-o",
+         str(out / f"{n}-{pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    ) for n, pid in enumerate(pids)]  # fmt: skip
+
+
+def hot_spots(path: Path, top: int = 12) -> list[str]:
+    """The functions most samples of a py-spy raw profile were in (self time), in percent."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        leaf = stack.split(";")[-1]
+        own[leaf] = own.get(leaf, 0) + int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return [f"{100 * n / max(1, total):5.1f} % {name}" for name, n in ranked]
+
+
 def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: Path,
-        workers: int) -> dict[str, float | int | str]:  # fmt: skip
+        workers: int, profile_dir: Path | None = None) -> dict[str, float | int | str]:
     run_dir = workdir / f"acd-{menu}-{queue}-{agents}"
     run_dir.mkdir()
     config = write_project(run_dir, agents)
@@ -330,10 +364,17 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
                   t0 + min((menu_total - 1) / menu_rate, (queue_total - 1) / queue_rate))
         time.sleep(max(0.0, window[0] - time.time()))
         cpu0, gen0, wall0 = engine.cpu_seconds(), sipp_cpu(generators), time.time()
+        busy0, all0 = machine_ticks()
+        spies = [] if profile_dir is None else profile(engine.pids(), window[1] - wall0,
+                                                       profile_dir)  # fmt: skip
         time.sleep(max(0.0, window[1] - time.time()))
+        for spy in spies:
+            spy.wait(60)
         wall = time.time() - wall0
         cpu = (engine.cpu_seconds() - cpu0) / wall
         gen_cpu = (sipp_cpu(generators) - gen0) / wall
+        busy1, all1 = machine_ticks()
+        machine = (os.cpu_count() or 1) * (busy1 - busy0) / max(1, all1 - all0)
         menu_proc.wait()
         queue_proc.wait()
         time.sleep(2.0)
@@ -361,15 +402,19 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
     groups = {"menu": to(menu_media), "queue": to(queue_media), "agents": to(agent_media)}
     figures: dict[str, float | int | str] = {
         "menu": menu, "queue": queue, "agents": agents, "workers": workers,
-        "cpu_cores": cpu, "generators_cpu": gen_cpu, "capture_dropped": dropped,
+        "cpu_cores": cpu, "generators_cpu": gen_cpu, "machine_cpu": machine,
+        "capture_dropped": dropped,
         "window": window[1] - window[0],
     }
     for name, group in groups.items():
         gaps = gap_stats(group, *window)
-        up = sum(1 for s in group.values()
-                 if any(window[0] <= t <= window[1] for t in s.out_times))  # fmt: skip
+        seen = sum(1 for s in group.values()
+                   if any(window[0] <= t <= window[1] for t in s.out_times))  # fmt: skip
+        mid = (window[0] + window[1]) / 2
+        up = sum(1 for s in group.values() if any(abs(t - mid) <= 0.1 for t in s.out_times))
         figures.update({f"{name}_p50": gaps["p50"], f"{name}_p99": gaps["p99"],
-                        f"{name}_max": gaps["max"], f"{name}_streams": up})  # fmt: skip
+                        f"{name}_max": gaps["max"], f"{name}_streams": seen,
+                        f"{name}_up": up})  # fmt: skip
     latencies, _ = key_latencies(groups["menu"], plan.quiet, *window)
     figures.update({"dtmf_n": len(latencies),
                     "dtmf_p50": statistics.median(latencies) if latencies else float("nan"),
@@ -386,8 +431,8 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
     return figures
 
 
-HEADER = ("| legs (server → peer) | streams up | RTP gap p50 / p99 / max (ms) | SIPp ok / failed / "
-          "retrans |\n|---|---|---|---|")
+HEADER = ("| legs (server → peer) | streams: up mid-window / in the window | RTP gap p50 / p99 / "
+          "max (ms) | SIPp ok / failed / retrans |\n|---|---|---|---|")
 
 
 def table(f: dict[str, float | int | str]) -> str:
@@ -396,7 +441,8 @@ def table(f: dict[str, float | int | str]) -> str:
              "agents": "agents (the caller)"}  # fmt: skip
     rows = [HEADER]
     for key, label in names.items():
-        rows.append(f"| {label} | {f[f'{key}_streams']} | {float(f[f'{key}_p50']):.1f} / "
+        rows.append(f"| {label} | {f.get(f'{key}_up', '?')} / {f[f'{key}_streams']} | "
+                    f"{float(f[f'{key}_p50']):.1f} / "
                     f"{float(f[f'{key}_p99']):.1f} / {float(f[f'{key}_max']):.1f} | "
                     f"{f[f'{key}_sipp']} |")  # fmt: skip
     return "\n".join(rows)
@@ -404,7 +450,8 @@ def table(f: dict[str, float | int | str]) -> str:
 
 def summary(f: dict[str, float | int | str]) -> str:
     return (f"engine CPU {float(f['cpu_cores']):.2f} cores "
-            f"(SIPp {float(f['generators_cpu']):.2f}); "
+            f"(SIPp {float(f['generators_cpu']):.2f}, the whole machine "
+            f"{float(f['machine_cpu']):.2f} of {os.cpu_count()}); "
             f"queue callers answered by an agent: {f['queue_answered']} of {f['queue_recorded']} "
             f"recorded ({f['agent_connected']} agent_connected events); key → prompt p50 / p99 "
             f"{float(f['dtmf_p50']):.0f} / {float(f['dtmf_p99']):.0f} ms (n={f['dtmf_n']}); "
@@ -431,7 +478,8 @@ def report(f: dict[str, float | int | str], plan: Plan, steady: float) -> str:
         "s while every call is up. RTP gap: spacing of the packets each peer receives from the "
         "engine (tcpdump on loopback), by peer: the queue callers' legs carry the agents' audio "
         "(agent → caller) and the agents' legs the callers' (caller → agent), both directions of "
-        "the bridge. SIPp, tcpdump and the script share the 2 cores.",
+        "the bridge. Streams: calls end and new ones start during the window, so more streams "
+        "are seen in it than are up at once. SIPp, tcpdump and the script share the 2 cores.",
         "",
         table(f),
         "",
@@ -462,6 +510,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="ivr serve --workers")
     parser.add_argument("--steady", type=float, default=30.0, help="seconds measured at load")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="py-spy every engine process during the steady part into DIR (the "
+                             "figures of such a run are not comparable)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     opts = parser.parse_args()
     for _, _, var in agent_ids(opts.agents):  # the agents' passwords, as ops would set them
@@ -475,7 +526,7 @@ def main() -> None:
         plan = make_plan(write_project(workdir, opts.agents))
         print(f"call {plan.seconds:.1f} s", flush=True)
         figures = run(opts.menu, opts.queue, opts.agents, plan, opts.steady, workdir,
-                      opts.workers)  # fmt: skip
+                      opts.workers, opts.profile)  # fmt: skip
     finally:
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -484,6 +535,8 @@ def main() -> None:
     section = report(figures, plan, opts.steady)
     print(section)
     print(json.dumps(figures, indent=1))
+    for path in sorted(opts.profile.glob("*.txt")) if opts.profile else []:
+        print(f"{path.name}:", *hot_spots(path), sep="\n  ")
     if opts.write:
         write_section(section)
 
