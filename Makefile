@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench bench-acd bench-asr bench-load clean demo-api
+.PHONY: serve test lint typecheck unit bench bench-acd bench-asr bench-load bench-acd-load clean \
+	demo-api
 
 # Debian packages the tests read (a test fails, naming its package, when one is missing):
 # recorded speech under /usr/share/asterisk/sounds/en_US_f_Allison (ASR, false in-band DTMF, VAD)
@@ -53,6 +54,12 @@ bench-asr: $(STAMP)
 bench-load: $(STAMP)
 	bash scripts/ensure-debs.sh tcpdump
 	$(BIN)/python bench/serve_load.py --write
+
+# The agent queue under load: 300 SIPp callers, 100 of them bridged to 100 SIPp agents
+# (registered with digest), RTP gaps both ways of the bridge -> docs/PERFORMANCE.md (~3 minutes).
+bench-acd-load: $(STAMP)
+	bash scripts/ensure-debs.sh tcpdump
+	$(BIN)/python bench/acd_load.py --write
 
 demo-api: $(STAMP)
 	$(BIN)/ivr demo-api

@@ -100,6 +100,7 @@ class Stream:
     out_times: list[float] = field(default_factory=list)
     out_loud: list[bool] = field(default_factory=list)
     keys_in: list[float] = field(default_factory=list)  # first packet of each telephone event
+    peer: int = 0  # the port it sends to (which load generator: callers, agents)
 
 
 def read_capture(path: Path, low: int, high: int) -> dict[int, Stream]:
@@ -127,6 +128,7 @@ def read_capture(path: Path, low: int, high: int) -> dict[int, Stream]:
             payload = data[rtp + 12:offset]
             loud = payload not in _SILENCE and int(np.abs(ulaw_decode(payload)).max()) > LOUD
             stream = streams[src]
+            stream.peer = dst
             stream.out_times.append(when)
             stream.out_loud.append(loud)
         elif low <= dst <= high and data[rtp + 1] & 0x7F == DTMF_PT:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from serve_helpers import REPO, bank_flows, calls, free_port, sipp, wait_for, write_config
 
-from ivr.sip.affinity import CallAffinity, call_id_bytes, owner_of
+from ivr.sip.affinity import CallAffinity, OwnedIds, call_id_bytes, owner_of
 from ivr.sip.portlock import PortInUse, hold_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -46,6 +46,15 @@ def test_owner_is_stable_and_spreads_call_ids() -> None:
     owners = [owner_of(f"call-{n}@10.0.0.1".encode(), 2) for n in range(200)]
     assert owners == [owner_of(f"call-{n}@10.0.0.1".encode(), 2) for n in range(200)]
     assert 60 < owners.count(0) < 140
+
+
+def test_a_worker_makes_only_call_ids_it_owns() -> None:
+    """The answers to a worker's own requests (an INVITE to an agent) must come back to it."""
+    for index in range(3):
+        ids = OwnedIds(index, 3, seed=index)
+        made = [ids.call_id("127.0.0.1") for _ in range(200)]
+        assert {owner_of(c.encode(), 3) for c in made} == {index}
+        assert len(set(made)) == 200 and all(c.endswith("@127.0.0.1") for c in made)
 
 
 def test_a_datagram_goes_to_the_worker_that_owns_its_call() -> None:

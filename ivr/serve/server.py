@@ -27,7 +27,7 @@ from ivr.rtp.stream import RtpStream
 from ivr.serve.agents import AgentDialer
 from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
-from ivr.sip.affinity import CallAffinity
+from ivr.sip.affinity import CallAffinity, OwnedIds
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.register import Registration, RegistrationStatus
@@ -132,6 +132,7 @@ class IvrServer:
             ringing=opts.ringing,
             timers=opts.sip_timers,
             registrar=self.registrar,
+            ids=None if shared is None else OwnedIds(shared.index, shared.workers),
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if acd is not None and acd.config.callback is not None and \

@@ -24,6 +24,7 @@ import struct
 import zlib
 from collections.abc import Callable
 
+from ivr.sip.ids import IdGenerator
 from ivr.sip.transport import Address
 
 log = logging.getLogger("ivr.sip.affinity")
@@ -51,6 +52,25 @@ def call_id_bytes(data: bytes) -> bytes | None:
 def owner_of(call_id: bytes, workers: int) -> int:
     """The worker that owns a Call-ID."""
     return zlib.crc32(call_id) % workers
+
+
+class OwnedIds(IdGenerator):
+    """The ids of worker ``index`` of ``workers``: every Call-ID it makes is its own
+    (:func:`owner_of`), so the answers to the requests it sends (an INVITE to an agent, a
+    REGISTER to a trunk) come back to it whichever worker the kernel hands them to. A random
+    Call-ID would belong to another worker ``(workers - 1) / workers`` of the time, which would
+    get the answers and drop them, knowing no such transaction."""
+
+    def __init__(self, index: int, workers: int, seed: int | str | None = None) -> None:
+        super().__init__(seed)
+        self.index = index
+        self.workers = workers
+
+    def call_id(self, host: str | None = None) -> str:
+        while True:  # ``workers`` draws on average
+            value = super().call_id(host)
+            if owner_of(value.encode(), self.workers) == self.index:
+                return value
 
 
 def socket_name(group: str, index: int) -> bytes:
