@@ -26,7 +26,7 @@ nodes:
       prompt: "Please hold."
       announce: {{every: {every}, min_interval: {gap}}}
       whisper: "Account caller {{call.caller}}"
-      keys: {{"9": voicemail}}
+      keys: {{"9": voicemail, "1": callback}}
       on_max_wait: voicemail
       on_no_agents: closed
       after: thanks
@@ -201,3 +201,18 @@ def test_hanging_up_on_the_agent_ends_the_agent_leg_and_counts_as_answered() -> 
     assert centre.state("ann") == AgentState.WRAP_UP
     centre.clock.advance(5)
     assert centre.state("ann") == AgentState.AVAILABLE
+
+
+def test_a_caller_who_hangs_up_during_the_callback_words_keeps_the_callback() -> None:
+    centre = Centre(ANN, plans={"ann": AgentPlan(answer_after=30)})
+    centre.authority.login("ann")  # logged in, not registered: nobody rings
+    centre.queues.callbacks = lambda offer: None  # callbacks are offered here
+    call = Centre.call(centre)
+    call.finish_prompt()
+    call.channel.caller_dtmf("2")  # not an exit: nothing happens
+    assert call.session.finished is False
+    call.press("1")
+    assert call.of(ev.CALLBACK)
+    call.hangup()  # before the "we will call you back" words end
+    assert call.outcome == "callback_requested"
+    assert centre.authority.waiting[call.session.call_id].ticket.callback == "+8613800000001"

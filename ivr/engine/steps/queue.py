@@ -278,6 +278,8 @@ class QueueStep(Step[EnqueueNode]):
         pass  # a waiting caller's `*` is not "hear the node again"
 
     def hangup_outcome(self) -> str:
+        if self.callback:  # hung up during "we will call you back": the callback stands
+            return "callback_requested"
         if self.agent is not None:
             return "agent"
         return "abandoned_in_queue" if self.place is not None else "abandoned"
