@@ -36,7 +36,7 @@ class BaresipCallee:
         self.sip_port = free_port()
         self.cons_port = free_port(socket.SOCK_STREAM)
         (home / "config").write_text(BARESIP_CONFIG.format(sip_port=self.sip_port,
-                                                           cons_port=self.cons_port))
+                                                           cons_port=self.cons_port, tone=440))
         (home / "accounts").write_text(
             f"<sip:agent@127.0.0.1>;regint=0;answermode={answermode}\n")
         self.log_path = home / "baresip.log"
