@@ -496,7 +496,10 @@ def test_ivr_call_presses_after_the_prompt_and_reports_what_it_heard(
 
 
 def _times(line: str) -> list[float]:
-    span = line.split("[audio ")[1].split(" s]")[0]
+    """The first audio span of a prompt's row (the prompt's own audio: on a loaded machine the
+    next prompt's audio can be listed in the same row, the record's clock being a little off
+    the caller's)."""
+    span = line.split("[audio ")[1].split(" s")[0]
     return [float(x) for x in span.split("-")]
 
 
