@@ -32,7 +32,7 @@ from ivr.media.player import EncodedAudio
 from ivr.rtp.bridge import Bridge
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
-from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.offer_answer import LocalMedia, MediaPlan
 from ivr.sip.outgoing import OutgoingCall
 from ivr.sip.ua import UserAgent
 
@@ -43,6 +43,12 @@ Report = Callable[[int, str], None]
 WhisperSource = Callable[[str, str], Awaitable[EncodedAudio | None]]
 REJECTIONS = frozenset({403, 480, 486, 600, 603})
 NO_ANSWER_STATUSES = frozenset({408, 487})
+
+
+def start_media(stream: RtpStream, plan: MediaPlan) -> None:
+    """Start ``stream`` with what the answer agreed (peer address, codec, telephone-event)."""
+    stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                 plan.dtmf_payload_type)  # fmt: skip
 
 
 def leg_state(status: int) -> str:
@@ -103,9 +109,7 @@ class AgentLeg:
                 self._close()
                 self._tell(leg_state(status))
                 return
-            plan = call.media
-            self.stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
-                              plan.dtmf_payload_type)  # fmt: skip
+            start_media(self.stream, call.media)
             audio = await whisper
             if self.stopped:
                 return

@@ -34,7 +34,7 @@ from ivr.core.events import Event, EventSink
 from ivr.rtp.bridge import Bridge
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
-from ivr.serve.agents import leg_state
+from ivr.serve.agents import leg_state, start_media
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.outgoing import OutgoingCall
 from ivr.sip.ua import UserAgent
@@ -91,7 +91,7 @@ class CallbackDialer:
             agent_stream.close()
             self.authority.result(offer.id, Outcome(leg_state(status)))
             return
-        self._start(agent_stream, agent)
+        start_media(agent_stream, agent.media)
         self.authority.result(offer.id, Outcome.ANSWERED)
         origin = ticket.call_id.split("~")[0]
         tries = self.attempts[origin] = self.attempts.get(origin, 0) + 1
@@ -129,7 +129,7 @@ class CallbackDialer:
             agent.hangup()
             record.end(FAILED)
             return False
-        self._start(stream, customer)
+        start_media(stream, customer.media)
         record.emit(ev.AGENT_CONNECTED, agent=offer.agent,
                     queue_wait=round(self.clock.now() - ticket.joined_at, 3))  # fmt: skip
         bridge = Bridge(stream, agent_stream)
@@ -147,13 +147,6 @@ class CallbackDialer:
         again = replace(ticket, call_id=f"{ticket.call_id.split('~')[0]}~{tries}")
         self.authority.join(again)
         self.authority.callback(again.call_id, ticket.callback or "")
-
-    @staticmethod
-    def _start(stream: RtpStream, call: OutgoingCall) -> None:
-        plan = call.media
-        assert plan is not None
-        stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
-                     plan.dtmf_payload_type)  # fmt: skip
 
 
 async def _first_to_end(*calls: OutgoingCall) -> None:

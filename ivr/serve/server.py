@@ -24,7 +24,7 @@ from ivr.host.queues import AuthorityQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
-from ivr.serve.agents import AgentDialer
+from ivr.serve.agents import AgentDialer, start_media
 from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity, OwnedIds
@@ -212,8 +212,7 @@ class IvrServer:
         stream, plan = self._streams.get(call.call_id), call.media
         if stream is None or plan is None or call.ended:
             return
-        stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
-                     plan.dtmf_payload_type)
+        start_media(stream, plan)
         call.on_media_update = lambda p: stream.start(
             (p.remote_address, p.remote_port), p.payload_type, p.dtmf_payload_type,
             send=p.direction in ("sendrecv", "sendonly"),
