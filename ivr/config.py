@@ -36,6 +36,7 @@ from typing import Any
 
 from ivr.acd.config import AcdConfig, AgentAccount, read_acd
 from ivr.configread import MISSING, ConfigProblem, Reader, expand_env, syntax_problem
+from ivr.core.priority import PRIORITIES
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
 from ivr.flow.yamlload import Positions, load_yaml, pointer
@@ -56,7 +57,7 @@ _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "lan
         "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
         "acd")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
-        "test_headers", "workers", "register")  # fmt: skip
+        "test_headers", "workers", "register", "priority")  # fmt: skip
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
 _PYVOIP = ("server", "port", "username", "password", "local_ip", "local_port", "rtp_ports",
            "register_timeout", "max_calls")  # fmt: skip
@@ -137,6 +138,7 @@ class SipConfig:
     test_headers: bool = False
     workers: int = 1
     register: RegisterConfig | None = None
+    priority: str = "high"  # of each engine process: normal | high | realtime (core/priority.py)
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,7 @@ def _sip(r: Reader) -> SipConfig:
         test_headers=r.boolean("/sip/test_headers", False),
         workers=r.integer("/sip/workers", SipConfig.workers, minimum=0),
         register=_register(r),
+        priority=r.choice("/sip/priority", SipConfig.priority, PRIORITIES),
     )
 
 

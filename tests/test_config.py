@@ -62,6 +62,10 @@ MISTAKES = {
         "ivr.yaml:1:16: asr.backend must be one of auto, pocketsphinx, vosk, off, not 'vossk' "
         "(did you mean 'vosk'?)",
     ),
+    "unknown engine priority": (
+        "sip:\n  priority: urgent\n",
+        "ivr.yaml:2:13: sip.priority must be one of normal, high, realtime, not 'urgent'",
+    ),
     "wrong section type": (
         "sip: 127.0.0.1:5060\n",
         "ivr.yaml:1:6: sip must be a mapping of settings, not '127.0.0.1:5060'",
@@ -143,6 +147,7 @@ sip:
   drain_timeout: 2.5
   test_headers: true
   workers: 0
+  priority: realtime
   register:
     registrar: pbx.example:5080
     username: 1001
@@ -175,6 +180,7 @@ def test_every_documented_key_is_accepted_and_typed(tmp_path: Path) -> None:
                                                                  (21000, 21999))  # fmt: skip
     assert (sip.max_calls, sip.ringing, sip.drain_timeout, sip.test_headers, sip.workers) == (
         50, ("180", "183"), 2.5, True, 0)
+    assert sip.priority == "realtime"
     assert sip.register == RegisterConfig(registrar="pbx.example:5080", host="pbx.example",
                                           port=5080, username="1001", password="s3cret",
                                           expires=600)  # fmt: skip

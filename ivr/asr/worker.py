@@ -38,6 +38,7 @@ from ivr.asr.base import (
     NoSpeech,
     StreamRecognizer,
 )
+from ivr.core.priority import lower_to_normal
 
 log = logging.getLogger("ivr.asr.worker")
 
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="asr_models")
     parser.add_argument("--languages", default="en")
     args = parser.parse_args(argv)
+    lower_to_normal()  # decoding must not share the media clock's raised priority (sip.priority)
     # Ctrl-C reaches the whole process group, and a service manager's stop (systemd's SIGTERM
     # to the whole cgroup, `timeout`, `kill -- -PGID`) reaches us as well as the server: the
     # server drains its calls, which still need us, then closes our socket and we end; a server

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from ivr.acd.service import ServiceError
 from ivr.cli.serving import run_server
 from ivr.config import Config, parse_listen, parse_port_range
+from ivr.core.priority import raise_priority
 from ivr.host.signals import stop_on_signals
 from ivr.serve.server import IvrServer, RegisterOptions, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
 from ivr.sip.portlock import hold_port
+
+log = logging.getLogger("ivr.serve")
 
 NAME = "serve"
 HELP = "answer SIP calls with the flows in flows/ (reloads changed flows; drains on SIGTERM)"
@@ -48,6 +52,7 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         test_headers=sip.test_headers,
         workers=args.workers if args.workers is not None else sip.workers,
         register=_register(config),
+        priority=sip.priority,
     )
 
 
@@ -63,6 +68,7 @@ def _register(config: Config) -> RegisterOptions | None:
 async def serve(server: IvrServer) -> None:
     """Run until SIGTERM or SIGINT, then drain."""
     stop = stop_on_signals()
+    log.info("engine priority %s", raise_priority(server.options.priority))
     await server.start()
     host, port = server.address
     print(f"ivr: answering SIP on {host}:{port} (Ctrl-C or SIGTERM drains and stops)",

@@ -75,6 +75,9 @@ class ServeOptions:
     seed: int | None = None
     workers: int = 1  # processes sharing the SIP port (ivr/serve/workers.py); 0: one per core
     register: RegisterOptions | None = None
+    # ivr/core/priority.py: applied by `ivr serve` to each engine process, never to a server a
+    # test starts in its own process
+    priority: str = "normal"
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ivr.config import Config
+from ivr.core.priority import raise_priority
 from ivr.flow.errors import FlowError
 from ivr.host.acd import machine_authority
 from ivr.host.host import prepare_machine
@@ -93,6 +94,9 @@ def _worker_main(config: Config, options: ServeOptions, group: str, index: int, 
 
 async def _run_worker(server: IvrServer, ready: Any, index: int) -> None:
     stop = stop_on_signals()
+    done = raise_priority(server.options.priority)
+    if index == 0:
+        log.info("engine priority %s", done)
     await server.start()
     ready.put(index)
     await stop.wait()
