@@ -315,14 +315,15 @@ def hot_spots(path: Path, top: int = 12) -> list[str]:
 
 
 def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: Path,
-        workers: int, profile_dir: Path | None = None) -> dict[str, float | int | str]:
-    run_dir = workdir / f"acd-{menu}-{queue}-{agents}"
+        workers: int, priority: str, profile_dir: Path | None = None
+        ) -> dict[str, float | int | str]:  # fmt: skip
+    run_dir = workdir / f"acd-{menu}-{queue}-{agents}-{priority}"
     run_dir.mkdir()
     config = write_project(run_dir, agents)
     sip_port = free_port()
     server = f"127.0.0.1:{sip_port}"
-    engine = Engine(["serve", "--listen", server, "--workers", str(workers), "--no-build"],
-                    run_dir, b"answering SIP")  # fmt: skip
+    engine = Engine(["serve", "--listen", server, "--workers", str(workers), "--no-build",
+                     "--priority", priority], run_dir, b"answering SIP")  # fmt: skip
     generators: list[subprocess.Popen[bytes]] = []
     tcpdump: subprocess.Popen[bytes] | None = None
     try:
@@ -401,7 +402,7 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
 
     groups = {"menu": to(menu_media), "queue": to(queue_media), "agents": to(agent_media)}
     figures: dict[str, float | int | str] = {
-        "menu": menu, "queue": queue, "agents": agents, "workers": workers,
+        "menu": menu, "queue": queue, "agents": agents, "workers": workers, "priority": priority,
         "cpu_cores": cpu, "generators_cpu": gen_cpu, "machine_cpu": machine,
         "capture_dropped": dropped,
         "window": window[1] - window[0],
@@ -462,9 +463,37 @@ def holds(f: dict[str, float | int | str]) -> bool:
     return all(float(f[f"{k}_p99"]) < 25 for k in ("queue", "agents"))
 
 
-def report(f: dict[str, float | int | str], plan: Plan, steady: float) -> str:
+def run_block(f: dict[str, float | int | str]) -> list[str]:
+    """One run's table and figures, under a heading naming its engine priority."""
     up = int(f["menu"]) + int(f["queue"])
     verdict = "met" if holds(f) else "**not met**"
+    default = " (the default)" if f["priority"] == "high" else ""
+    return [
+        f"### `sip.priority: {f['priority']}`{default}",
+        "",
+        table(f),
+        "",
+        f"- {summary(f)}.",
+        f"- Goal (gap p99 < 25 ms both directions with {f['queue']} bridged among {up} calls on "
+        f"2 cores): {verdict}.",
+        "",
+    ]
+
+
+def comparison(runs: list[dict[str, float | int | str]]) -> list[str]:
+    """The bridge's worse direction per run, as a ratio to the first (the default) run."""
+    if len(runs) < 2:
+        return []
+    worst = [max(float(f["queue_p99"]), float(f["agents_p99"])) for f in runs]
+    parts = [f"`{f['priority']}` {w:.1f} ms ({w / worst[0]:.2f}×)"
+             for f, w in zip(runs, worst, strict=True)]
+    return ["Bridge gap p99, worse direction, same run of the bench: " + ", ".join(parts) + ".",
+            ""]
+
+
+def report(runs: list[dict[str, float | int | str]], plan: Plan) -> str:
+    f = runs[0]
+    up = int(f["menu"]) + int(f["queue"])
     lines = [
         "## Agent queue under load (SIPp callers and agents)",
         f"`bench/acd_load.py` (`make bench-acd-load`, {time.strftime('%Y-%m-%d')}): "
@@ -479,15 +508,15 @@ def report(f: dict[str, float | int | str], plan: Plan, steady: float) -> str:
         "engine (tcpdump on loopback), by peer: the queue callers' legs carry the agents' audio "
         "(agent → caller) and the agents' legs the callers' (caller → agent), both directions of "
         "the bridge. Streams: calls end and new ones start during the window, so more streams "
-        "are seen in it than are up at once. SIPp, tcpdump and the script share the 2 cores.",
+        "are seen in it than are up at once. SIPp, tcpdump and the script share the 2 cores. "
+        "The same load is run once per engine priority (`ivr serve --priority`), one after the "
+        "other.",
         "",
-        table(f),
-        "",
-        f"- {summary(f)}.",
-        f"- Goal (gap p99 < 25 ms both directions with {f['queue']} bridged among {up} calls on "
-        f"2 cores): {verdict}.",
     ]
-    return "\n".join(lines) + "\n"
+    for figures in runs:
+        lines += run_block(figures)
+    lines += comparison(runs)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_section(section: str) -> None:
@@ -508,6 +537,8 @@ def main() -> None:
     parser.add_argument("--queue", type=int, default=100, help="callers to the agent queue")
     parser.add_argument("--agents", type=int, default=100, help="agents (SIPp, one port)")
     parser.add_argument("--workers", type=int, default=2, help="ivr serve --workers")
+    parser.add_argument("--priorities", default="high,normal",
+                        help="engine priorities to run, one run each, the default first")
     parser.add_argument("--steady", type=float, default=30.0, help="seconds measured at load")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder")
     parser.add_argument("--profile", metavar="DIR", type=Path,
@@ -525,16 +556,17 @@ def main() -> None:
     try:
         plan = make_plan(write_project(workdir, opts.agents))
         print(f"call {plan.seconds:.1f} s", flush=True)
-        figures = run(opts.menu, opts.queue, opts.agents, plan, opts.steady, workdir,
-                      opts.workers, opts.profile)  # fmt: skip
+        runs = [run(opts.menu, opts.queue, opts.agents, plan, opts.steady, workdir,
+                    opts.workers, priority, opts.profile)
+                for priority in opts.priorities.split(",")]  # fmt: skip
     finally:
         if not opts.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"kept {tmp}")
-    section = report(figures, plan, opts.steady)
+    section = report(runs, plan)
     print(section)
-    print(json.dumps(figures, indent=1))
+    print(json.dumps(runs, indent=1))
     for path in sorted(opts.profile.glob("*.txt")) if opts.profile else []:
         print(f"{path.name}:", *hot_spots(path), sep="\n  ")
     if opts.write:

@@ -10,7 +10,7 @@ import sys
 from ivr.acd.service import ServiceError
 from ivr.cli.serving import run_server
 from ivr.config import Config, parse_listen, parse_port_range
-from ivr.core.priority import raise_priority
+from ivr.core.priority import PRIORITIES, raise_priority
 from ivr.host.signals import stop_on_signals
 from ivr.serve.server import IvrServer, RegisterOptions, ServeOptions
 from ivr.serve.workers import serve_workers, worker_count
@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-build", action="store_true", help="do not render prompts first")
     parser.add_argument("--workers", type=int, help="engine processes sharing the SIP port "
                         "(default: ivr.yaml sip.workers or 1; 0: one per core)")
+    parser.add_argument("--priority", choices=PRIORITIES, help="scheduling priority of the "
+                        "engine processes (default: ivr.yaml sip.priority or high)")
 
 
 def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
@@ -52,7 +54,7 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         test_headers=sip.test_headers,
         workers=args.workers if args.workers is not None else sip.workers,
         register=_register(config),
-        priority=sip.priority,
+        priority=args.priority or sip.priority,
     )
 
 
