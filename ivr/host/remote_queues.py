@@ -174,7 +174,7 @@ class RemoteQueues:
             return
         self._send(wire.message("join", call_id=ticket.call_id, queue=ticket.queue,
                                 priority=ticket.priority, skills=list(ticket.skills),
-                                tier=ticket.tier, language=ticket.language, caller=None,
+                                tier=ticket.tier, language=ticket.language,
                                 callback=ticket.callback))  # fmt: skip
 
     def _send(self, msg: wire.Message) -> None:
