@@ -325,11 +325,6 @@ def test_with_two_workers_callers_and_agents_on_different_processes_meet(
     it over the control socket. Agents are logged in with ``ivr agents``; calls are placed until
     one lands on the worker that did not take the agent's REGISTER, and it is bridged all the
     same."""
-    import os
-    import re
-    import signal
-    import sys
-
     from ivr.cli.main import main
     from ivr.sip.affinity import owner_of
 

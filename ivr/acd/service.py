@@ -9,7 +9,10 @@ call (the one whose connection said ``hello(worker)``), or to an in-process list
 :class:`~ivr.host.queues.AuthorityQueues` directly and serves only the control side here).
 
 A worker's connection that closes is that worker gone: :meth:`QueueAuthority.worker_gone` drops
-its callers and frees its agents. A peer that breaks the framing (a line past
+its callers and frees its agents; its callback tickets (callers who hung up and keep their place)
+go to the lowest live worker, or wait until the next worker says hello
+(:meth:`QueueAuthority.adopt`). A callback offer carries the ticket, so whichever worker gets it
+can place it. A peer that breaks the framing (a line past
 :data:`~ivr.acd.wire.MAX_LINE`, not JSON) is dropped; one that sends what the authority cannot
 take (an unknown op, a bad field, a refused change) is answered with an error. Nothing a peer
 sends stops the service.
