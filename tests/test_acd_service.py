@@ -531,6 +531,10 @@ def test_bad_callbacks_are_answered_with_errors_and_change_nothing(sock_dir: Pat
         await settle()
         assert set(service.authority.waiting) == {"c"}
         assert service.authority.waiting["c"].ticket.callback is None
+        await w1.send("callback", call_id="c", number="+86138")
+        await w1.send("callback", call_id="c", number="+86139")  # twice: the first stands
+        assert "already" in (await w1.expect("error"))["error"]
+        assert service.authority.waiting["c"].ticket.callback == "+86138"
         for client in (control, w1, w2):
             await client.close()
 

@@ -390,6 +390,8 @@ class AcdService(AuthorityListener):
         waiting = self.authority.waiting.get(msg["call_id"])
         if waiting is None or waiting.ticket.worker != worker:
             raise QueueError(f"callback: call {msg['call_id'][:80]!r} is not waiting here")
+        if waiting.ticket.callback is not None:  # again: it would withdraw the callback's ring
+            raise QueueError(f"callback: call {msg['call_id'][:80]!r} is a callback already")
         self.authority.callback(msg["call_id"], msg["number"])
 
     def _on_leave(self, peer: _Peer, msg: wire.Message) -> None:

@@ -13,7 +13,8 @@ Worker -> authority::
                                ticket is a callback's from the start (a callback tried again)
     leave(call_id)          result(offer_id, outcome)          ended(agent)
     registered(agent, contact, expires)             figures(call_id, req)
-    callback(call_id, number)  the caller hangs up and keeps their place (error when not waiting)
+    callback(call_id, number)  the caller hangs up and keeps their place (error: not waiting here,
+                               or a callback already)
 
 Authority -> worker::
 
