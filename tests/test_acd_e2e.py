@@ -542,4 +542,7 @@ def test_with_two_workers_a_callback_outlives_the_worker_that_took_the_call(
                        sip_port=workers.customer_port)  # fmt: skip
     done = called_back(workers, call_id, phone_home)
     assert (done["outcome"], done["agent"]) == ("callback_done", "gina")
+    placed = re.findall(rf" (w\d) INFO ivr\.acd: call {re.escape(call_id)}: callback attempt 1",
+                        workers.log_file.read_text())  # fmt: skip
+    assert placed == [f"w{1 - dead}"]  # by the worker that lived
     assert wait_for(lambda: phone_home.received_tone(), 10) == pytest.approx(440, abs=15)

@@ -121,6 +121,8 @@ class CallbackDialer:
         start_media(agent_stream, agent.media)
         self.line.result(offer.id, Outcome.ANSWERED)
         origin, tries = attempt(ticket.call_id)
+        log.info("call %s: callback attempt %d: agent %s answered", ticket.call_id, tries,
+                 offer.agent)  # fmt: skip
         record = CallbackRecord(self.sink, f"{origin}~cb{tries}", self.clock)
         record.emit(ev.CALL_START, caller=ticket.callback, called="", flow="callback",
                     flow_version="", transport="sip", wall=self.clock.wall())  # fmt: skip
