@@ -328,10 +328,23 @@ class AuthorityMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
-    @rule(worker=st.integers(0, 2))
-    def worker_dies(self, worker: int) -> None:
-        self.auth.worker_gone(worker)
+    @rule(worker=st.integers(0, 2), heir=st.sampled_from([None, 0, 1, 2]))
+    def worker_dies(self, worker: int, heir: int | None) -> None:
+        promised = {c for c, w in self.auth.waiting.items() if w.ticket.worker == worker
+                    and w.ticket.callback is not None} | {t.call_id for t in self.auth.orphans}
+        self.auth.worker_gone(worker, None if heir == worker else heir)
         assert all(w.ticket.worker != worker for w in self.auth.waiting.values())
+        # callbacks are kept: with the heir, or out of line until a worker adopts them
+        kept = {c for c, w in self.auth.waiting.items() if w.ticket.callback is not None}
+        assert promised <= kept | {t.call_id for t in self.auth.orphans}
+
+    @precondition(lambda self: bool(self.auth.orphans))
+    @rule(worker=st.integers(0, 2))
+    def worker_adopts(self, worker: int) -> None:
+        orphans = [t.call_id for t in self.auth.orphans]
+        assert self.auth.adopt(worker) == len(orphans)
+        assert not self.auth.orphans
+        assert all(self.auth.waiting[c].ticket.worker == worker for c in orphans)
 
     @invariant()
     def nothing_is_stuck(self) -> None:

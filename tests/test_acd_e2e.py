@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from media_helpers import dominant_frequency
 from serve_helpers import Baresip, ServerThread, calls, events, free_port, wait_for
 from sip_phone import run
 
+from ivr.acd import wire
 from ivr.acd.model import AgentState
 from ivr.config import load_config
 from ivr.serve.server import ServeOptions
@@ -320,11 +325,6 @@ def test_with_two_workers_callers_and_agents_on_different_processes_meet(
     it over the control socket. Agents are logged in with ``ivr agents``; calls are placed until
     one lands on the worker that did not take the agent's REGISTER, and it is bridged all the
     same."""
-    import os
-    import re
-    import signal
-    import sys
-
     from ivr.cli.main import main
     from ivr.sip.affinity import owner_of
 
@@ -400,3 +400,149 @@ def test_with_two_workers_callers_and_agents_on_different_processes_meet(
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+@dataclass
+class Workers:
+    """``ivr serve --workers 2`` in a process of its own, gina's softphone registered to it."""
+
+    proc: subprocess.Popen[bytes]
+    root: Path
+    port: int
+    customer_port: int
+    log_file: Path
+    control: Path
+    gina: Agent
+
+    def agents(self, action: str, agent: str = "gina") -> dict[str, object]:
+        """``ivr agents ACTION AGENT`` over the control socket: the agent's status."""
+        answer = wire.request(self.control, wire.message("agents", action=action, agent=agent))
+        assert answer["op"] == "agents", answer
+        if action == "list":
+            return dict(next(a for a in answer["agents"] if a["id"] == agent))
+        return dict(answer["agent"])
+
+    def waiting(self) -> int:
+        status = wire.request(self.control, wire.message("status"))
+        return int(next(q["waiting"] for q in status["queues"] if q["name"] == "line"))
+
+    def pid_of(self, worker: int) -> int:
+        """The process of worker ``worker`` (the last one connected with that number)."""
+        found = re.findall(rf"worker {worker} \(pid (\d+)\): connected", self.log_file.read_text())
+        return int(found[-1])
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    root = tmp_path_factory.mktemp("acdw")
+    port, customer_port = free_port(), free_port()
+    config_path = write_project(root, port, customer_port)
+    config = load_config(config_path)
+    assert config.acd is not None
+    log_file = root / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "-c", str(config_path), "--log-level", "info",
+         "--log-file", str(log_file), "serve", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)  # fmt: skip
+    gina = None
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert b"with 2 worker processes" in line, proc.stderr.read() if proc.stderr else line
+        user, tone, _tier, _auto = AGENTS["gina"]
+        gina = Agent(root / "gina", user, f"pw-{user}", tone, port, True)
+        wait_for(lambda: "agent gina registered" in log_file.read_text(), 15)
+        yield Workers(proc, root, port, customer_port, log_file, Path(config.acd.control), gina)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if gina is not None:
+            gina.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+async def ask_for_callback(port: int, db: Path) -> str:
+    """A caller dials in, presses 1 for a callback and hangs up: their call id."""
+    phone = LivePhone()
+    await phone.start()
+    caller = phone.caller(records=CallRecords(db))
+    try:
+        assert await caller.dial(f"sip:7301@127.0.0.1:{port}", caller=CUSTOMER) == 200
+        assert await caller.wait_until(lambda: any(e.kind == "queue" for e in caller.events), 10)
+        caller.press("1")
+        assert await caller.wait_until(lambda: caller.call_ended_in_record, 20)
+        return caller.call_id
+    finally:
+        await caller.close()
+        await phone.close()
+
+
+def called_back(workers: Workers, call_id: str, phone_home: Agent) -> dict[str, object]:
+    """Gina is made free; the callback reaches her, then the caller's phone; they talk; the
+    caller's phone hangs up. The callback's record, once written."""
+    try:
+        assert workers.agents("resume")["state"] in ("available", "ringing", "on_call")
+        wait_for(lambda: "Call established" in phone_home.log, 30)  # the caller's phone answered
+        wait_for(lambda: workers.agents("list")["state"] == "on_call", 10)
+        time.sleep(2.0)  # the two talk
+    finally:
+        phone_home.stop()  # the caller's phone hangs up: the bridged callback ends
+    db = workers.root / "calls.db"
+    record: dict[str, object] = wait_for(
+        lambda: next((c for c in calls(db) if c["call_id"] == f"{call_id}~cb1" and c["outcome"]),
+                     None), 15)  # fmt: skip
+    return record
+
+
+def test_with_two_workers_a_callback_keeps_the_place_and_connects_agent_and_caller(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """``ivr serve --workers 2``: the caller presses 1 on whichever worker took the call and
+    hangs up; the supervisor's authority keeps the place; when gina is free a worker calls her,
+    then the caller's number through the trunk, and bridges them: audio both ways."""
+    assert workers.agents("login")["state"] in ("available", "paused")
+    assert workers.agents("pause")["state"] == "paused"
+    db = workers.root / "calls.db"
+    call_id = run(ask_for_callback(workers.port, db), 60)
+    record = next(c for c in calls(db) if c["call_id"] == call_id)
+    assert record["outcome"] == "callback_requested"
+    assert workers.waiting() == 1  # the place is kept, nobody on the line
+    phone_home = Agent(tmp_path / "customer", CUSTOMER, "", 550, 0, True,
+                       sip_port=workers.customer_port)  # fmt: skip
+    done = called_back(workers, call_id, phone_home)
+    assert (done["outcome"], done["agent"], done["caller"]) == ("callback_done", "gina", CUSTOMER)
+    assert float(done["talk_time"]) > 0  # type: ignore[arg-type]
+    assert wait_for(lambda: phone_home.received_tone(), 10) == pytest.approx(440, abs=15)
+    assert wait_for(lambda: workers.gina.received_tone(), 10) == pytest.approx(550, abs=15)
+    assert workers.waiting() == 0
+
+
+def test_with_two_workers_a_callback_outlives_the_worker_that_took_the_call(
+    workers: Workers, tmp_path: Path
+) -> None:
+    """The worker that took the caller's call is killed while the callback waits: the other
+    worker places it all the same."""
+    from ivr.sip.affinity import owner_of
+
+    assert workers.agents("login")["state"] in ("available", "paused", "wrap_up")
+    assert workers.agents("pause")["state"] in ("paused", "wrap_up")
+    wait_for(lambda: workers.agents("list")["state"] == "paused", 10)
+    db = workers.root / "calls.db"
+    call_id = run(ask_for_callback(workers.port, db), 60)
+    assert workers.waiting() == 1
+    dead = owner_of(call_id.encode(), 2)
+    os.kill(workers.pid_of(dead), signal.SIGKILL)
+    moved = wait_for(lambda: re.findall(rf"worker {dead} is gone: .* 1 callbacks go to worker "
+                                        r"(\d)", workers.log_file.read_text()), 15)  # fmt: skip
+    assert moved == [str(1 - dead)]
+    assert workers.waiting() == 1  # still in line
+    phone_home = Agent(tmp_path / "customer", CUSTOMER, "", 660, 0, True,
+                       sip_port=workers.customer_port)  # fmt: skip
+    done = called_back(workers, call_id, phone_home)
+    assert (done["outcome"], done["agent"]) == ("callback_done", "gina")
+    placed = re.findall(rf" (w\d) INFO ivr\.acd: call {re.escape(call_id)}: callback attempt 1",
+                        workers.log_file.read_text())  # fmt: skip
+    assert placed == [f"w{1 - dead}"]  # by the worker that lived
+    assert wait_for(lambda: phone_home.received_tone(), 10) == pytest.approx(440, abs=15)

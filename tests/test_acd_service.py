@@ -436,3 +436,106 @@ def test_the_service_thread_serves_a_synchronous_owner(sock_dir: Path) -> None:
     assert not path.exists()
     with pytest.raises(wire.NotListening):
         wire.request(path, wire.message("status"))
+
+
+async def keep_place(worker: Client, call_id: str, number: str = "+8613800000009") -> None:
+    """The caller on ``worker`` joins, then chooses a callback and hangs up."""
+    await join(worker, call_id)
+    assert (await worker.expect("joined"))["exit"] is None
+    await worker.send("callback", call_id=call_id, number=number)
+
+
+def test_a_dead_worker_s_callback_goes_to_a_live_worker_and_keeps_its_place(
+        sock_dir: Path) -> None:  # fmt: skip
+    """A callback ticket is a promise, not a call of the worker: when its worker dies it moves to
+    a live one (the next to connect when none is left); its offer carries the whole ticket."""
+
+    async def scenario(service: AcdService, path: Path) -> None:
+        control, w1, w2 = [await Client.open(path) for _ in range(3)]
+        await w1.hello(1)
+        await w2.hello(2)
+        await ready(control, w1, "ann")
+        await control.send("agents", action="pause", agent="ann", reason="lunch")
+        await control.expect("agents")
+        await join(w2, "first")  # waits ahead, on the worker that lives
+        await w2.expect("joined")
+        await keep_place(w1, "cb")
+        await join(w1, "on-line")  # a caller on the line: leaves with their worker
+        await w1.expect("joined")
+        await settle()
+        auth = service.authority
+        assert auth.waiting["cb"].ticket.callback == "+8613800000009"
+        assert auth.waiting["cb"].max_wait_timer is None  # nobody on the line to leave
+        await w1.close()  # worker 1 dies
+        await settle()
+        assert set(auth.waiting) == {"first", "cb"}
+        assert auth.waiting["cb"].ticket.worker == 2 and auth.position("cb") == 2
+        await w2.send("leave", call_id="first")
+        await control.send("agents", action="resume", agent="ann")
+        await control.expect("agents")
+        offer = await w2.expect("offer")  # the callback, on the live worker
+        assert (offer["call_id"], offer["agent"], offer["callback"]) == \
+            ("cb", "ann", "+8613800000009")  # fmt: skip
+        assert (offer["queue"], offer["priority"], offer["skills"], offer["tier"],
+                offer["language"]) == ("general", 5, ["accounts"], "general", "en")  # fmt: skip
+        assert offer["waited"] > 0
+        await w2.send("result", offer_id=offer["id"], outcome="answered")
+        await w2.send("ended", agent="ann")  # the callback call is over (nobody answered)
+        # tried again: a new ticket, a callback from the start, at the end of the line
+        await w2.send("join", call_id="cb~1", queue="general", priority=5,
+                      skills=["accounts"], tier="general", language="en",
+                      callback="+8613800000009")  # fmt: skip
+        assert (await w2.expect("joined"))["exit"] is None
+        assert auth.waiting["cb~1"].ticket.callback == "+8613800000009"
+        await control.send("agents", action="pause", agent="ann", reason="lunch")
+        await control.expect("agents")
+        await w2.close()  # the last worker dies: the callback waits out of line
+        await settle()
+        assert not auth.waiting and [t.call_id for t in auth.orphans] == ["cb~1"]
+        w3 = await Client.open(path)
+        await w3.hello(3)  # a restarted worker takes it
+        assert auth.waiting["cb~1"].ticket.worker == 3 and not auth.orphans
+        await control.send("agents", action="resume", agent="ann")
+        await control.expect("agents")
+        assert (await w3.expect("offer"))["call_id"] == "cb~1"
+        for client in (control, w3):
+            await client.close()
+
+    serve(sock_dir, scenario)
+
+
+def test_bad_callbacks_are_answered_with_errors_and_change_nothing(sock_dir: Path) -> None:
+    async def scenario(service: AcdService, path: Path) -> None:
+        control, w1, w2 = [await Client.open(path) for _ in range(3)]
+        await w1.hello(1)
+        await w2.hello(2)
+        await ready(control, w1, "ann")
+        await control.send("agents", action="pause", agent="ann")
+        await control.expect("agents")
+        await join(w1, "c")
+        await w1.expect("joined")
+        for number in ("", "9" * (wire.MAX_NUMBER + 1)):
+            await w1.send("callback", call_id="c", number=number)
+            assert "number to call back" in (await w1.expect("error"))["error"]
+        await w1.send("callback", call_id="c", number=8613800000009)
+        assert (await w1.expect("error"))["error"] == "callback: number must be str"
+        await w1.send("callback", call_id="c")
+        assert (await w1.expect("error"))["error"] == "callback: number is missing"
+        await w2.send("callback", call_id="c", number="+86138")  # another worker's caller
+        assert (await w2.expect("error"))["code"] == "refused"
+        await w1.send("callback", call_id="gone", number="+86138")
+        assert (await w1.expect("error"))["code"] == "refused"
+        await w1.send("join", call_id="d", queue="general", priority=5, skills=[],
+                      tier="general", language="en", callback=["+86138"])  # fmt: skip
+        assert (await w1.expect("error"))["error"] == "join: callback must be str?"
+        await settle()
+        assert set(service.authority.waiting) == {"c"}
+        assert service.authority.waiting["c"].ticket.callback is None
+        await w1.send("callback", call_id="c", number="+86138")
+        await w1.send("callback", call_id="c", number="+86139")  # twice: the first stands
+        assert "already" in (await w1.expect("error"))["error"]
+        assert service.authority.waiting["c"].ticket.callback == "+86138"
+        for client in (control, w1, w2):
+            await client.close()
+
+    serve(sock_dir, scenario)

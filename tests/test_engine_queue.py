@@ -206,7 +206,7 @@ def test_hanging_up_on_the_agent_ends_the_agent_leg_and_counts_as_answered() -> 
 def test_a_caller_who_hangs_up_during_the_callback_words_keeps_the_callback() -> None:
     centre = Centre(ANN, plans={"ann": AgentPlan(answer_after=30)})
     centre.authority.login("ann")  # logged in, not registered: nobody rings
-    centre.queues.callbacks = lambda offer: None  # callbacks are offered here
+    centre.queues.callbacks = lambda offer, ticket: None  # callbacks are offered here
     call = Centre.call(centre)
     call.finish_prompt()
     call.channel.caller_dtmf("2")  # not an exit: nothing happens

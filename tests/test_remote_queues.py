@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from engine_harness import Call
 
 from ivr.acd import wire
 from ivr.acd.authority import QueueAuthority
-from ivr.acd.model import AgentState, QueueSpec
+from ivr.acd.model import AgentState, Offer, Outcome, QueueSpec, Ticket
 from ivr.acd.service import AcdService, ServiceThread
 from ivr.cli.main import main
 from ivr.core import events as ev
@@ -305,5 +306,102 @@ def test_what_comes_for_an_earlier_place_of_the_same_call_is_not_the_new_one_s(
         await queues.close()
         server.close()
         await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
+CALLBACK_FLOW = """
+flow: cb
+languages: [en]
+start: agent
+nodes:
+  agent:
+    enqueue: {queue: general, skills: [accounts], tier: accounts, keys: {"1": callback},
+              on_no_agents: closed}
+  closed:
+    hangup: {prompt: "We are closed.", outcome: failed}
+"""
+
+
+class Dialer:
+    """A worker's callback dialer that writes down what it is offered (the real one dials)."""
+
+    def __init__(self) -> None:
+        self.offers: list[tuple[Offer, Ticket]] = []
+
+    def offer(self, offer: Offer, ticket: Ticket) -> None:
+        self.offers.append((offer, ticket))
+
+
+def test_a_callback_chosen_on_one_worker_is_placed_by_another_when_it_dies(
+        authority: ServiceThread) -> None:  # fmt: skip
+    """The caller presses the callback key on worker 1 and hangs up; worker 1 dies; the
+    authority offers ann for the callback to worker 2's dialer, with the ticket; its results
+    and a second attempt go back over worker 2's connection."""
+
+    async def scenario() -> None:
+        w1 = await RemoteQueues.connect(authority.path, worker=1)
+        w2 = await RemoteQueues.connect(authority.path, worker=2)
+        dialers = {1: Dialer(), 2: Dialer()}
+        w1.callbacks, w2.callbacks = dialers[1].offer, dialers[2].offer
+        await asyncio.to_thread(agents_cli, authority.path, "login", "ann")  # no phone yet
+        call = Call(CALLBACK_FLOW, clock=LoopClock(), queues=w1,  # type: ignore[arg-type]
+                    call_id="w1-cb").start()  # fmt: skip
+        await until(lambda: "w1-cb" in authority.call(lambda s: dict(s.authority.waiting)))
+        call.channel.caller_dtmf("1")
+        assert call.of(ev.CALLBACK)[0].data["number"] == "+8613800000001"
+        call.hangup()
+        assert call.outcome == "callback_requested"
+        await until(lambda: authority.call(
+            lambda s: s.authority.waiting["w1-cb"].ticket.callback) == "+8613800000001")
+        await w1.close()  # worker 1 dies
+        await until(lambda: authority.call(lambda s: s.authority.waiting["w1-cb"].ticket.worker)
+                    == 2)  # fmt: skip
+        w2.registered("ann", "sip:ann@127.0.0.1:5071", 3600)  # ann's phone: she is offered
+        await until(lambda: bool(dialers[2].offers))
+        [(offer, ticket)] = dialers[2].offers
+        assert not dialers[1].offers
+        assert (offer.call_id, offer.agent, offer.contact, offer.worker, offer.callback) == \
+            ("w1-cb", "ann", "sip:ann@127.0.0.1:5071", 2, "+8613800000001")  # fmt: skip
+        assert (ticket.call_id, ticket.queue, ticket.skills, ticket.tier, ticket.callback) == \
+            ("w1-cb", "general", ("accounts",), "accounts", "+8613800000001")  # fmt: skip
+        assert ticket.joined_at < asyncio.get_running_loop().time()
+        w2.result(offer.id, Outcome.ANSWERED)
+        await until(lambda: state(authority, "ann") == AgentState.ON_CALL)
+        w2.ended("ann")  # the caller's phone did not answer: tried again later
+        await until(lambda: state(authority, "ann") != AgentState.ON_CALL)
+        w2.again(replace(ticket, call_id="w1-cb~1"))
+        await until(lambda: len(dialers[2].offers) == 2)
+        again, again_ticket = dialers[2].offers[1]
+        assert (again.call_id, again_ticket.callback) == ("w1-cb~1", "+8613800000001")
+        w2.result(again.id, Outcome.NO_ANSWER)  # ann misses it: the ticket keeps its place
+        await until(lambda: state(authority, "ann") == AgentState.AVAILABLE)
+        assert authority.call(lambda s: s.authority.position("w1-cb~1")) == 1
+        await w2.close()
+
+    asyncio.run(scenario())
+
+
+def test_without_a_dialer_or_an_authority_the_callback_key_keeps_the_caller_waiting(
+        authority: ServiceThread) -> None:  # fmt: skip
+    async def scenario() -> None:
+        queues = await RemoteQueues.connect(authority.path, worker=1)
+        await asyncio.to_thread(agents_cli, authority.path, "login", "ann")
+        call = Call(CALLBACK_FLOW, clock=LoopClock(), queues=queues,  # type: ignore[arg-type]
+                    call_id="w1-stay").start()  # fmt: skip
+        await until(lambda: "w1-stay" in authority.call(lambda s: dict(s.authority.waiting)))
+        call.channel.caller_dtmf("1")  # no acd.callback in this worker: nothing happens
+        assert not call.of(ev.CALLBACK) and not call.session.finished
+        queues.callbacks = Dialer().offer
+        long_number = Call(CALLBACK_FLOW, caller="9" * 65, clock=LoopClock(),  # type: ignore[arg-type]
+                           queues=queues, call_id="w1-long").start()  # fmt: skip
+        await until(lambda: "w1-long" in authority.call(lambda s: dict(s.authority.waiting)))
+        long_number.channel.caller_dtmf("1")  # a "number" the authority would refuse
+        assert not long_number.of(ev.CALLBACK) and not long_number.session.finished
+        call.hangup()
+        long_number.hangup()
+        await until(lambda: not authority.call(lambda s: dict(s.authority.waiting)))
+        assert call.outcome == long_number.outcome == "abandoned_in_queue"
+        await queues.close()
 
     asyncio.run(scenario())

@@ -171,6 +171,7 @@ class QueueAuthority:
         }
         self.queues: dict[str, QueueState] = {q.name: QueueState(q) for q in queues}
         self.waiting: dict[str, Waiting] = {}
+        self.orphans: list[Ticket] = []  # callback tickets of dead workers, out of line
         self._order: list[tuple[Key, str]] = []  # every ticket, served first
         self._by_key: dict[Key, str] = {}
         self._groups = Groups(self.agents, self._serves)
@@ -195,20 +196,24 @@ class QueueAuthority:
             return ExitReason.NO_AGENTS
         ticket.joined_at = self.clock.now()
         ticket.seq = next(self._seq)
-        waiting = Waiting(ticket, self._groups.group(sig))
-        self.waiting[ticket.call_id] = waiting
-        key = ticket.sort_key()
-        bisect.insort(queue.keys, key)
-        bisect.insort(self._order, (key, ticket.call_id))
-        self._by_key[key] = ticket.call_id
-        waiting.group.waiting += 1
-        waiting.group.set_ready(key, True)
+        self._insert(ticket)
         if spec.max_wait is not None:
-            waiting.max_wait_timer = self.clock.call_later(
+            self.waiting[ticket.call_id].max_wait_timer = self.clock.call_later(
                 spec.max_wait, lambda: self._exit(ticket.call_id, ExitReason.MAX_WAIT))
         self._dispatch()
         self._flush()
         return None
+
+    def _insert(self, ticket: Ticket) -> None:
+        """Put ``ticket`` in line at the place its sort key gives it."""
+        waiting = Waiting(ticket, self._groups.group(self._signature(ticket)))
+        self.waiting[ticket.call_id] = waiting
+        key = ticket.sort_key()
+        bisect.insort(self.queues[ticket.queue].keys, key)
+        bisect.insort(self._order, (key, ticket.call_id))
+        self._by_key[key] = ticket.call_id
+        waiting.group.waiting += 1
+        waiting.group.set_ready(key, True)
 
     def leave(self, call_id: str) -> bool:
         """The caller is gone (hung up, took a key exit): withdraw what rings for them."""
@@ -354,20 +359,45 @@ class QueueAuthority:
             self._dispatch()
         self._flush()
 
-    def worker_gone(self, worker: int) -> None:
-        """An engine process died with its calls: its callers leave, its agents are freed."""
+    def worker_gone(self, worker: int, heir: int | None = None) -> None:
+        """An engine process died with its calls: its callers leave, its agents are freed.
+
+        Its callback tickets are no call of its own (the caller hung up; their place is a
+        promise): they keep their place and go to worker ``heir``; with no heir (no worker is
+        left), they wait out of line in :attr:`orphans` for the next worker to :meth:`adopt`
+        them.
+        """
         for call_id in [c for c, w in self.waiting.items() if w.ticket.worker == worker]:
-            waiting = self._remove(call_id)
-            if waiting is not None:
-                for offer in list(waiting.offers.values()):
-                    self._close_offer(offer)
-                    self._agent_free(self.agents[offer.agent], keep_idle=True)
+            waiting = self.waiting[call_id]
+            for offer in list(waiting.offers.values()):
+                self._close_offer(offer)
+                self._agent_free(self.agents[offer.agent], keep_idle=True)
+            waiting.offers.clear()
+            if waiting.ticket.callback is not None and heir is not None:
+                waiting.ticket.worker = heir
+                self._offers_changed(waiting)
+                continue
+            self._remove(call_id)
+            if waiting.ticket.callback is not None:
+                self.orphans.append(waiting.ticket)
         for agent in self.agents.values():
             if agent.state == AgentState.ON_CALL and agent.offer is not None \
                     and agent.offer.worker == worker:
                 self.ended(agent.spec.id)
         self._dispatch()
         self._flush()
+
+    def adopt(self, worker: int) -> int:
+        """Worker ``worker`` takes the :attr:`orphans` (callback tickets of dead workers) back
+        into line, each at its old place; how many."""
+        orphans, self.orphans = self.orphans, []
+        for ticket in orphans:
+            ticket.worker = worker
+            self._insert(ticket)
+        if orphans:
+            self._dispatch()
+            self._flush()
+        return len(orphans)
 
     # --- status -----------------------------------------------------------------------------
 

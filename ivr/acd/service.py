@@ -9,7 +9,10 @@ call (the one whose connection said ``hello(worker)``), or to an in-process list
 :class:`~ivr.host.queues.AuthorityQueues` directly and serves only the control side here).
 
 A worker's connection that closes is that worker gone: :meth:`QueueAuthority.worker_gone` drops
-its callers and frees its agents. A peer that breaks the framing (a line past
+its callers and frees its agents; its callback tickets (callers who hung up and keep their place)
+go to the lowest live worker, or wait until the next worker says hello
+(:meth:`QueueAuthority.adopt`). A callback offer carries the ticket, so whichever worker gets it
+can place it. A peer that breaks the framing (a line past
 :data:`~ivr.acd.wire.MAX_LINE`, not JSON) is dropped; one that sends what the authority cannot
 take (an unknown op, a bad field, a refused change) is answered with an error. Nothing a peer
 sends stops the service.
@@ -266,10 +269,15 @@ class AcdService(AuthorityListener):
             del self._workers[worker]
             if self._stopping:
                 return
-            waiting = sum(1 for w in self.authority.waiting.values() if w.ticket.worker == worker)
+            tickets = [w.ticket for w in self.authority.waiting.values()
+                       if w.ticket.worker == worker]  # fmt: skip
+            callbacks = sum(1 for t in tickets if t.callback is not None)
+            heir = min(self._workers, default=None)  # a live worker places its callbacks
+            to = f"worker {heir}" if heir is not None else "the next worker to connect"
             log.warning("call -: queue authority: worker %d is gone: %d waiting callers leave, "
-                        "its agents are freed", worker, waiting)  # fmt: skip
-            self._guarded(lambda: self.authority.worker_gone(worker))
+                        "its agents are freed, %d callbacks go to %s", worker,
+                        len(tickets) - callbacks, callbacks, to)  # fmt: skip
+            self._guarded(lambda: self.authority.worker_gone(worker, heir))
 
     def _line(self, peer: _Peer, line: bytes) -> None:
         msg = wire.decode(line)  # WireError: the peer is dropped
@@ -333,11 +341,16 @@ class AcdService(AuthorityListener):
                         "connection's callers leave", worker)  # fmt: skip
             old.worker = None
             old.close(abort=True)
-            self.authority.worker_gone(worker)
         peer.worker = worker
         self._workers[worker] = peer
+        if old is not None:  # its callbacks stay with it: the new process places them
+            self.authority.worker_gone(worker, heir=worker)
         log.info("call -: queue authority: worker %d connected", worker)
         peer.send(wire.message("hello", queues=sorted(self.authority.queues)))
+        adopted = self.authority.adopt(worker)  # its offers go after the hello (deferred)
+        if adopted:
+            log.warning("call -: queue authority: worker %d takes %d callbacks of workers "
+                        "that died", worker, adopted)  # fmt: skip
 
     def _on_join(self, peer: _Peer, msg: wire.Message) -> None:
         worker = self._worker_of(peer, "join")
@@ -355,13 +368,31 @@ class AcdService(AuthorityListener):
             return
         ticket = Ticket(call_id, msg["queue"], max(0, min(10, msg["priority"])),
                         tuple(msg["skills"]), msg["tier"], msg["language"], worker)  # fmt: skip
+        number = msg["callback"]
+        if number is not None:
+            _check_number("join", number)
         try:
             exit_now = self.authority.join(ticket)
         except QueueError as exc:
             refuse(ExitReason.NO_AGENTS.value, str(exc))
             return
+        if exit_now is None and number is not None:
+            self.authority.callback(call_id, number)
+        elif number is not None:
+            log.warning("call %s: a callback tried again left the queue at once (%s)",
+                        call_id, exit_now)  # fmt: skip
         peer.send(wire.message("joined", call_id=call_id,
                                exit=None if exit_now is None else exit_now.value))  # fmt: skip
+
+    def _on_callback(self, peer: _Peer, msg: wire.Message) -> None:
+        worker = self._worker_of(peer, "callback")
+        _check_number("callback", msg["number"])
+        waiting = self.authority.waiting.get(msg["call_id"])
+        if waiting is None or waiting.ticket.worker != worker:
+            raise QueueError(f"callback: call {msg['call_id'][:80]!r} is not waiting here")
+        if waiting.ticket.callback is not None:  # again: it would withdraw the callback's ring
+            raise QueueError(f"callback: call {msg['call_id'][:80]!r} is a callback already")
+        self.authority.callback(msg["call_id"], msg["number"])
 
     def _on_leave(self, peer: _Peer, msg: wire.Message) -> None:
         worker = self._worker_of(peer, "leave")
@@ -472,9 +503,15 @@ class AcdService(AuthorityListener):
                         offer.call_id, offer.agent, offer.worker)  # fmt: skip
             self.authority.result(offer.id, Outcome.CALLER_GONE)
             return
-        self._post(peer, wire.message("offer", id=offer.id, agent=offer.agent,
-                                      contact=offer.contact, ring_timeout=offer.ring_timeout,
-                                      whisper=None, call_id=offer.call_id))  # fmt: skip
+        msg = wire.message("offer", id=offer.id, agent=offer.agent, contact=offer.contact,
+                           ring_timeout=offer.ring_timeout, whisper=None, call_id=offer.call_id)
+        waiting = self.authority.waiting.get(offer.call_id)
+        if offer.callback is not None and waiting is not None:
+            ticket = waiting.ticket  # the worker places the callback: all it needs to know
+            msg.update(callback=offer.callback, queue=ticket.queue, priority=ticket.priority,
+                       skills=list(ticket.skills), tier=ticket.tier, language=ticket.language,
+                       waited=round(self.authority.clock.now() - ticket.joined_at, 3))
+        self._post(peer, msg)
 
     def withdraw(self, offer: Offer) -> None:
         local = self._local.get(offer.worker)
@@ -493,6 +530,14 @@ class AcdService(AuthorityListener):
         peer = self._workers.get(ticket.worker)
         if peer is not None:
             self._post(peer, wire.message("exit", call_id=ticket.call_id, reason=reason.value))
+
+
+def _check_number(op: str, number: str) -> None:
+    """A number to call back: not empty, not longer than :data:`wire.MAX_NUMBER` (the dialler
+    puts only digits and a + into a URI; this bounds what the authority keeps)."""
+    if not number or len(number) > wire.MAX_NUMBER:
+        raise wire.BadMessage(f"{op}: a number to call back has 1 to {wire.MAX_NUMBER} "
+                              "characters")  # fmt: skip
 
 
 class ServiceThread:

@@ -8,15 +8,20 @@ and the ``ivr agents`` command (control).
 Worker -> authority::
 
     hello(worker)              a worker's first line; answered hello(queues)
-    join(call_id, queue, priority, skills, tier, language, caller)
-                               answered joined(call_id, exit)
+    join(call_id, queue, priority, skills, tier, language, caller, callback)
+                               answered joined(call_id, exit); with callback (a number) the
+                               ticket is a callback's from the start (a callback tried again)
     leave(call_id)          result(offer_id, outcome)          ended(agent)
     registered(agent, contact, expires)             figures(call_id, req)
+    callback(call_id, number)  the caller hangs up and keeps their place (error: not waiting here,
+                               or a callback already)
 
 Authority -> worker::
 
     joined(call_id, exit)          exit is null (waiting) or the exit taken at once
     offer(id, agent, contact, ring_timeout, whisper, call_id)     ring an agent
+        for a callback ticket also: callback (the number), queue, priority, skills, tier,
+        language, waited (seconds since the caller joined): the worker places the callback
     withdraw(offer_id, call_id)    exit(call_id, reason)    figures(req, position, wait)
 
 Control (anyone) -> authority::
@@ -58,8 +63,9 @@ _STR, _INT, _NUM, _STRS = "str", "int", "num", "strs"
 TO_AUTHORITY: dict[str, dict[str, str]] = {
     "hello": {"worker": _INT},
     "join": {"call_id": _STR, "queue": _STR, "priority": _INT, "skills": _STRS, "tier": _STR,
-             "language": _STR, "caller": "~str"},
+             "language": _STR, "caller": "~str", "callback": "~str?"},
     "leave": {"call_id": _STR},
+    "callback": {"call_id": _STR, "number": _STR},
     "result": {"offer_id": _INT, "outcome": _STR},
     "ended": {"agent": _STR},
     "registered": {"agent": _STR, "contact": "str?", "expires": "~num"},
@@ -71,7 +77,9 @@ TO_PEER: dict[str, dict[str, str]] = {
     "hello": {"queues": _STRS},
     "joined": {"call_id": _STR, "exit": "str?", "error": "~str"},
     "offer": {"id": _INT, "agent": _STR, "contact": _STR, "ring_timeout": _NUM,
-              "whisper": "~str?", "call_id": _STR},
+              "whisper": "~str?", "call_id": _STR, "callback": "~str?", "queue": "~str",
+              "priority": "~int", "skills": "~strs", "tier": "~str", "language": "~str",
+              "waited": "~num"},
     "withdraw": {"offer_id": _INT, "call_id": _STR},
     "exit": {"call_id": _STR, "reason": _STR},
     "figures": {"req": _INT, "position": "int?", "wait": "num?"},
@@ -80,6 +88,7 @@ TO_PEER: dict[str, dict[str, str]] = {
     "error": {"error": _STR, "code": "~str"},
 }  # fmt: skip
 AGENT_ACTIONS = ("list", "login", "logout", "pause", "resume")
+MAX_NUMBER = 64  # characters of a number to call back (it is checked again before dialling)
 
 
 class WireError(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from ivr.acd.authority import AuthorityListener, QueueAuthority
 from ivr.acd.model import ExitReason, Offer, Outcome, Ticket
@@ -26,8 +27,9 @@ class AuthorityQueues(AuthorityListener):
         self.authority = authority
         self.worker = worker
         self.waiters: dict[str, QueueWaiter] = {}
-        # Who calls back a caller who kept their place (None: callbacks are not offered).
-        self.callbacks: Callable[[Offer], None] | None = None
+        # Who calls back a caller who kept their place (None: callbacks are not offered): told
+        # the offer and a copy of the ticket.
+        self.callbacks: Callable[[Offer, Ticket], None] | None = None
         authority.listener = self
 
     def join(self, call_id: str, request: QueueRequest,
@@ -44,11 +46,27 @@ class AuthorityQueues(AuthorityListener):
             return exit_now.value
         return _Place(self, call_id)
 
+    # --- the callback dialer's line (ivr.serve.callbacks.CallbackLine) -----------------------
+
+    def result(self, offer_id: int, outcome: Outcome) -> None:
+        self.authority.result(offer_id, outcome)
+
+    def ended(self, agent: str) -> None:
+        self.authority.ended(agent)
+
+    def again(self, ticket: Ticket) -> None:
+        if self.authority.join(ticket) is None:
+            self.authority.callback(ticket.call_id, ticket.callback or "")
+
     # --- from the authority -----------------------------------------------------------------
 
     def offer(self, offer: Offer) -> None:
         if offer.callback is not None and self.callbacks is not None:
-            self.callbacks(offer)
+            waiting = self.authority.waiting.get(offer.call_id)
+            if waiting is None:
+                self.authority.result(offer.id, Outcome.CALLER_GONE)
+            else:
+                self.callbacks(offer, replace(waiting.ticket))
             return
         waiter = self.waiters.get(offer.call_id)
         if waiter is None:  # the caller is gone: the authority hears it from leave()

@@ -9,6 +9,13 @@ later, reaches the caller's step as ``on_queue_exit``; ``figures()`` answers whe
 has. One connection per worker process, made by :meth:`RemoteQueues.connect`, on the worker's
 event loop.
 
+Callbacks: a caller who keeps their place and hangs up (:meth:`_Place.callback`) is a ``callback``
+message; the authority offers an agent for the ticket, at the head of the line, to a worker (the
+caller's, or another one when that worker died), with what the ticket holds; the worker hands it
+to its dialer (:attr:`RemoteQueues.callbacks`, :class:`~ivr.serve.callbacks.CallbackDialer`),
+which reports back through :meth:`RemoteQueues.result`, :meth:`~RemoteQueues.ended` and
+:meth:`~RemoteQueues.again` as a caller's step does.
+
 There is no reconnecting: a lost connection ends the wait of every caller in line with the
 ``no_agents`` exit (the flow's way on when nobody can take the call) and a log line, and later
 callers take that exit at once. The authority, for its part, drops the worker's callers and frees
@@ -21,10 +28,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from ivr.acd import wire
+from ivr.acd.model import Offer, Ticket
 from ivr.acd.service import DEFAULT_SOCKET
 from ivr.config import Config
 from ivr.engine.queueing import AgentOffer, QueuePlace, QueueRequest, QueueWaiter
@@ -32,6 +41,8 @@ from ivr.engine.queueing import AgentOffer, QueuePlace, QueueRequest, QueueWaite
 log = logging.getLogger("ivr.acd")
 
 NO_QUEUE = "no_queue"
+# what a callback offer carries besides an offer's fields (the ticket)
+CALLBACK_FIELDS = ("queue", "priority", "skills", "tier", "language", "waited")
 LOST = "no_agents"  # the exit of a caller whose queue authority is gone
 Figures = Callable[[int | None, float | None], None]
 
@@ -68,6 +79,9 @@ class RemoteQueues:
         self.connected = True
         self.closed = asyncio.Event()  # set once the connection is gone
         self._task: asyncio.Task[None] | None = None
+        # Who calls back a caller who kept their place (None: callbacks are not offered): told
+        # the offer and the ticket.
+        self.callbacks: Callable[[Offer, Ticket], None] | None = None
 
     @classmethod
     async def connect(cls, path: str | Path, worker: int, timeout: float = 5.0) -> RemoteQueues:
@@ -109,7 +123,8 @@ class RemoteQueues:
         for line in lines[1:]:
             queues._line(line)
         queues._task = asyncio.get_running_loop().create_task(queues._read(decoder))
-        log.info("call -: worker %d: connected to the queue authority at %s", worker, path)
+        log.info("call -: worker %d (pid %d): connected to the queue authority at %s", worker,
+                 os.getpid(), path)  # fmt: skip
         return queues
 
     async def close(self) -> None:
@@ -140,6 +155,27 @@ class RemoteQueues:
     def registered(self, agent: str, contact: str | None, expires: float = 0.0) -> None:
         """An agent's phone registered at ``contact`` for ``expires`` s (None or 0: gone)."""
         self._send(wire.message("registered", agent=agent, contact=contact, expires=expires))
+
+    # --- the callback dialer's line (ivr.serve.callbacks.CallbackLine) -----------------------
+
+    def result(self, offer_id: int, outcome: str) -> None:
+        """How the agent's leg of a callback offer ended."""
+        self._send(wire.message("result", offer_id=offer_id, outcome=str(outcome)))
+
+    def ended(self, agent: str) -> None:
+        """The agent's callback call is over."""
+        self._send(wire.message("ended", agent=agent))
+
+    def again(self, ticket: Ticket) -> None:
+        """The callback ``ticket`` (a new call id) joins at the end of the line."""
+        if not self.connected:
+            log.error("call %s: the queue authority is unreachable: the callback to %s is not "
+                      "tried again", ticket.call_id, ticket.callback)  # fmt: skip
+            return
+        self._send(wire.message("join", call_id=ticket.call_id, queue=ticket.queue,
+                                priority=ticket.priority, skills=list(ticket.skills),
+                                tier=ticket.tier, language=ticket.language,
+                                callback=ticket.callback))  # fmt: skip
 
     def _send(self, msg: wire.Message) -> None:
         if self.connected and not self._writer.transport.is_closing():
@@ -201,12 +237,33 @@ class RemoteQueues:
             waiter.on_queue_exit(msg["exit"])
 
     def _on_offer(self, msg: wire.Message) -> None:
+        if msg["callback"] is not None:
+            self._callback_offer(msg)
+            return
         waiter = self._current(msg["call_id"])
         if waiter is None:  # the caller is gone: the authority hears it from leave()
             self._send(wire.message("result", offer_id=msg["id"], outcome="caller_gone"))
             return
         waiter.on_offer(AgentOffer(msg["id"], msg["agent"], msg["contact"],
                                    float(msg["ring_timeout"]), msg["whisper"]))  # fmt: skip
+
+    def _callback_offer(self, msg: wire.Message) -> None:
+        """An agent for a callback ticket: this worker's dialer places it (the ticket comes
+        whole: the caller may have been another worker's)."""
+        missing = [f for f in CALLBACK_FIELDS if msg[f] is None]
+        if missing or self.callbacks is None:
+            log.warning("call %s: a callback offer this worker cannot place (%s)",
+                        msg["call_id"], f"without {', '.join(missing)}" if missing
+                        else "no acd.callback here")  # fmt: skip
+            self._send(wire.message("result", offer_id=msg["id"], outcome="failed"))
+            return
+        offer = Offer(msg["id"], msg["call_id"], msg["agent"], msg["contact"], self.worker,
+                      float(msg["ring_timeout"]), msg["callback"])  # fmt: skip
+        joined_at = asyncio.get_running_loop().time() - max(0.0, float(msg["waited"]))
+        ticket = Ticket(msg["call_id"], msg["queue"], msg["priority"], tuple(msg["skills"]),
+                        msg["tier"], msg["language"], self.worker, msg["callback"],
+                        joined_at)  # fmt: skip
+        self.callbacks(offer, ticket)
 
     def _on_withdraw(self, msg: wire.Message) -> None:
         waiter = self._current(msg["call_id"])
@@ -281,4 +338,11 @@ class _Place:
         self.queues._send(wire.message("leave", call_id=self.call_id))
 
     def callback(self, number: str) -> bool:
-        return False  # callbacks come with the outbound route (docs/ACD.md, "Callback")
+        queues = self.queues
+        if queues.callbacks is None or not queues.connected:
+            return False  # no acd.callback (or no authority): the caller keeps waiting
+        if not number or len(number) > wire.MAX_NUMBER:
+            return False  # the authority would refuse it: better keep waiting than be let down
+        queues.waiters.pop(self.call_id, None)
+        queues._send(wire.message("callback", call_id=self.call_id, number=number))
+        return True

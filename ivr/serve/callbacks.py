@@ -14,6 +14,13 @@ hung up, their place kept), the :class:`CallbackDialer`:
 
 Every attempt that reached an agent is a call record of its own (flow ``callback``, the caller's
 number, the agent, talk time) with outcome ``callback_done`` or ``callback_failed``.
+
+The dialer talks to the authority through a :class:`CallbackLine`: the authority in this process
+(:class:`~ivr.host.queues.AuthorityQueues`, a single ``ivr serve``) or the supervisor's over the
+socket (:class:`~ivr.host.remote_queues.RemoteQueues`, each worker of ``ivr serve --workers N``
+placing the callbacks the authority routes to it). It keeps no count of its own: attempt ``n``
+of call ``c`` is ticket ``c~(n-1)`` (``c`` itself for the first), so any worker may place any
+attempt.
 """
 
 from __future__ import annotations
@@ -23,9 +30,8 @@ import contextlib
 import itertools
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
-from ivr.acd.authority import QueueAuthority
 from ivr.acd.config import CallbackConfig
 from ivr.acd.model import Offer, Outcome, Ticket
 from ivr.core import events as ev
@@ -62,39 +68,61 @@ class CallbackRecord:
                   flow="callback", language=None)  # fmt: skip
 
 
-class CallbackDialer:
-    """Places the callbacks of the authority in this process (see the module docstring)."""
+class CallbackLine(Protocol):
+    """What the dialer tells the queue authority (wherever it is)."""
 
-    def __init__(self, ua: UserAgent, media: MediaEngine, authority: QueueAuthority,
+    def result(self, offer_id: int, outcome: Outcome) -> None:
+        """How the agent's leg of a callback offer ended."""
+
+    def ended(self, agent: str) -> None:
+        """The agent's callback call is over."""
+
+    def again(self, ticket: Ticket) -> None:
+        """Put the callback ``ticket`` (a new call id) at the end of the line."""
+
+
+def attempt(call_id: str) -> tuple[str, int]:
+    """The original call id of a callback ticket and the attempt it is (1 for the first)."""
+    origin, _, tried = call_id.rpartition("~")
+    if origin and tried.isascii() and tried.isdigit() and len(tried) < 6:
+        return origin, int(tried) + 1
+    return call_id, 1
+
+
+class CallbackDialer:
+    """Places the callbacks the authority offers to this process (see the module docstring)."""
+
+    def __init__(self, ua: UserAgent, media: MediaEngine, line: CallbackLine,
                  config: CallbackConfig, sink: EventSink, clock: Clock) -> None:  # fmt: skip
-        self.ua, self.media, self.authority = ua, media, authority
+        self.ua, self.media, self.line = ua, media, line
         self.config, self.sink, self.clock = config, sink, clock
-        self.attempts: dict[str, int] = {}  # original call id -> attempts made
         self._tasks: set[asyncio.Future[None]] = set()
 
-    def offer(self, offer: Offer) -> None:
-        """The authority's offer of an agent for a callback ticket."""
-        waiting = self.authority.waiting.get(offer.call_id)
-        if waiting is None:
-            self.authority.result(offer.id, Outcome.CALLER_GONE)
-            return
-        task = asyncio.ensure_future(self._run(offer, replace(waiting.ticket)))
+    def offer(self, offer: Offer, ticket: Ticket) -> None:
+        """The authority's offer of an agent for the callback ``ticket`` (a copy of it)."""
+        task = asyncio.ensure_future(self._run(offer, ticket))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, offer: Offer, ticket: Ticket) -> None:
-        agent_stream = await self.media.open_stream(f"callback-agent-{offer.id}")
+        try:
+            agent_stream = await self.media.open_stream(f"callback-agent-{offer.id}")
+        except Exception:  # no port: a miss like an unreachable phone, the ticket stays
+            log.exception("call %s: no media stream for the callback", ticket.call_id)
+            self.line.result(offer.id, Outcome.FAILED)
+            return
         agent = self.ua.call(offer.contact, LocalMedia(*agent_stream.local_address),
                              caller=offer.callback, timeout=offer.ring_timeout)  # fmt: skip
         status = await agent.wait_answered()
         if status != 200 or not agent.connected or agent.media is None:
             agent_stream.close()
-            self.authority.result(offer.id, Outcome(leg_state(status)))
+            self.line.result(offer.id, Outcome(leg_state(status)))
             return
         start_media(agent_stream, agent.media)
-        self.authority.result(offer.id, Outcome.ANSWERED)
-        origin = ticket.call_id.split("~")[0]
-        tries = self.attempts[origin] = self.attempts.get(origin, 0) + 1
+        self.line.result(offer.id, Outcome.ANSWERED)
+        origin, tries = attempt(ticket.call_id)
+        log.info("call %s: callback attempt %d: agent %s answered", ticket.call_id, tries,
+                 offer.agent)  # fmt: skip
         record = CallbackRecord(self.sink, f"{origin}~cb{tries}", self.clock)
         record.emit(ev.CALL_START, caller=ticket.callback, called="", flow="callback",
                     flow_version="", transport="sip", wall=self.clock.wall())  # fmt: skip
@@ -105,9 +133,10 @@ class CallbackDialer:
         finally:
             with contextlib.suppress(Exception):
                 agent_stream.close()
-            self.authority.ended(offer.agent)
+            self.line.ended(offer.agent)
         if not answered and tries <= self.config.retries:
-            self.clock.call_later(self.config.retry_delay, lambda: self._again(ticket, tries))
+            again = replace(ticket, call_id=f"{origin}~{tries}")
+            self.clock.call_later(self.config.retry_delay, lambda: self.line.again(again))
 
     async def _call_customer(self, ticket: Ticket, agent_stream: RtpStream, agent: OutgoingCall,
                              offer: Offer, record: CallbackRecord) -> bool:  # fmt: skip
@@ -142,12 +171,6 @@ class CallbackDialer:
         record.emit(ev.AGENT_DONE, agent=offer.agent, talk=round(self.clock.now() - talk_from, 3))
         record.end(DONE)
         return True
-
-    def _again(self, ticket: Ticket, tries: int) -> None:
-        again = replace(ticket, call_id=f"{ticket.call_id.split('~')[0]}~{tries}")
-        self.authority.join(again)
-        self.authority.callback(again.call_id, ticket.callback or "")
-
 
 async def _first_to_end(*calls: OutgoingCall) -> None:
     """Until one of the calls ends (either side hung up, or a leg was lost)."""

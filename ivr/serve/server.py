@@ -21,6 +21,7 @@ from ivr.core.clock import LoopClock, WallShiftedClock
 from ivr.engine.channel import RenderedPrompt
 from ivr.host.host import Admission, EngineHost, HostOptions
 from ivr.host.queues import AuthorityQueues
+from ivr.host.remote_queues import RemoteQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
 from ivr.rtp.stream import RtpStream
@@ -139,10 +140,11 @@ class IvrServer:
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if acd is not None and acd.config.callback is not None and \
-                isinstance(acd.queues, AuthorityQueues) and acd.authority is not None:
-            # Callbacks are placed where the authority is (one ivr serve, for now).
+                isinstance(acd.queues, AuthorityQueues | RemoteQueues):
+            # Callbacks are placed by the process the authority offers them to: this one
+            # (one ivr serve), or the worker it chose (--workers N).
             acd.queues.callbacks = CallbackDialer(
-                self.ua, self.media, acd.authority, acd.config.callback, self.host.store.sink,
+                self.ua, self.media, acd.queues, acd.config.callback, self.host.store.sink,
                 LoopClock(loop)).offer  # fmt: skip
         if shared is None:
             await self.ua.start()
