@@ -80,6 +80,19 @@ class QueueRecords:
                                          self.clock.now())  # fmt: skip
         return True
 
+    def forget(self, channel: str) -> None:
+        """Stop following ``channel`` (its redirect failed: the call stays with us)."""
+        followed = self._calls.pop(channel, None)
+        if followed is not None:
+            self._calls.pop(followed.uniqueid, None)
+
+    def abandon(self, channel: str) -> None:
+        """The caller hung up before Asterisk took them (a Redirect that then failed)."""
+        followed = self._calls.get(channel)
+        if followed is not None:
+            self._emit(followed, ev.HANGUP, by="caller", queue_wait=self._waited(followed))
+            self._end(followed, "abandoned_in_queue")
+
     def following(self, call_id: str) -> bool:
         return any(f.call_id == call_id for f in self._calls.values())
 
