@@ -58,6 +58,8 @@ class _Followed:
     agent: str = ""
     connected_at: float | None = None
     left: bool = False
+    held: list[Event] | None = None  # written once the session has ended (see release)
+    ended: bool = False
 
 
 class QueueRecords:
@@ -77,21 +79,41 @@ class QueueRecords:
                       MAX_FOLLOWED)  # fmt: skip
             return False
         self._calls[channel] = _Followed(call_id, channel, queue, node, flow, call_time,
-                                         self.clock.now())  # fmt: skip
+                                         self.clock.now(), held=[])  # fmt: skip
         return True
+
+    def release(self, channel: str) -> None:
+        """The session of ``channel``'s call has ended: write what was held, then write as
+        events come. (Asterisk's events can come before its reply to the Redirect, that is
+        before the session's own end, which must not be the record's last word.)"""
+        followed = self._calls.get(channel)
+        held = followed.held if followed is not None else None
+        if followed is None or held is None:
+            return
+        followed.held = None
+        for event in held:
+            self.sink(event)
+        if followed.ended:
+            self._forget(followed)
+
+    def _forget(self, followed: _Followed) -> None:
+        self._calls.pop(followed.channel, None)
+        if followed.uniqueid:
+            self._calls.pop(followed.uniqueid, None)
 
     def forget(self, channel: str) -> None:
         """Stop following ``channel`` (its redirect failed: the call stays with us)."""
-        followed = self._calls.pop(channel, None)
+        followed = self._calls.get(channel)
         if followed is not None:
-            self._calls.pop(followed.uniqueid, None)
+            self._forget(followed)
 
     def abandon(self, channel: str) -> None:
         """The caller hung up before Asterisk took them (a Redirect that then failed)."""
         followed = self._calls.get(channel)
-        if followed is not None:
+        if followed is not None and not followed.ended:
             self._emit(followed, ev.HANGUP, by="caller", queue_wait=self._waited(followed))
             self._end(followed, "abandoned_in_queue")
+        self.release(channel)
 
     def following(self, call_id: str) -> bool:
         return any(f.call_id == call_id for f in self._calls.values())
@@ -102,7 +124,7 @@ class QueueRecords:
         if handler is None:
             return
         followed = self._find(message)
-        if followed is not None:
+        if followed is not None and not followed.ended:
             handler(self, followed, message)
 
     def _find(self, message: AmiMessage) -> _Followed | None:
@@ -167,14 +189,19 @@ class QueueRecords:
         if f.flow is not None:
             data["flow"] = f.flow
         data["source"] = "asterisk"
-        self.sink(Event(f.call_id, f.seq, round(self._call_time(f), 4), kind, f.node, data))
+        event = Event(f.call_id, f.seq, round(self._call_time(f), 4), kind, f.node, data)
         f.seq += 1
+        if f.held is not None:
+            f.held.append(event)
+        else:
+            self.sink(event)
 
     def _end(self, f: _Followed, outcome: str) -> None:
         self._emit(f, ev.CALL_END, outcome=outcome, duration=round(self._call_time(f), 3),
                    last_node=f.node)  # fmt: skip
-        self._calls.pop(f.channel, None)
-        self._calls.pop(f.uniqueid, None)
+        f.ended = True
+        if f.held is None:  # else forgotten when released
+            self._forget(f)
         log.info("call %s: Asterisk queue %s: %s", f.call_id, f.queue, outcome)
 
     def _call_time(self, f: _Followed) -> float:

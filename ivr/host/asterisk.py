@@ -132,6 +132,7 @@ class AsteriskQueues:
                  target.context, target.extension, target.priority)  # fmt: skip
         if not place.gone:  # Asterisk's BYE to our leg may come before its AMI reply
             waiter.on_queue_exit(HANDED_OFF)
+        self.records.release(facts.channel)  # the session has ended: now the queue's events
 
 
 class _Place:
