@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from ivr.acd.asterisk import AsteriskManager, AsteriskQueue
+from ivr.acd.checks import check_enqueues
 from ivr.config import ConfigError, load_config
+from ivr.flow.loader import load_text
 
 SECRET = "ami-Secret-77q"
 GOOD = """\
@@ -65,3 +67,14 @@ def test_a_secret_written_in_the_file_is_never_shown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text)
     assert "acd.asterisk.port" in str(caught.value) and SECRET not in str(caught.value)
+
+
+
+def test_an_asterisk_queue_needs_none_of_our_agents(tmp_path: Path) -> None:
+    flow = load_text("flow: q\nlanguages: [en]\nstart: a\nnodes:\n  a:\n"
+                     "    enqueue: {queue: support, skills: [mandarin]}\n", "q.yaml")  # fmt: skip
+    asterisk = load(tmp_path, GOOD).acd  # type: ignore[attr-defined]
+    assert check_enqueues([flow], asterisk) == []
+    mark = "      asterisk: {queue: support-q, context: ivr-queues, extension: support}\n"
+    ours = load(tmp_path, GOOD.replace(mark, "      {}\n")).acd  # type: ignore[attr-defined]
+    assert "no agent of queue 'support'" in str(check_enqueues([flow], ours))
