@@ -155,10 +155,12 @@ def test_a_message_without_end_drops_the_connection() -> None:
     run(scenario)
 
 
-def test_not_an_ami_server() -> None:
+@pytest.mark.parametrize("banner", [b"SSH-2.0-OpenSSH_9.2\r\n", b"A" * 100_000,
+                                    b"Asterisk Call Manager/" + b"1" * 300 + b"\r\n"])  # fmt: skip
+def test_not_an_ami_server(banner: bytes) -> None:
     async def main() -> None:
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+            writer.write(banner)
             await writer.drain()
             writer.close()
 
@@ -166,7 +168,7 @@ def test_not_an_ami_server() -> None:
         port = server.sockets[0].getsockname()[1]
         client = AmiClient(settings(port))
         client.start()
-        with pytest.raises(AmiNotConnected, match="not an AMI server"):
+        with pytest.raises(AmiNotConnected, match=r"not an AMI server|no AMI banner"):
             await client.wait_connected(0.5)
         await client.close()
         server.close()

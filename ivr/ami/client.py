@@ -192,6 +192,9 @@ class AmiClient:
                 self.last_error = exc
                 log.warning("call -: AMI connection to %s lost: %s", self._where(),
                             exc or type(exc).__name__)  # fmt: skip
+            except Exception as exc:  # a bug of ours must not end the reconnecting for good
+                self.last_error = exc
+                log.exception("call -: AMI connection to %s failed", self._where())
             self._drop(AmiNotConnected(f"the AMI connection to {self._where()} dropped"))
             if self._fresh:  # it was up: a new outage starts the back-off over
                 delay = self.settings.backoff_min
@@ -206,7 +209,10 @@ class AmiClient:
         self._writer = writer
         reading = login = None
         try:
-            banner = await asyncio.wait_for(reader.readline(), s.timeout)
+            try:
+                banner = await asyncio.wait_for(reader.readline(), s.timeout)
+            except ValueError:  # a "line" past the stream's limit (64 KiB)
+                raise AmiProtocolError("no AMI banner line") from None
             if len(banner) > MAX_BANNER or not banner.endswith(b"\n"):
                 raise AmiProtocolError("no AMI banner line")
             self.version = banner_version(banner)
