@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -201,3 +202,33 @@ class AmiReplay:
 
     def _logoff(self, action: dict[str, str]) -> list[str]:
         return [with_action_id(b, action["actionid"]) for b in blocks("logoff")[2]]
+
+
+class ReplayThread:
+    """An :class:`AmiReplay` on an event loop of its own thread, for tests whose AMI client
+    runs elsewhere (a command's own loop, ``ivr serve``'s thread)."""
+
+    def __init__(self, replay: AmiReplay | None = None) -> None:
+        self.replay = replay or AmiReplay()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ami-replay",
+                                       daemon=True)  # fmt: skip
+        self.port = 0
+
+    def __enter__(self) -> ReplayThread:
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self.replay.start(), self.loop).result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.replay.close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    def actions(self, name: str) -> list[dict[str, str]]:
+        """The actions named ``name`` received so far (read on the peer's loop)."""
+
+        async def read() -> list[dict[str, str]]:
+            return [a for a in self.replay.actions if a.get("action") == name]
+
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(5)

@@ -4,14 +4,12 @@ QueueStatus, a refused login, no Asterisk queue configured."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ami_replay import SECRET, AmiReplay
+from ami_replay import SECRET, ReplayThread
 
 from ivr.cli.main import main
 
@@ -27,15 +25,8 @@ acd:
 @pytest.fixture()
 def peer() -> Iterator[int]:
     """The replay peer on a loop of its own thread (the command runs its own loop)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    replay = AmiReplay()
-    port = asyncio.run_coroutine_threadsafe(replay.start(), loop).result(5)
-    yield port
-    asyncio.run_coroutine_threadsafe(replay.close(), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with ReplayThread() as replay:
+        yield replay.port
 
 
 def ivr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, *args: str) -> int:
