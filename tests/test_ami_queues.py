@@ -22,7 +22,7 @@ from ami_replay import (
 
 from ivr.acd.asterisk import AsteriskQueue
 from ivr.ami.client import AmiClient, AmiSettings
-from ivr.ami.records import QueueRecords
+from ivr.ami.records import MAX_SILENCE, QueueRecords
 from ivr.core import events as ev
 from ivr.core.callinfo import CallInfo
 from ivr.core.clock import VirtualClock
@@ -203,3 +203,19 @@ def test_asterisk_hangs_us_up_before_its_redirect_reply(tmp_path: Path) -> None:
         assert desk.queue_report()["abandoned"] == 0
 
     run(tmp_path, channel, scenario, lambda r: r.replies.update(redirect=lambda a: []))
+
+
+def test_a_call_asterisk_never_speaks_of_again_ends_as_lost(tmp_path: Path) -> None:
+    """Its events were lost (AMI down meanwhile): after MAX_SILENCE it is no longer waiting."""
+
+    async def scenario(desk: Desk) -> None:
+        await desk.until(lambda: desk.session.finished)
+        await desk.until(lambda: desk.row()["outcome"] == "asterisk_queue")
+        assert desk.queue_report()["waiting"] == 1
+        desk.clock.advance(MAX_SILENCE + 1)
+        desk.records.follow("call-2", "PJSIP/other-1", "support", call_time=0)  # prunes
+        row = desk.row()
+        assert (row["outcome"], row["queue_exit"]) == ("asterisk_lost", "lost")
+        assert desk.queue_report()["exits"] == {"lost": 1}
+
+    run(tmp_path, "PJSIP/trunk-0000002c", scenario, lambda r: None)

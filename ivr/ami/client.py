@@ -111,7 +111,8 @@ class AmiClient:
             return
         if isinstance(self.last_error, AmiLoginError):
             raise self.last_error
-        raise AmiNotConnected(f"no AMI connection to {self._where()}: {self.last_error}")
+        why = self.last_error or "no answer yet"
+        raise AmiNotConnected(f"no AMI connection to {self._where()}: {why}")
 
     @property
     def connected(self) -> bool:

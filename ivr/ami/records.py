@@ -39,6 +39,9 @@ log = logging.getLogger("ivr.ami")
 
 SEQ_BASE = 1_000_000
 MAX_FOLLOWED = 10_000  # calls followed at once: a peer's events can never grow this
+# A call Asterisk has said nothing of for this long (its events were lost while AMI was down)
+# is ended as lost, so the report does not count it as waiting for ever.
+MAX_SILENCE = 6 * 3600.0
 ASTERISK_QUEUE = "asterisk_queue"  # the session's outcome when it handed the caller over
 
 
@@ -53,6 +56,7 @@ class _Followed:
     flow: str | None
     call_time: float  # seconds of the call when followed
     since: float  # the clock then
+    heard: float = 0.0  # the clock at its last event (or when followed)
     uniqueid: str = ""
     seq: int = SEQ_BASE
     agent: str = ""
@@ -74,13 +78,24 @@ class QueueRecords:
                node: str | None = None, flow: str | None = None) -> bool:  # fmt: skip
         """Follow ``channel`` (redirected into ``queue``) for call ``call_id``, now
         ``call_time`` seconds into the call. False when too many are followed already."""
+        self._prune()
         if len(self._calls) >= MAX_FOLLOWED:
             log.error("call %s: not following %s: %d calls followed already", call_id, channel,
                       MAX_FOLLOWED)  # fmt: skip
             return False
         self._calls[channel] = _Followed(call_id, channel, queue, node, flow, call_time,
-                                         self.clock.now(), held=[])  # fmt: skip
+                                         self.clock.now(), self.clock.now(),
+                                         held=[])  # fmt: skip
         return True
+
+    def _prune(self) -> None:
+        """End the records of calls Asterisk has been silent about for :data:`MAX_SILENCE`."""
+        now = self.clock.now()
+        for followed in {id(f): f for f in self._calls.values()}.values():
+            if followed.held is None and not followed.ended \
+                    and now - followed.heard > MAX_SILENCE:  # fmt: skip
+                self._emit(followed, ev.QUEUE_EXIT, reason="lost", queue_wait=None)
+                self._end(followed, "asterisk_lost")
 
     def release(self, channel: str) -> None:
         """The session of ``channel``'s call has ended: write what was held, then write as
@@ -125,6 +140,7 @@ class QueueRecords:
             return
         followed = self._find(message)
         if followed is not None and not followed.ended:
+            followed.heard = self.clock.now()
             handler(self, followed, message)
 
     def _find(self, message: AmiMessage) -> _Followed | None:

@@ -78,8 +78,10 @@ class AsteriskQueues:
         self.client.start()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.close()
 
     def join(self, call_id: str, request: QueueRequest,
