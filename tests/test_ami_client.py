@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -175,3 +176,23 @@ def test_not_an_ami_server(banner: bytes) -> None:
         await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_the_back_off_doubles_up_to_its_maximum(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ivr.ami")
+
+    async def main() -> None:
+        with socket.socket() as closed:  # a port nobody listens on
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        client = AmiClient(settings(port))
+        client.start()
+        for _ in range(300):
+            if caplog.text.count("connecting again") >= 5:
+                break
+            await asyncio.sleep(0.02)
+        await client.close()
+
+    asyncio.run(main())
+    delays = [line.rsplit(" in ", 1)[1] for line in caplog.messages if "connecting again" in line]
+    assert delays[:5] == ["0.05 s", "0.10 s", "0.20 s", "0.20 s", "0.20 s"]
