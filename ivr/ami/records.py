@@ -72,7 +72,9 @@ class QueueRecords:
     def __init__(self, sink: EventSink, clock: Clock) -> None:
         self.sink = sink
         self.clock = clock
-        self._calls: dict[str, _Followed] = {}  # by channel name and by Uniqueid
+        self._calls: dict[str, _Followed] = {}  # by channel name
+        self._uniqueids: dict[str, str] = {}  # Asterisk's Uniqueid -> channel name
+        self._pruned_at = clock.now()
 
     def follow(self, call_id: str, channel: str, queue: str, *, call_time: float,
                node: str | None = None, flow: str | None = None) -> bool:  # fmt: skip
@@ -89,9 +91,13 @@ class QueueRecords:
         return True
 
     def _prune(self) -> None:
-        """End the records of calls Asterisk has been silent about for :data:`MAX_SILENCE`."""
+        """End the records of calls Asterisk has been silent about for :data:`MAX_SILENCE`
+        (looked for once a minute at most: a look costs every call followed)."""
         now = self.clock.now()
-        for followed in {id(f): f for f in self._calls.values()}.values():
+        if now - self._pruned_at < 60 and len(self._calls) < MAX_FOLLOWED:
+            return
+        self._pruned_at = now
+        for followed in list(self._calls.values()):
             if followed.held is None and not followed.ended \
                     and now - followed.heard > MAX_SILENCE:  # fmt: skip
                 self._emit(followed, ev.QUEUE_EXIT, reason="lost", queue_wait=None)
@@ -112,9 +118,9 @@ class QueueRecords:
             self._forget(followed)
 
     def _forget(self, followed: _Followed) -> None:
-        self._calls.pop(followed.channel, None)
-        if followed.uniqueid:
-            self._calls.pop(followed.uniqueid, None)
+        if self._calls.get(followed.channel) is followed:
+            del self._calls[followed.channel]
+        self._uniqueids.pop(followed.uniqueid, None)
 
     def forget(self, channel: str) -> None:
         """Stop following ``channel`` (its redirect failed: the call stays with us)."""
@@ -145,14 +151,14 @@ class QueueRecords:
 
     def _find(self, message: AmiMessage) -> _Followed | None:
         uniqueid = message.get("Uniqueid")
-        if uniqueid and uniqueid in self._calls:
-            return self._calls[uniqueid]
+        if uniqueid in self._uniqueids:
+            return self._calls.get(self._uniqueids[uniqueid])
         # Asterisk 13+ names the caller Channel; 1.8-11 name it ChannelCalling in agent events.
         channel = message.get("Channel") or message.get("ChannelCalling")
         followed = self._calls.get(channel) if channel else None
         if followed is not None and uniqueid and not followed.uniqueid:
             followed.uniqueid = uniqueid
-            self._calls[uniqueid] = followed
+            self._uniqueids[uniqueid] = followed.channel
         return followed
 
     # --- the events -----------------------------------------------------------------------
