@@ -55,7 +55,8 @@ TARGET = AsteriskQueue("support-q", "ivr-queues", "support")
 class Desk:
     """One call on a virtual clock whose enqueue goes to Asterisk over a real AMI socket."""
 
-    def __init__(self, replay: AmiReplay, port: int, store: CallStore, channel: str) -> None:
+    def __init__(self, replay: AmiReplay, port: int, store: CallStore, channel: str,
+                 flow: str = FLOW) -> None:  # fmt: skip
         self.replay = replay
         self.clock = VirtualClock()
         self.store = store
@@ -64,7 +65,7 @@ class Desk:
                                 on_event=self.records.on_event)  # fmt: skip
         self.queues = AsteriskQueues(self.client, {"support": TARGET}, None, self._facts,
                                      self.records)  # fmt: skip
-        flows = FlowSet({"q": load_text(FLOW, "q.yaml")}, version="test")
+        flows = FlowSet({"q": load_text(flow, "q.yaml")}, version="test")
         info = CallInfo("call-1", "+31150010001", "95588", "sip",
                         ((HEADER, channel),) if channel else ())  # fmt: skip
         self.channel = SimChannel(self.clock, info)
@@ -102,13 +103,13 @@ class Desk:
 
 
 def run(tmp_path: Path, channel: str, scenario: Callable[[Desk], Awaitable[None]],
-        setup: Callable[[AmiReplay], None]) -> AmiReplay:  # fmt: skip
+        setup: Callable[[AmiReplay], None], flow: str = FLOW) -> AmiReplay:  # fmt: skip
     async def main() -> AmiReplay:
         replay = AmiReplay()
         setup(replay)
         port = await replay.start()
         store = CallStore(tmp_path / "calls.db", threaded=False)
-        desk = Desk(replay, port, store, channel)
+        desk = Desk(replay, port, store, channel, flow)
         try:
             await desk.start()
             await scenario(desk)
@@ -219,3 +220,22 @@ def test_a_call_asterisk_never_speaks_of_again_ends_as_lost(tmp_path: Path) -> N
         assert desk.queue_report()["exits"] == {"lost": 1}
 
     run(tmp_path, "PJSIP/trunk-0000002c", scenario, lambda r: None)
+
+
+def test_a_key_while_the_redirect_is_unanswered_is_too_late(tmp_path: Path) -> None:
+    channel = "PJSIP/trunk-0000002d"
+    flow_with_key = FLOW.replace("{queue: support, on_no_agents: closed}",
+                                 '{queue: support, on_no_agents: closed, keys: {"9": closed}}')
+
+    async def scenario(desk: Desk) -> None:
+        await desk.until(lambda: bool(redirects(desk.replay)))
+        desk.channel.caller_dtmf("9")
+        assert desk.session.node_id == "agent" and not desk.session.finished
+        action_id = redirects(desk.replay)[0]["actionid"]
+        desk.replay.send([with_action_id("Response: Success\nMessage: Redirect successful",
+                                         action_id)])  # fmt: skip
+        await desk.until(lambda: desk.session.finished)
+        assert desk.session.outcome == "asterisk_queue"
+
+    run(tmp_path, channel, scenario, lambda r: r.replies.update(redirect=lambda a: []),
+        flow=flow_with_key)

@@ -257,6 +257,8 @@ class QueueStep(Step[EnqueueNode]):
         target = self.node.keys.get(digit)
         if target is None or self.agent is not None or self.place is None:
             return True  # keys while waiting are the queue's: none reach a later node
+        if getattr(self.place, "handing_off", False):
+            return True  # being handed to another system's queue: too late to leave
         place, self.place = self.place, None
         if target == CALLBACK and not self.session.channel.info.caller:
             self.place = place  # no number to call back: the caller keeps waiting
