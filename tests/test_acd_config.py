@@ -223,7 +223,8 @@ QUEUES_MISTAKES = {
     ),
     "nested file": (
         "file: other.yaml\n",
-        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback)",
+        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback, "
+        "asterisk)",
     ),
     "not a mapping": (
         "- ann\n",

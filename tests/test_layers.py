@@ -22,7 +22,7 @@ TIERS: list[set[str]] = [
     {"ivr", "core", "logs"},  # shared ground: clocks, call identity, events, logging
     {"flow", "media"},  # the flow language (knows nothing of calls); audio building blocks
     {"configread"},  # reading a settings file against a schema (ivr.yaml, queues.yaml)
-    {"sip", "rtp", "acd"},  # SIP and RTP; the queue authority and its settings
+    {"sip", "rtp", "acd", "ami"},  # SIP and RTP; the queue authority; Asterisk's manager
     {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
     {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)

@@ -42,6 +42,8 @@ def check_enqueues(flows: Iterable[Flow], acd: AcdConfig | None,
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             out.append(Diagnostic(node.pos, f"node '{node.id}': no queue '{node.queue}' in "
                                             f"{acd.where('queues')}{hint}"))  # fmt: skip
+        elif queue.name in acd.asterisk_queues:
+            continue  # Asterisk's agents take its calls: ours do not matter (docs/ASTERISK.md)
         elif not _anyone(acd, queue, node, flow.languages):
             out.append(Diagnostic(node.pos, f"node '{node.id}': no agent of queue "
                                   f"'{queue.name}' can take its calls "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ivr.acd.asterisk import AsteriskManager, AsteriskQueue, read_manager, read_queue
 from ivr.acd.model import STRATEGIES, TIERS, AgentSpec, QueueSpec
 from ivr.configread import MISSING, Reader, syntax_problem
 from ivr.flow.errors import YamlError
@@ -35,12 +36,12 @@ _NUMBER = re.compile(r"\+?[0-9]{2,20}")  # a caller's number fit to call back
 _T = TypeVar("_T")
 _ID_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
-_ACD = ("file", "realm", "control", "agents", "queues", "callback")
+_ACD = ("file", "realm", "control", "agents", "queues", "callback", "asterisk")
 _CALLBACK = ("trunk", "ring_timeout", "retries", "retry_delay")
 _AGENT = ("name", "username", "password", "pin", "skills", "tier", "languages", "wrap_up",
           "max_misses")  # fmt: skip
 _QUEUE = ("strategy", "ring_timeout", "retry_delay", "max_wait", "max_callers", "service_level",
-          "members", "skills", "tier", "hold_music")  # fmt: skip
+          "members", "skills", "tier", "hold_music", "asterisk")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class AcdConfig:
         accounts: agent id -> how that agent signs in.
         realm: the digest realm agents authenticate in.
         control: the control socket of the queue authority (``ivr agents ...``).
+        asterisk: Asterisk's manager, when some queues are Asterisk's (docs/ASTERISK.md).
+        asterisk_queues: queue name -> where Asterisk takes its callers.
         file: the file the definitions were read from, as messages name it.
         prefix: where they sit in it (``acd.`` in ivr.yaml, nothing in a file of their own).
     """
@@ -97,6 +100,8 @@ class AcdConfig:
     realm: str = "ivr"
     control: Path = Path("var/acd.sock")
     callback: CallbackConfig | None = None
+    asterisk: AsteriskManager | None = None
+    asterisk_queues: dict[str, AsteriskQueue] = field(default_factory=dict)
     file: str = "ivr.yaml"
     prefix: str = "acd."
 
@@ -224,11 +229,31 @@ def _definitions(r: Reader, base: str, root: Path, display: str, prefix: str) ->
     known = (written, r.name(f"{base}/agents"))  # a broken agent is reported once, as itself
     queues = [_queue(r, child(f"{base}/queues", name), name, known)
               for name in r.mapping(f"{base}/queues")]  # fmt: skip
+    manager, asterisk_queues = _asterisk(r, base)
     return AcdConfig(agents=tuple(agents), queues=tuple(q for q in queues if q is not None),
                      accounts=accounts, realm=realm,
                      control=control if control.is_absolute() else root / control,
                      file=display, prefix=prefix,
-                     callback=_callback(r, f"{base}/callback"))  # fmt: skip
+                     callback=_callback(r, f"{base}/callback"), asterisk=manager,
+                     asterisk_queues=asterisk_queues)  # fmt: skip
+
+
+def _asterisk(r: Reader, base: str) -> tuple[AsteriskManager | None, dict[str, AsteriskQueue]]:
+    """``asterisk:`` (the manager) and the queues marked as Asterisk's."""
+    ptr = f"{base}/asterisk"
+    manager = read_manager(r, ptr, _secret(r, f"{ptr}/secret", required=True))
+    marked: dict[str, AsteriskQueue] = {}
+    for name in r.mapping(f"{base}/queues"):
+        at = f"{child(f'{base}/queues', name)}/asterisk"
+        if not isinstance(r.get(child(f"{base}/queues", name)), dict) or r.get(at) is MISSING:
+            continue
+        queue = read_queue(r, at, name)
+        if queue is not None:
+            marked[name] = queue
+        if r.get(ptr) is MISSING:
+            r.problem(at, f"{r.name(at)}: an Asterisk queue needs {r.name(ptr) or 'asterisk'} "
+                          "(host, port, username, secret of its manager)", at_key=True)
+    return manager, marked
 
 
 def _callback(r: Reader, ptr: str) -> CallbackConfig | None:

@@ -13,3 +13,11 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     transport: str = "sim"
+    # The X- headers of the SIP INVITE (a PBX's notes to us, e.g. Asterisk's channel name for
+    # its queues, docs/ASTERISK.md): a few, bounded by the SIP side.
+    x_headers: tuple[tuple[str, str], ...] = ()
+
+    def x_header(self, name: str) -> str:
+        """The value of the X- header ``name`` (any case), or ""."""
+        wanted = name.lower()
+        return next((v for k, v in self.x_headers if k.lower() == wanted), "")

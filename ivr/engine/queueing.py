@@ -23,6 +23,10 @@ NO_ANSWER = "no_answer"  # the ring timeout passed
 FAILED = "failed"  # the agent could not be reached
 ENDED = "ended"  # the bridged call ended on the agent's side
 LEG_OUTCOMES = (ANSWERED, REJECTED, NO_ANSWER, FAILED)
+# The exit (QueueWaiter.on_queue_exit) of a caller handed to a queue another system runs (an
+# Asterisk queue, docs/ASTERISK.md): the session ends with this outcome and does not hang up
+# (that system took the caller's channel); the queue's events complete the record later.
+HANDED_OFF = "asterisk_queue"
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,11 @@ class QueueWaiter(Protocol):
 
 
 class QueuePlace(Protocol):
-    """The caller's place in line."""
+    """The caller's place in line.
+
+    A place may have a ``handing_off`` attribute, true while the caller is being handed to a
+    queue another system runs: a hang-up then ends the session as :data:`HANDED_OFF`.
+    """
 
     def figures(self, done: Callable[[int | None, float | None], None]) -> None:
         """Call ``done(position, expected_wait)``: 1 for the next caller (None: no longer

@@ -82,6 +82,11 @@ class Session:
         return self.node.id if self.node else None
 
     @property
+    def elapsed(self) -> float:
+        """Seconds since the call started: the ``t`` of an event emitted now."""
+        return self.clock.now() - self._started_at
+
+    @property
     def flow_id(self) -> str:
         return self.flow.id
 

@@ -39,6 +39,7 @@ from ivr.core.clock import Clock, LoopClock
 from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import Channel, ChannelListener, RenderedPrompt
 from ivr.engine.logsink import log_event
+from ivr.engine.queueing import Queues
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.errors import Diagnostic, FlowError
@@ -46,6 +47,7 @@ from ivr.flow.model import FlowSet
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.render import HOLD_MUSIC
 from ivr.host.acd import HostAcd
+from ivr.host.asterisk import AsteriskQueues, CallFacts
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
@@ -100,6 +102,7 @@ class EngineHost:
         self.recordings_dir = config.root / "var" / "recordings"
         self.asr: AsrService | None = None
         self.acd: HostAcd | None = None
+        self.asterisk: AsteriskQueues | None = None  # queues Asterisk runs (docs/ASTERISK.md)
         self._watch: FolderWatch | None = None
         self._tasks: set[asyncio.Future[object]] = set()
 
@@ -128,7 +131,7 @@ class EngineHost:
             config_vars=dict(self.config.vars),
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,
-            queues=self.acd.queues if self.acd is not None else None,
+            queues=self._queues(loop),
         )
         if self.options.watch_interval > 0:
             self._watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
@@ -158,6 +161,24 @@ class EngineHost:
         else:
             self.acd = await HostAcd.remote(acd, clock, worker)
 
+    def _queues(self, loop: asyncio.AbstractEventLoop) -> Queues | None:
+        """The sessions' queues: ours, with Asterisk's in front when ivr.yaml marks some."""
+        ours = self.acd.queues if self.acd is not None else None
+        acd = self.config.acd
+        if acd is None or acd.asterisk is None or not acd.asterisk_queues:
+            return ours
+        self.asterisk = AsteriskQueues.over(acd.asterisk, acd.asterisk_queues, ours,
+                                            self._call_facts, self.store.sink, LoopClock(loop))
+        self.asterisk.start()
+        return self.asterisk
+
+    def _call_facts(self, call_id: str) -> CallFacts | None:
+        session = self.sessions.get(call_id)
+        if session is None or self.config.acd is None or self.config.acd.asterisk is None:
+            return None
+        channel = session.channel.info.x_header(self.config.acd.asterisk.header)
+        return CallFacts(channel, session.elapsed, session.node_id, session.flow_id)
+
     def stop_reloading(self) -> None:
         """Stop watching the flows folder (a draining server takes no new flow versions)."""
         if self._watch is not None:
@@ -177,6 +198,8 @@ class EngineHost:
             session.on_hangup()
         if self.asr is not None:
             await self.asr.stop()
+        if self.asterisk is not None:
+            await self.asterisk.stop()
         if self.acd is not None:
             await self.acd.stop()
         self.actions.shutdown(wait=False)

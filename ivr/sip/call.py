@@ -28,6 +28,9 @@ from ivr.sip.sdp import SessionDescription
 from ivr.sip.transaction import InviteServerTransaction
 from ivr.sip.transport import Address
 
+MAX_X_HEADERS = 16  # X- headers of an INVITE the engine hears of (CallInfo.x_headers)
+MAX_X_VALUE = 256  # characters of each
+
 log = logging.getLogger("ivr.sip.call")
 
 
@@ -156,7 +159,13 @@ class SipCall:
     def info(self) -> CallInfo:
         """Who calls whom, for the engine's Channel."""
         return CallInfo(call_id=self.call_id, caller=self.caller, called=self.called,
-                        transport="sip")  # fmt: skip
+                        transport="sip", x_headers=self._x_headers())  # fmt: skip
+
+    def _x_headers(self) -> tuple[tuple[str, str], ...]:
+        """The INVITE's X- headers, at most :data:`MAX_X_HEADERS`, each value cut short."""
+        found = [(name, value[:MAX_X_VALUE]) for name, value in self.invite.headers
+                 if name.lower().startswith("x-")]  # fmt: skip
+        return tuple(found[:MAX_X_HEADERS])
 
     def add_done_callback(self, callback: Callable[[SipCall], None]) -> None:
         """Run ``callback(call)`` once when the call ends, however it ends (release media here).

@@ -36,6 +36,7 @@ from ivr.acd.model import AgentState
 
 DEFAULT_SERVICE_LEVEL = 20.0  # seconds, when neither ivr.yaml nor the command line says
 DEFAULT_SHORT_ABANDON = 5.0  # seconds: hang-ups sooner than this are not counted as abandons
+HANDED_OFF = "asterisk_queue"  # ivr.engine.queueing's (the store does not import the engine)
 WRAP_UP_MATCH = 2.0  # seconds between a call's end and its agent's wrap-up starting
 MAX_WRAP_UP = 86_400.0  # the agents' record is read this far past the period (a wrap-up's end)
 
@@ -182,8 +183,10 @@ def read_entries(conn: sqlite3.Connection, cond: str, args: list[object]) -> lis
 
 
 def _close(entry: Entry | None, outcome: str | None) -> None:
-    """A call's entry nothing ended: still waiting, or lost with the call (``other``)."""
-    if entry is not None and outcome is not None:
+    """A call's entry nothing ended: still waiting, or lost with the call (``other``). A call
+    handed to an Asterisk queue (outcome ``asterisk_queue``) still waits there until the
+    queue's events end its record (docs/ASTERISK.md)."""
+    if entry is not None and outcome is not None and outcome != HANDED_OFF:
         entry.end = "other"
 
 

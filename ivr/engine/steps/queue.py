@@ -20,6 +20,7 @@ from ivr.core import events as ev
 from ivr.engine.queueing import (
     ANSWERED,
     ENDED,
+    HANDED_OFF,
     AgentOffer,
     QueuePlace,
     QueueRequest,
@@ -205,6 +206,10 @@ class QueueStep(Step[EnqueueNode]):
             return
         self._stop_ringing()
         self.place = None
+        if reason == HANDED_OFF:  # still in a queue, Asterisk's: no exit, no hang-up here
+            self.session.queued_at = None
+            self.session.finish(HANDED_OFF)
+            return
         self.session.emit(ev.QUEUE_EXIT, reason=reason, queue_wait=self._wait())
         self.session.queued_at = None
         label = EXIT_LABELS.get(reason, "")
@@ -252,6 +257,8 @@ class QueueStep(Step[EnqueueNode]):
         target = self.node.keys.get(digit)
         if target is None or self.agent is not None or self.place is None:
             return True  # keys while waiting are the queue's: none reach a later node
+        if getattr(self.place, "handing_off", False):
+            return True  # being handed to another system's queue: too late to leave
         place, self.place = self.place, None
         if target == CALLBACK and not self.session.channel.info.caller:
             self.place = place  # no number to call back: the caller keeps waiting
@@ -280,6 +287,9 @@ class QueueStep(Step[EnqueueNode]):
     def hangup_outcome(self) -> str:
         if self.callback:  # hung up during "we will call you back": the callback stands
             return "callback_requested"
+        if getattr(self.place, "handing_off", False):  # another system's queue takes the
+            self.session.queued_at = None  # caller: not an abandonment (docs/ASTERISK.md)
+            return HANDED_OFF
         if self.agent is not None:
             return "agent"
         return "abandoned_in_queue" if self.place is not None else "abandoned"
