@@ -327,6 +327,9 @@ def test_overload_five_calls_answered_three_get_503_with_retry_after(
     assert logged.count("503 Retry-After 30") == 3  # SIPp read each 503's Retry-After
     assert refused == 3
     assert len(calls(config.store_path)) == 5
+    with sqlite3.connect(config.store_path) as conn:  # offered but refused: the answer rate's
+        assert conn.execute("SELECT status, reason, count(*) FROM refused GROUP BY 1, 2"
+                            ).fetchall() == [(503, "full", 3)]  # fmt: skip
 
 
 def _sipp_counts(folder: Path) -> dict[str, int]:

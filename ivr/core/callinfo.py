@@ -13,3 +13,4 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     transport: str = "sim"
+    qa: bool = False  # a QA call (ivr test): marked in the call record, left out of reports

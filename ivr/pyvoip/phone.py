@@ -196,9 +196,11 @@ class PyVoipPhone:
         on_call: ``(leg) -> None``; runs on the call's thread for the whole call.
     """
 
-    def __init__(self, options: PhoneOptions, on_call: CallHandler) -> None:
+    def __init__(self, options: PhoneOptions, on_call: CallHandler,
+                 on_refused: Callable[[CallLeg, str], None] | None = None) -> None:  # fmt: skip
         self.options = options
         self.on_call = on_call
+        self.on_refused = on_refused  # (leg, reason) after a 486 for max_calls
         self._lock = threading.Lock()
         self.active = 0
         self._phone = self._make(options.local_port or free_port(options.local_ip))
@@ -265,6 +267,8 @@ class PyVoipPhone:
         if busy:
             log.warning("call %s: %d calls up: 486", leg.call_id, self.active)
             leg.deny()
+            if self.on_refused is not None:
+                self.on_refused(leg, "full")
             return
         try:
             self.on_call(leg)

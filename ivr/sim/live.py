@@ -58,6 +58,7 @@ from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri
 
 AT_HEADER = "X-Ivr-At"
+QA_HEADER = "X-Ivr-Qa"  # "1": a QA call; a server with test_headers marks its record
 SAY_UNSUPPORTED = "speech input is not supported live in {language}"
 VARS_UNCHECKED = "variables are not in the call record"
 RECORD_WAIT = 5.0  # seconds from the answer to the call's first recorded event
@@ -351,7 +352,9 @@ class _Run:
         script, caller = self.script, self.caller
         if script.transfer_fails:
             caller.transfer_status = self._transfer_status
-        headers = [(AT_HEADER, script.at.isoformat())] if script.at else []
+        headers = [(QA_HEADER, "1")]
+        if script.at:
+            headers.append((AT_HEADER, script.at.isoformat()))
         uri = target_uri(self.options.target, script.caller.called)
         status = await caller.dial(uri, caller=script.caller.number or "ivr-test",
                                    headers=headers)  # fmt: skip

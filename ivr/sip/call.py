@@ -79,6 +79,8 @@ class SipCall:
         media: The negotiated media plan; None until an offer/answer exchange completed (for
             an INVITE without SDP: until the ACK brings the answer).
         state: A :class:`CallState`.
+        qa: A QA call (the server trusted the caller's ``X-Ivr-Qa`` header): its record is
+            marked and left out of reports.
         outgoing: True for a call we placed (:mod:`ivr.sip.outgoing`); those never count
             against the user agent's ``max_calls``.
         end_reason: Why the call ended ("remote bye", "local bye", "cancelled", "no ack",
@@ -112,6 +114,7 @@ class SipCall:
         self.media: MediaPlan | None = None
         self.state = CallState.OFFERED
         self.outgoing = False
+        self.qa = False
         self.end_reason = ""
         self.on_hangup: Callable[[], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None
@@ -156,7 +159,7 @@ class SipCall:
     def info(self) -> CallInfo:
         """Who calls whom, for the engine's Channel."""
         return CallInfo(call_id=self.call_id, caller=self.caller, called=self.called,
-                        transport="sip")  # fmt: skip
+                        transport="sip", qa=self.qa)  # fmt: skip
 
     def add_done_callback(self, callback: Callable[[SipCall], None]) -> None:
         """Run ``callback(call)`` once when the call ends, however it ends (release media here).
