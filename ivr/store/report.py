@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ivr.store.managers import Definitions, ManagerReport, build_managers
 from ivr.store.queuereport import (
     DEFAULT_SERVICE_LEVEL,
     DEFAULT_SHORT_ABANDON,
@@ -147,10 +148,17 @@ class Report(Summary):
     short_abandon: float = DEFAULT_SHORT_ABANDON
     queues: list[QueueStats] = field(default_factory=list)
     agents: list[AgentStats] = field(default_factory=list)
+    include_qa: bool = False
+    managers: ManagerReport | None = None  # the managers' figures (ivr/store/managers.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON, rates included."""
-        out = asdict(self)
+        managers, self.managers = self.managers, None  # not asdict's: it has its own as_dict
+        try:
+            out = asdict(self)
+        finally:
+            self.managers = managers
+        out["managers"] = managers.as_dict() if managers is not None else None
         out.update(self.rates())
         out["abandoned_in_ivr"] = self.outcomes.get("abandoned", 0)
         out["abandoned_in_queue"] = self.outcomes.get("abandoned_in_queue", 0)
@@ -209,6 +217,8 @@ def build_report(
     service_level: float = DEFAULT_SERVICE_LEVEL,
     short_abandon: float = DEFAULT_SHORT_ABANDON,
     now: float | None = None,
+    include_qa: bool = False,
+    definitions: Definitions | None = None,
 ) -> Report:
     """Compute every KPI for the calls of ``flow`` started in ``[since, until)``.
 
@@ -218,6 +228,8 @@ def build_report(
         short_abandon: Hang-ups in a queue sooner than this many seconds are short abandons,
             counted apart and not in the abandon rate.
         now: The end of an agent's last state when the period reaches the present (tests).
+        include_qa: Count QA calls (``ivr test``'s) too; production figures leave them out.
+        definitions: What counts as satisfied, resolved, authenticated; the trend interval.
 
     Raises:
         ValueError: ``since`` or ``until`` is not an ISO date.
@@ -232,8 +244,15 @@ def build_report(
         if value is not None:
             where.append(f"c.started_at {op} ?")
             args.append(value)
+    qa_left_out = 0
+    if not include_qa:
+        qa_left_out = conn.execute(
+            f"SELECT COUNT(*) FROM calls c WHERE {' AND '.join(where)} AND c.qa != 0", args
+        ).fetchone()[0]
+        where.append("c.qa = 0")
     cond = " AND ".join(where)
-    report = Report(flow=flow, since=since, until=until, short_abandon=short_abandon)
+    report = Report(flow=flow, since=since, until=until, short_abandon=short_abandon,
+                    include_qa=include_qa)
     by_flow = _summaries(conn, cond, args)
     for item in by_flow:
         report.add(item)
@@ -246,6 +265,11 @@ def build_report(
     report.queues, report.agents = queue_figures(
         conn, cond, args, since=start, until=end, now=time.time() if now is None else now,
         service_levels=service_levels, service_level=service_level, short_abandon=short_abandon)
+    # Refusals have no flow: a report of one flow leaves them out (its answer rate is 100 %).
+    report.managers = build_managers(
+        conn, cond, args, start=start, end=end, include_qa=include_qa, qa_left_out=qa_left_out,
+        definitions=definitions, service_levels=service_levels, service_level=service_level,
+        short_abandon=short_abandon, with_refused=not flow)
     return report
 
 
