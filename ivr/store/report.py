@@ -39,6 +39,9 @@ from ivr.store.queuereport import (
     QueueStats,
     queue_figures,
 )
+from ivr.store.reporthtml import format_html as render_html
+from ivr.store.reporttables import format_csv as render_csv
+from ivr.store.reporttables import format_manager_text
 
 CONTAINED = ("self_service", "closed")
 
@@ -359,8 +362,8 @@ def _count_rate(count: int, rate: float) -> str:
     return f"{count} ({_pct(rate)})"
 
 
-def format_text(report: Report) -> str:
-    """The report as aligned text tables."""
+def format_text(report: Report, *, managers: bool = True) -> str:
+    """The report as aligned text tables (``managers``: with the managers' sections)."""
     scope = f"flow {report.flow}" if report.flow else "all flows"
     if report.since or report.until:
         scope += f", started from {report.since or 'the start'} until {report.until or 'now'}"
@@ -398,7 +401,24 @@ def format_text(report: Report) -> str:
         for s in report.survey:
             avg = "-" if s.average is None else f"{s.average:.2f}"
             lines.append(f"{s.question:<24} {s.responses:>9} {avg:>8} {s.skipped:>8}")
+    if report.managers is not None and managers:
+        lines.append(format_manager_text(report.managers))
     return "\n".join(lines)
+
+
+def format_html(report: Report) -> str:
+    """The report as one self-contained HTML page with inline SVG charts."""
+    assert report.managers is not None, "build_report computes the managers' figures"
+    scope = f"flow {report.flow}" if report.flow else "all flows"
+    if report.since or report.until:
+        scope += f", {report.since or 'the start'} to {report.until or 'now'}"
+    return render_html(f"IVR report: {scope}", report.managers,
+                       format_text(report, managers=False))
+
+
+def format_csv(report: Report) -> str:
+    """The report as long-form CSV (``section,label,figure,value``; the JSON's raw values)."""
+    return render_csv(report.as_dict())
 
 
 def _rate_lines(summary: Summary) -> list[str]:
