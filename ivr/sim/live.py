@@ -24,7 +24,8 @@ the reason, as is one with initial ``vars`` (they cannot be sent); variable chec
 ``expect`` ``vars``) are not made, since the call record holds only some variables, and each is
 listed as not checked. ``at:`` travels in an
 ``X-Ivr-At`` header that a server honours only with ``sip: {test_headers: true}``; when the
-record shows the server's own clock was used, that is noted.
+record shows the server's own clock was used, that is noted. Every call sends ``X-Ivr-Qa: 1``:
+such a server marks its record as a QA call, which reports leave out.
 """
 
 from __future__ import annotations
