@@ -539,6 +539,8 @@ def test_live_bank_scripts_pass_over_sip_and_speech_scripts_are_skipped(
     assert "<skipped" in junit.read_text()
     transferred = [c for c in calls(server.db) if c["outcome"] == "transferred"]
     assert any(c["caller"] == "+8613800000006" for c in transferred)  # card_block_fraud_desk
+    # Live QA calls (X-Ivr-Qa on a test_headers server) are marked: reports leave them out.
+    assert all(c["qa"] == 1 for c in calls(server.db) if c["caller"] == "+8613800000006")
 
 
 def test_live_script_waits_for_the_prompt_to_end_before_pressing(

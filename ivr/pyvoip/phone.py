@@ -134,7 +134,14 @@ class CallLeg:
     def deny(self) -> None:
         """486 Busy Here (the only refusal pyVoIP can send)."""
         with contextlib.suppress(InvalidStateError, KeyError):  # answered or gone meanwhile
-            self._call.deny()
+            try:
+                self._call.deny()
+            except AttributeError:
+                # pyVoIP 1.6.8 sends the 486, then stops the call's RTP clients, which fails on
+                # one never started (no socket yet): finish what deny() left, or the call stays
+                # in the phone's table for good.
+                self._call.state = CallState.ENDED
+                self._call.phone.calls.pop(self.call_id, None)
 
     def hangup(self) -> None:
         """Send BYE (when the call is up)."""
