@@ -25,7 +25,13 @@ from test_store import CallEvents
 from ivr.cli.main import main
 from ivr.core.events import Event
 from ivr.store.db import CallStore
-from ivr.store.managers import interval_label, percentile
+from ivr.store.managers import (
+    MAX_INTERVALS,
+    Figures,
+    fill_intervals,
+    interval_label,
+    percentile,
+)
 from ivr.store.refused import RefusedCall
 
 
@@ -140,6 +146,7 @@ def test_the_evening_by_hand(db: Path, capsys: pytest.CaptureFixture[str]) -> No
             for i in m["intervals"]] == [
         ("2026-03-02 17:00", 4, 2, 2, 0.5),  # S1 S2, R1 R2
         ("2026-03-02 17:15", 1, 1, 0, 1.0),  # S3
+        ("2026-03-02 17:30", 0, 0, 0, 0.0),  # quiet (Q1 is QA): shown, so a trend has no gap
         ("2026-03-02 17:45", 1, 1, 0, 1.0),  # S4
     ]  # fmt: skip
     assert [(g["label"], g["offered"], g["answered"], g["csat"]) for g in m["by_language"]] == [
@@ -276,7 +283,9 @@ def test_the_html_page_shows_the_text_reports_figures(
               and attrs.get("data-chart")]  # fmt: skip
     assert charts == ["calls", "rates"]
     rects = page.read_text().split('data-chart="calls"')[1].split("</svg>")[0].count("<rect")
-    assert rects == 2 * 3  # answered and refused bars for the three intervals
+    assert rects == 2 * 4  # answered and refused bars for the four intervals
+    quiet = next(row for row in parser.tables["intervals"] if row[0] == "2026-03-02 17:30")
+    assert quiet[1:5] == ["0", "0", "0", "-"]  # no answer rate over no calls
     # The flow, queue and agent tables, as the text prints them.
     detail = page.read_text().split('data-table="detail">')[1].split("</pre>")[0]
     assert detail.startswith("Calls: 4 (all flows") and detail in text.replace("'", "&#x27;")
@@ -321,3 +330,10 @@ def test_percentiles_and_intervals() -> None:
     assert interval_label(DAY + clock("09:14:59"), 15) == "2026-03-02 09:00"
     assert interval_label(DAY + clock("09:15:00"), 15) == "2026-03-02 09:15"
     assert interval_label(DAY + clock("23:59:59"), 1440) == "2026-03-02"
+    one, three = Figures(label="2026-03-02 09:00"), Figures(label="2026-03-02 11:00")
+    filled = fill_intervals([one, three], [DAY + 9 * 3600, DAY + 11 * 3600], 60)
+    assert [f.label for f in filled] == ["2026-03-02 09:00", "2026-03-02 10:00",
+                                         "2026-03-02 11:00"]
+    assert filled[0] is one and filled[1].offered == 0
+    far = [DAY, DAY + (MAX_INTERVALS + 1) * 900.0]  # too many quiet rows: left as they are
+    assert fill_intervals([one, three], far, 15) == [one, three]

@@ -35,6 +35,7 @@ DAY = 1440  # minutes: an interval of one day
 INTERVALS = (15, 60, DAY)
 UNKNOWN = "-"  # the language of a call that has none recorded (refused, still in progress)
 PERCENTILES = (50, 90, 99)
+MAX_INTERVALS = 5000  # trend rows with the quiet intervals filled in (a 15-minute year: no)
 
 
 @dataclass(frozen=True)
@@ -208,13 +209,30 @@ def percentile(ordered: list[float], p: float) -> float | None:
     return round(ordered[rank - 1], 3)
 
 
+def interval_start(at: float, minutes: int) -> float:
+    """The start of the UTC interval ``at`` falls in (intervals divide the day evenly)."""
+    return math.floor(at / (minutes * 60)) * minutes * 60.0
+
+
 def interval_label(at: float, minutes: int) -> str:
     """The UTC interval ``at`` falls in: ``2026-03-02`` (a day) or ``2026-03-02 09:15``."""
-    moment = datetime.fromtimestamp(at, UTC)
-    if minutes >= DAY:
-        return moment.strftime("%Y-%m-%d")
-    start = (moment.hour * 60 + moment.minute) // minutes * minutes
-    return f"{moment:%Y-%m-%d} {start // 60:02d}:{start % 60:02d}"
+    moment = datetime.fromtimestamp(interval_start(at, minutes), UTC)
+    return moment.strftime("%Y-%m-%d" if minutes >= DAY else "%Y-%m-%d %H:%M")
+
+
+def fill_intervals(groups: list[Figures], starts: list[float], minutes: int) -> list[Figures]:
+    """``groups`` (sorted, one per interval with calls) with the quiet intervals between the
+    first and the last added as zeros, so that a trend shows the gaps; left as they are when
+    that would make more than :data:`MAX_INTERVALS` rows."""
+    if not starts:
+        return groups
+    first, last = min(starts), max(starts)
+    count = round((last - first) / (minutes * 60)) + 1
+    if count > MAX_INTERVALS:
+        return groups
+    have = {g.label: g for g in groups}
+    labels = [interval_label(first + i * minutes * 60, minutes) for i in range(count)]
+    return [have.get(label) or Figures(label=label) for label in labels]
 
 
 @dataclass
@@ -251,7 +269,8 @@ SELECT e.call_id, e.kind, COALESCE(e.flow, ''), e.node, json_extract(e.data, '$.
     json_extract(e.data, '$.value'), json_extract(e.data, '$.ok'),
     json_extract(e.data, '$.duration'), json_extract(e.data, '$.via')
 FROM calls c JOIN events e ON e.call_id = c.call_id
-WHERE {cond} AND e.kind IN ('queue', 'transfer', 'var_set', 'node_enter', 'action')
+WHERE {cond} AND (e.kind IN ('queue', 'transfer', 'var_set', 'action')
+    OR (e.kind = 'node_enter' AND e.flow = ?))
 ORDER BY e.call_id, e.seq
 """
 
@@ -280,7 +299,7 @@ def _read_events(conn: sqlite3.Connection, cond: str, args: list[object], d: Def
     """Opt-outs and authentication onto the calls; the webhook figures per node."""
     hooks: dict[tuple[str, str], WebhookFigures] = {}
     for call_id, kind, flow, node, name, value, ok, duration, via in conn.execute(
-        _EVENTS.format(cond=cond), args
+        _EVENTS.format(cond=cond), [*args, d.auth_flow]
     ):
         call = calls[call_id]
         if kind in ("queue", "transfer"):
@@ -412,9 +431,11 @@ def build_managers(
     sl = _Thresholds(service_levels or {}, service_level, short_abandon)
     overall, intervals, languages, numbers = _Groups(), _Groups(), _Groups(), _Groups()
     flows: dict[str, FlowFigures] = {}
+    starts: list[float] = []
     for call in calls.values():
         overall.add_call("", call, d, sl, timelines)
         if call.started_at is not None:
+            starts.append(interval_start(call.started_at, d.interval))
             intervals.add_call(interval_label(call.started_at, d.interval), call, d, sl,
                                timelines)  # fmt: skip
         languages.add_call(call.language, call, d, sl, timelines)
@@ -427,6 +448,7 @@ def build_managers(
         if qa and not include_qa:
             qa_refused += count
             continue
+        starts.append(interval_start(at, d.interval))
         for groups, key in ((overall, ""), (intervals, interval_label(at, d.interval)),
                             (languages, UNKNOWN), (numbers, called)):  # fmt: skip
             groups.add_refused(key, count)
@@ -440,7 +462,8 @@ def build_managers(
         all_hooks.latencies += hook.latencies
     return ManagerReport(
         definitions=d, include_qa=include_qa, qa_left_out=qa_left_out + qa_refused,
-        overall=total, intervals=intervals.done(), by_language=languages.done(),
+        overall=total, intervals=fill_intervals(intervals.done(), starts, d.interval),
+        by_language=languages.done(),
         by_called=numbers.done(), flows=[flows[k] for k in sorted(flows)], webhooks=all_hooks,
         webhook_nodes=[hooks[k] for k in sorted(hooks)],
         refusals=dict(sorted(refusals.items())),

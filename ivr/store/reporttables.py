@@ -40,6 +40,11 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def rate_of(rate: float, whole: int) -> str:
+    """A rate, or ``-`` when there was nothing to take it over (not a misleading 0.0 %)."""
+    return pct(rate) if whole else "-"
+
+
 def with_count(rate: float, count: int) -> str:
     """A rate and the count it is over: ``80.0 % of 5``; ``-`` when the count is 0."""
     return "-" if not count else f"{pct(rate)} of {count}"
@@ -54,8 +59,8 @@ def group_cells(f: Figures) -> tuple[str, ...]:
     """One group's row (after its label): the columns of :data:`GROUP_COLUMNS`."""
     d = f.as_dict()
     return (
-        str(f.offered), str(f.answered), str(f.refused), pct(d["answer_rate"]),
-        pct(d["containment"]), pct(d["opt_out_rate"]),
+        str(f.offered), str(f.answered), str(f.refused), rate_of(d["answer_rate"], f.offered),
+        rate_of(d["containment"], f.ended), rate_of(d["opt_out_rate"], f.ended),
         with_count(d["service_level"], f.queue_offered), seconds(d["average_speed_of_answer"]),
         seconds(d["average_handle_time"]), with_count(d["csat"], f.csat_responses),
         with_count(d["fcr"], f.fcr_responses), seconds(f.duration_p50),
@@ -72,13 +77,13 @@ def headline(m: ManagerReport) -> Table:
         ("offered calls", str(o["offered"])),
         ("answered by the IVR", str(o["answered"])),
         ("refused before answer", str(o["refused"])),
-        ("answer rate", pct(o["answer_rate"])),
-        ("containment", pct(o["containment"])),
-        ("opt-out to an agent", pct(o["opt_out_rate"])),
+        ("answer rate", rate_of(o["answer_rate"], o["offered"])),
+        ("containment", rate_of(o["containment"], o["ended"])),
+        ("opt-out to an agent", rate_of(o["opt_out_rate"], o["ended"])),
         ("service level", with_count(o["service_level"], o["queue_offered"])),
         ("average speed of answer s", seconds(o["average_speed_of_answer"])),
         ("average handle time s", seconds(o["average_handle_time"])),
-        ("queue abandon rate", pct(o["queue_abandon_rate"])),
+        ("queue abandon rate", rate_of(o["queue_abandon_rate"], o["queue_offered"])),
         (f"CSAT ({d.csat_question} >= {d.csat_satisfied})",
          with_count(o["csat"], o["csat_responses"])),
         (f"first-contact resolution ({d.fcr_question} = {d.fcr_yes})",
