@@ -19,7 +19,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f2f2f2; }
 pre { background: #f8f8f8; padding: 1em; overflow-x: auto; }
@@ -113,6 +113,18 @@ def calls_chart(groups: Sequence[Figures]) -> str:
             f"{_x_labels([g.label for g in groups], step)}</svg>")  # fmt: skip
 
 
+def _runs(values: Sequence[float | None]) -> list[list[tuple[int, float]]]:
+    """The runs of neighbouring values that are not None, with their positions."""
+    runs: list[list[tuple[int, float]]] = [[]]
+    for i, value in enumerate(values):
+        if value is None:
+            if runs[-1]:
+                runs.append([])
+        else:
+            runs[-1].append((i, value))
+    return [run for run in runs if run]
+
+
 def rates_chart(groups: Sequence[Figures]) -> str:
     """Lines per interval, 0-100 %: answer rate, service level and CSAT (where measured)."""
     step = (WIDTH - 2 * PAD) / max(1, len(groups))
@@ -125,15 +137,17 @@ def rates_chart(groups: Sequence[Figures]) -> str:
     }  # fmt: skip
     lines = []
     for name, values in series.items():
-        points = [(PAD + step * (i + 0.5), HEIGHT - PAD - plot * v)
-                  for i, v in enumerate(values) if v is not None]  # fmt: skip
-        if not points:
-            continue
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        lines.append(f'<polyline points="{path}" fill="none" stroke="{COLOURS[name]}" '
-                     f'stroke-width="2"/>')  # fmt: skip
-        lines += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{COLOURS[name]}"/>'
-                  for x, y in points]  # fmt: skip
+        colour = COLOURS[name]
+        # A line joins neighbouring intervals only: an interval without the figure breaks it
+        # (a line across it would draw values nobody measured).
+        for run in _runs(values):
+            points = [(PAD + step * (i + 0.5), HEIGHT - PAD - plot * v) for i, v in run]
+            if len(points) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+                lines.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                             f'stroke-width="2"/>')  # fmt: skip
+            lines += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
+                      for x, y in points]  # fmt: skip
     grid = "".join(
         f'<line x1="{PAD}" y1="{HEIGHT - PAD - plot * f:.1f}" x2="{WIDTH - PAD}" '
         f'y2="{HEIGHT - PAD - plot * f:.1f}" stroke="#ddd"/><text x="{PAD - 4}" '

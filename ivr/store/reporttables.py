@@ -61,8 +61,10 @@ def group_cells(f: Figures) -> tuple[str, ...]:
     return (
         str(f.offered), str(f.answered), str(f.refused), rate_of(d["answer_rate"], f.offered),
         rate_of(d["containment"], f.ended), rate_of(d["opt_out_rate"], f.ended),
-        with_count(d["service_level"], f.queue_offered), seconds(d["average_speed_of_answer"]),
-        seconds(d["average_handle_time"]), with_count(d["csat"], f.csat_responses),
+        with_count(d["service_level"], f.queue_offered),
+        seconds(d["average_speed_of_answer"] if f.queue_answered else None),
+        seconds(d["average_handle_time"] if f.handled else None),
+        with_count(d["csat"], f.csat_responses),
         with_count(d["fcr"], f.fcr_responses), seconds(f.duration_p50),
         seconds(f.duration_p90), seconds(f.duration_p99),
     )  # fmt: skip
@@ -81,8 +83,10 @@ def headline(m: ManagerReport) -> Table:
         ("containment", rate_of(o["containment"], o["ended"])),
         ("opt-out to an agent", rate_of(o["opt_out_rate"], o["ended"])),
         ("service level", with_count(o["service_level"], o["queue_offered"])),
-        ("average speed of answer s", seconds(o["average_speed_of_answer"])),
-        ("average handle time s", seconds(o["average_handle_time"])),
+        ("average speed of answer s", seconds(o["average_speed_of_answer"]
+                                              if m.overall.queue_answered else None)),
+        ("average handle time s", seconds(o["average_handle_time"] if m.overall.handled
+                                          else None)),
         ("queue abandon rate", rate_of(o["queue_abandon_rate"], o["queue_offered"])),
         (f"CSAT ({d.csat_question} >= {d.csat_satisfied})",
          with_count(o["csat"], o["csat_responses"])),
