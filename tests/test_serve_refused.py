@@ -16,7 +16,7 @@ from ivr.serve.server import ServeOptions
 from ivr.sim.live import QA_HEADER
 from ivr.sim.live_call import LivePhone
 from ivr.store.db import CallStore
-from ivr.store.refused import MAX_PER_SECOND, MAX_TEXT, MERGED, RefusedCall, clean
+from ivr.store.refused import MAX_PER_SECOND, MAX_TEXT, MERGED, RateCap, RefusedCall, clean
 
 WALL = 1_772_409_600.0  # 2026-03-02T00:00:00Z
 
@@ -119,3 +119,15 @@ def test_refusals_are_cleaned_and_a_flood_is_merged(tmp_path: Path) -> None:
     assert sum(int(r[7]) for r in rows) == MAX_PER_SECOND + 30 + 2  # every refusal counted
     assert rows[-1][3] == 0  # a status outside 300-699 is not trusted
     assert clean(None) == "" and clean(12345) == "12345"
+
+
+def test_a_floods_merged_count_is_written_once_its_second_is_over() -> None:
+    cap = RateCap(per_second=2)
+    calls = [RefusedCall(WALL + 0.1 * i, f"c-{i}", "+86", "95588", 503, "full", "sip")
+             for i in range(5)]  # fmt: skip
+    admitted = [row for call in calls for row in cap.admit(call)]
+    assert [row.call_id for row in admitted] == ["c-0", "c-1"]  # 3 over the cap: merged
+    assert cap.expired(WALL + 0.9) == []  # the second is not over
+    [merged] = cap.expired(WALL + 1.0)
+    assert (merged.status, merged.reason, merged.count, merged.call_id) == (503, MERGED, 3, "")
+    assert cap.expired(WALL + 2.0) == [] and cap.drain() == []  # written once

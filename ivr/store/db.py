@@ -43,6 +43,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -469,8 +470,9 @@ class CallStore:
             stopping = self._closed
             batch: list[Event] = []
             states: list[AgentStateRow] = []
-            refused: list[tuple[object, ...]] = []
+            refused: list[tuple[Any, ...]] = []
             markers: list[threading.Event] = []
+            refused += [row.row() for row in self._refusals.expired(time.time())]
             while pending:
                 item = pending.popleft()
                 if type(item) is Event:

@@ -100,6 +100,12 @@ class RateCap:
             self._merged[key] = replace(held, count=held.count + call.count)
             return out
 
+    def expired(self, now: float) -> list[RefusedCall]:
+        """The merged rows of a second that is over (the store's writer asks at each wake, so
+        a flood's count reaches the file soon after the flood, not at the next refusal)."""
+        with self._lock:
+            return self._take_merged() if self._merged and int(now) > self._second else []
+
     def drain(self) -> list[RefusedCall]:
         """The merged rows held so far (at a flush or close)."""
         with self._lock:

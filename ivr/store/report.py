@@ -27,7 +27,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -156,12 +156,8 @@ class Report(Summary):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON, rates included."""
-        managers, self.managers = self.managers, None  # not asdict's: it has its own as_dict
-        try:
-            out = asdict(self)
-        finally:
-            self.managers = managers
-        out["managers"] = managers.as_dict() if managers is not None else None
+        out = asdict(replace(self, managers=None))  # the managers' figures have their own
+        out["managers"] = self.managers.as_dict() if self.managers is not None else None
         out.update(self.rates())
         out["abandoned_in_ivr"] = self.outcomes.get("abandoned", 0)
         out["abandoned_in_queue"] = self.outcomes.get("abandoned_in_queue", 0)
