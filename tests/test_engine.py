@@ -348,6 +348,7 @@ def test_python_action_result_and_error_fallback(tmp_path: Path) -> None:
     bad.start()
     assert bad.nodes[-1] == "sorry"
     assert bad.of(ev.ACTION)[0].data["ok"] is False
+    assert bad.of(ev.ACTION)[0].data["via"] == "python"  # the reports split webhooks out
 
 
 ENDINGS = """

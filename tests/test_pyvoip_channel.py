@@ -55,7 +55,7 @@ pytestmark = [
 ]
 
 USERS = {"1001": "secret", "1002": "native-secret", "1003": "cli-secret",
-         "1009": "right-password"}  # fmt: skip
+         "1004": "refusing-secret", "1009": "right-password"}  # fmt: skip
 
 FLOW = """
 flow: pyvoip-test
@@ -440,6 +440,44 @@ def test_calls_through_kamailio_run_the_flow_on_the_pyvoip_channel(
         assert dominant_frequency(pcm.astype(np.float64)) == pytest.approx(1200.0, abs=15)
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_a_call_without_a_flow_gets_486_and_is_recorded_as_refused(
+    kamailio: Kamailio, tmp_path: Path
+) -> None:
+    path = write_project(tmp_path)
+    path.write_text(path.read_text().replace("{default: pyvoip-test}", "{'9999': pyvoip-test}"))
+    config = load_config(path)
+    options = PyVoipServeOptions(
+        PhoneOptions(kamailio.host, kamailio.port, "1004", "refusing-secret", register_timeout=2.0,
+                     rtp_ports=(31000, 31999)),
+        build_prompts=False,
+    )  # fmt: skip
+
+    async def scenario() -> str:
+        server = PyVoipServer(config, options)
+        await server.start()
+        phone = await open_phone("pyvoip-refused")
+        rtp = await RtpPeer.open()
+        try:
+            leg = phone.leg((kamailio.host, kamailio.port), user="1004", caller="5550199")
+            phone.send(leg.invite(sdp_offer(port=rtp.port)), leg.ua)
+            await phone.response(486, "INVITE", timeout=6.0)  # 1004 maps to no flow
+            # pyVoIP's deny() fails after its 486 on a call without RTP: the leg finishes it.
+            assert server.phone is not None
+            calls = server.phone._phone.calls
+            await async_wait_for(lambda: leg.call_id not in calls, 5, "the call forgotten")
+            return leg.call_id
+        finally:
+            rtp.stop()
+            phone.close()
+            await server.stop()  # flushes the store
+
+    call_id = asyncio.run(asyncio.wait_for(scenario(), 60))
+    with sqlite3.connect(config.store_path) as conn:
+        rows = conn.execute("SELECT call_id, caller, called, status, reason, transport "
+                            "FROM refused").fetchall()  # fmt: skip
+    assert rows == [(call_id, "5550199", "1004", 486, "no flow for this number", "pyvoip")]
 
 
 # --- (b') speech on the pyVoIP channel -----------------------------------------------------------

@@ -327,6 +327,9 @@ def test_overload_five_calls_answered_three_get_503_with_retry_after(
     assert logged.count("503 Retry-After 30") == 3  # SIPp read each 503's Retry-After
     assert refused == 3
     assert len(calls(config.store_path)) == 5
+    with sqlite3.connect(config.store_path) as conn:  # offered but refused: the answer rate's
+        assert conn.execute("SELECT status, reason, count(*) FROM refused GROUP BY 1, 2"
+                            ).fetchall() == [(503, "full", 3)]  # fmt: skip
 
 
 def _sipp_counts(folder: Path) -> dict[str, int]:
@@ -536,6 +539,8 @@ def test_live_bank_scripts_pass_over_sip_and_speech_scripts_are_skipped(
     assert "<skipped" in junit.read_text()
     transferred = [c for c in calls(server.db) if c["outcome"] == "transferred"]
     assert any(c["caller"] == "+8613800000006" for c in transferred)  # card_block_fraud_desk
+    # Live QA calls (X-Ivr-Qa on a test_headers server) are marked: reports leave them out.
+    assert all(c["qa"] == 1 for c in calls(server.db) if c["caller"] == "+8613800000006")
 
 
 def test_live_script_waits_for_the_prompt_to_end_before_pressing(

@@ -132,7 +132,11 @@ def test_invite_without_sdp_gets_offer_and_answer_comes_in_ack() -> None:
 def test_unacceptable_offer_gets_488_with_warning() -> None:
     async def scenario() -> None:
         media = MediaPorts()
-        ua, phone, app = await setup(local_media_factory=media)
+        refused: list[tuple[str, str, str, int, str]] = []
+        ua, phone, app = await setup(
+            local_media_factory=media,
+            on_refused=lambda invite, caller, called, status, reason: refused.append(
+                (invite.call_id(), caller, called, status, reason)))
         leg = phone.leg(ua.address)
         body = sdp_offer(formats="18").replace(b"a=rtpmap:0 PCMU/8000\r\n", b"")
         phone.send(leg.invite(body), ua.address)
@@ -141,6 +145,9 @@ def test_unacceptable_offer_gets_488_with_warning() -> None:
         phone.send(leg.ack(reject), ua.address)
         assert app.calls == []  # never offered to the application
         assert media.released == [leg.call_id]  # the reserved port went back
+        # Told to the application, whose reports count offered calls.
+        assert [(r[0], r[3], r[4]) for r in refused] == [
+            (leg.call_id, 488, "offer not acceptable")]
         phone.close()
         await ua.close()
 

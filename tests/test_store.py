@@ -16,7 +16,15 @@ from ivr.acd.authority import QueueAuthority
 from ivr.acd.model import AgentSpec, AgentState, QueueSpec
 from ivr.core.clock import VirtualClock
 from ivr.core.events import MASK, Event
-from ivr.store.db import MIGRATIONS, SCHEMA_VERSION, CallStore, StoreError, connect
+from ivr.store.db import (
+    _CALL_START_TRIGGER_V1,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    CallStore,
+    StoreError,
+    connect,
+)
+from ivr.store.refused import RefusedCall
 
 WALL = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 
@@ -352,12 +360,36 @@ def test_a_file_from_a_newer_ivr_is_refused(tmp_path: Path) -> None:
         CallStore(db)
 
 
+# Today's file without version 6's QA mark and refused calls is a version 5 file.
+AS_VERSION_5 = ("DROP TABLE refused; DROP TRIGGER events_call_start; "
+                f"ALTER TABLE calls DROP COLUMN qa; {_CALL_START_TRIGGER_V1}")
+
+
+def test_a_version_5_file_gains_the_qa_mark_and_the_refused_calls(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    with CallStore(db, threaded=False) as store:
+        store.write_many(answered())
+    old = sqlite3.connect(db)
+    old.executescript(f"{AS_VERSION_5} PRAGMA user_version = 5;")
+    old.close()
+    assert 5 in MIGRATIONS
+    qa_call = CallEvents("qa-1")
+    qa_call.events[0].data["qa"] = True
+    with CallStore(db) as store:
+        store.write_many(qa_call.end("abandoned", hangup_by="caller"))
+        store.refused(RefusedCall(WALL, "r-1", "+86138", "95588", 503, "busy", "sip"))
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert rows(db, "SELECT call_id, qa FROM calls ORDER BY call_id") == [
+        ("answered", 0), ("qa-1", 1)]  # the old call is not QA
+    assert rows(db, "SELECT call_id, status, count FROM refused") == [("r-1", 503, 1)]
+
+
 def test_a_version_4_file_gains_the_agents_record(tmp_path: Path) -> None:
     db = tmp_path / "calls.db"
     with CallStore(db, threaded=False) as store:
         store.write_many(answered())
     old = sqlite3.connect(db)  # today's file without the agents' record is a version 4 file
-    old.executescript("DROP TABLE agent_states; PRAGMA user_version = 4;")
+    old.executescript(f"DROP TABLE agent_states; {AS_VERSION_5} PRAGMA user_version = 4;")
     old.close()
     assert 4 in MIGRATIONS
     with CallStore(db) as store:

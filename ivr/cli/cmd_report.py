@@ -10,12 +10,16 @@ from pathlib import Path
 from ivr.cli.main import ExitStatus
 from ivr.config import Config
 from ivr.store.db import StoreError, connect
+from ivr.store.managers import DAY, Definitions
 from ivr.store.queuereport import DEFAULT_SERVICE_LEVEL, DEFAULT_SHORT_ABANDON, service_levels_of
-from ivr.store.report import build_report, format_json, format_text
+from ivr.store.report import build_report, format_csv, format_html, format_json, format_text
 
 NAME = "report"
-HELP = ("containment, transfers, abandonment, a per-node funnel, survey scores, and figures per "
-        "agent queue and per agent")
+HELP = ("containment, transfers, abandonment, a per-node funnel, survey scores, figures per "
+        "agent queue and per agent, and the managers' figures (docs/REPORTS.md)")
+FORMATS = {"text": format_text, "json": format_json, "csv": format_csv, "html": format_html}
+INTERVALS = {"15": 15, "60": 60, "day": DAY}
+DEFAULTS = Definitions()
 
 
 def _seconds(text: str) -> float:
@@ -48,7 +52,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hang-ups in a queue sooner than this are short abandons, counted apart and not in "
         "the abandon rate (default %(default)g)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--format", choices=list(FORMATS), default=None,
+                        help="text (default), json, csv (section,label,figure,value) or html "
+                        "(one self-contained page with charts)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write there instead of stdout")
+    parser.add_argument("--include-qa", action="store_true",
+                        help="count QA calls (ivr test's) too; left out by default")
+    parser.add_argument("--interval", choices=list(INTERVALS), default="60",
+                        help="minutes per trend interval, or day (UTC; default %(default)s)")
+    definitions = parser.add_argument_group("what counts (docs/REPORTS.md)")
+    definitions.add_argument("--csat-question", default=DEFAULTS.csat_question,
+                             help="the survey question of CSAT (default %(default)s)")
+    definitions.add_argument("--csat-satisfied", type=int, default=DEFAULTS.csat_satisfied,
+                             metavar="ANSWER", help="answers at or above this are satisfied "
+                             "(default %(default)s: 4 and 5 on a 1-5 scale)")
+    definitions.add_argument("--fcr-question", default=DEFAULTS.fcr_question,
+                             help="the survey question of first-contact resolution "
+                             "(default %(default)s)")
+    definitions.add_argument("--fcr-yes", type=int, default=DEFAULTS.fcr_yes, metavar="ANSWER",
+                             help="the answer meaning resolved (default %(default)s)")
+    definitions.add_argument("--auth-flow", default=DEFAULTS.auth_flow,
+                             help="entering this flow is an authentication attempt "
+                             "(default %(default)s)")
+    definitions.add_argument("--auth-var", default=DEFAULTS.auth_var,
+                             help="set true when authentication succeeds (default %(default)s)")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -66,12 +94,27 @@ def run(args: argparse.Namespace, config: Config) -> int:
             conn, args.flow, args.since, args.until, service_levels=service_levels_of(config),
             service_level=DEFAULT_SERVICE_LEVEL if args.service_level is None
             else args.service_level,
-            short_abandon=args.short_abandon,
+            short_abandon=args.short_abandon, include_qa=args.include_qa,
+            definitions=Definitions(
+                csat_question=args.csat_question, csat_satisfied=args.csat_satisfied,
+                fcr_question=args.fcr_question, fcr_yes=args.fcr_yes,
+                auth_flow=args.auth_flow, auth_var=args.auth_var,
+                interval=INTERVALS[args.interval]),
         )
     except ValueError as exc:  # a bad --since/--until
         print(f"ivr report: {exc}", file=sys.stderr)
         return ExitStatus.USAGE
     finally:
         conn.close()
-    print(format_json(report) if args.json else format_text(report))
+    render = FORMATS["json" if args.json and args.format is None else args.format or "text"]
+    text = render(report)
+    if args.output:
+        try:
+            Path(args.output).write_text(text if text.endswith("\n") else text + "\n",
+                                         encoding="utf-8")
+        except OSError as exc:
+            print(f"ivr report: cannot write {args.output}: {exc}", file=sys.stderr)
+            return ExitStatus.USAGE
+    else:
+        print(text, end="" if text.endswith("\n") else "\n")
     return ExitStatus.OK

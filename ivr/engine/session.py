@@ -128,6 +128,7 @@ class Session:
             flow_version=self.flow.digest,
             transport=info.transport,
             wall=self.clock.wall(),
+            **({"qa": True} if info.qa else {}),
         )
         self.goto(self.flow.start)
 

@@ -134,7 +134,14 @@ class CallLeg:
     def deny(self) -> None:
         """486 Busy Here (the only refusal pyVoIP can send)."""
         with contextlib.suppress(InvalidStateError, KeyError):  # answered or gone meanwhile
-            self._call.deny()
+            try:
+                self._call.deny()
+            except AttributeError:
+                # pyVoIP 1.6.8 sends the 486, then stops the call's RTP clients, which fails on
+                # one never started (no socket yet): finish what deny() left, or the call stays
+                # in the phone's table for good.
+                self._call.state = CallState.ENDED
+                self._call.phone.calls.pop(self.call_id, None)
 
     def hangup(self) -> None:
         """Send BYE (when the call is up)."""
@@ -196,9 +203,11 @@ class PyVoipPhone:
         on_call: ``(leg) -> None``; runs on the call's thread for the whole call.
     """
 
-    def __init__(self, options: PhoneOptions, on_call: CallHandler) -> None:
+    def __init__(self, options: PhoneOptions, on_call: CallHandler,
+                 on_refused: Callable[[CallLeg, str], None] | None = None) -> None:  # fmt: skip
         self.options = options
         self.on_call = on_call
+        self.on_refused = on_refused  # (leg, reason) after a 486 for max_calls
         self._lock = threading.Lock()
         self.active = 0
         self._phone = self._make(options.local_port or free_port(options.local_ip))
@@ -265,6 +274,8 @@ class PyVoipPhone:
         if busy:
             log.warning("call %s: %d calls up: 486", leg.call_id, self.active)
             leg.deny()
+            if self.on_refused is not None:
+                self.on_refused(leg, "full")
             return
         try:
             self.on_call(leg)

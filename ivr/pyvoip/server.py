@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ivr.media.wav import load_8k_mono
 from ivr.pyvoip.channel import PyVoipChannel
 from ivr.pyvoip.phone import CallLeg, PhoneOptions, PyVoipPhone
 from ivr.pyvoip.pump import CallPump, to_unsigned8
+from ivr.store.refused import RefusedCall
 
 log = logging.getLogger("ivr.pyvoip")
 
@@ -69,7 +71,7 @@ class PyVoipServer:
         """
         await self.host.start()
         self.loop = asyncio.get_running_loop()
-        self.phone = PyVoipPhone(self.options.phone, self._on_call)
+        self.phone = PyVoipPhone(self.options.phone, self._on_call, self._refused)
         phone = self.phone
         ok = await asyncio.to_thread(phone.start, self.options.register_wait)
         if not ok:
@@ -92,6 +94,12 @@ class PyVoipServer:
 
     # --- calls (the call's pyVoIP thread) -------------------------------------------------
 
+    def _refused(self, leg: CallLeg, reason: str) -> None:
+        """Record a call pyVoIP turned down (486, its only refusal): the reports' offered
+        calls. The store's refusal queue is thread-safe."""
+        self.host.store.refused(RefusedCall(time.time(), leg.call_id, leg.caller, leg.called,
+                                            486, reason, "pyvoip"))
+
     def _on_call(self, leg: CallLeg) -> None:
         admitted = asyncio.run_coroutine_threadsafe(self._admit(leg), self.loop)
         try:
@@ -101,6 +109,7 @@ class PyVoipServer:
             admission = None
         if admission is None:
             leg.deny()
+            self._refused(leg, "no flow for this number")
             return
         try:
             leg.answer()
@@ -110,6 +119,7 @@ class PyVoipServer:
             # overlapped the kernel's ephemeral ports). The call still rings: refuse it.
             log.warning("call %s: pyVoIP could not answer (%s): 486", leg.call_id, exc)
             leg.deny()
+            self._refused(leg, "answer failed")
             return
         pump = CallPump(leg)
         begun = asyncio.run_coroutine_threadsafe(self._begin(leg, pump, admission), self.loop)

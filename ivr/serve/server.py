@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,17 +31,20 @@ from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity, OwnedIds
 from ivr.sip.call import SipCall
+from ivr.sip.message import Request
 from ivr.sip.offer_answer import LocalMedia
 from ivr.sip.register import Registration, RegistrationStatus
 from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
 from ivr.sip.ua import UserAgent
+from ivr.store.refused import RefusedCall
 
 log = logging.getLogger("ivr.serve")
 
 DRAIN_GRACE = 5.0  # seconds after the drain timeout for the last BYEs to complete
 REGISTER_RETRY = 60  # seconds between attempts after a failed registration (the UA's default)
 AT_HEADER = "X-Ivr-At"  # ISO 8601 with offset: the call's wall clock starts there (test_headers)
+QA_HEADER = "X-Ivr-Qa"  # "1": a QA call (ivr test --live); its record is marked (test_headers)
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,7 @@ class IvrServer:
             timers=opts.sip_timers,
             registrar=self.registrar,
             ids=None if shared is None else OwnedIds(shared.index, shared.workers),
+            on_refused=self._refused,
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if acd is not None and acd.config.callback is not None and \
@@ -205,7 +210,19 @@ class IvrServer:
         host, port = stream.local_address
         return LocalMedia(host, port)
 
+    def _is_qa(self, invite: Request) -> bool:
+        """A live QA call, when this server trusts test headers (never a caller's say-so on a
+        public line: it would take the call out of the production reports)."""
+        return self.options.test_headers and (invite.headers.get(QA_HEADER) or "").strip() == "1"
+
+    def _refused(self, invite: Request, caller: str, called: str, status: int,
+                 reason: str) -> None:  # fmt: skip
+        """Record an INVITE refused before an answer (the reports' offered calls)."""
+        self.host.store.refused(RefusedCall(time.time(), invite.call_id(), caller, called,
+                                            status, reason, "sip", self._is_qa(invite)))
+
     def _incoming(self, call: SipCall) -> None:
+        call.qa = self._is_qa(call.invite)
         admission = self.host.admit(call.called, call.call_id)
         if admission is None:
             call.reject(404, "No flow for this number")

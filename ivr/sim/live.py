@@ -24,7 +24,8 @@ the reason, as is one with initial ``vars`` (they cannot be sent); variable chec
 ``expect`` ``vars``) are not made, since the call record holds only some variables, and each is
 listed as not checked. ``at:`` travels in an
 ``X-Ivr-At`` header that a server honours only with ``sip: {test_headers: true}``; when the
-record shows the server's own clock was used, that is noted.
+record shows the server's own clock was used, that is noted. Every call sends ``X-Ivr-Qa: 1``:
+such a server marks its record as a QA call, which reports leave out.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri
 
 AT_HEADER = "X-Ivr-At"
+QA_HEADER = "X-Ivr-Qa"  # "1": a QA call; a server with test_headers marks its record
 SAY_UNSUPPORTED = "speech input is not supported live in {language}"
 VARS_UNCHECKED = "variables are not in the call record"
 RECORD_WAIT = 5.0  # seconds from the answer to the call's first recorded event
@@ -351,7 +353,9 @@ class _Run:
         script, caller = self.script, self.caller
         if script.transfer_fails:
             caller.transfer_status = self._transfer_status
-        headers = [(AT_HEADER, script.at.isoformat())] if script.at else []
+        headers = [(QA_HEADER, "1")]
+        if script.at:
+            headers.append((AT_HEADER, script.at.isoformat()))
         uri = target_uri(self.options.target, script.caller.called)
         status = await caller.dial(uri, caller=script.caller.number or "ivr-test",
                                    headers=headers)  # fmt: skip

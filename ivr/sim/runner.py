@@ -204,7 +204,7 @@ class _Call:
         self.script = script
         self.call_id = call_id
         self.clock = CallClock(base, script.at.timestamp() if script.at else None)
-        info = CallInfo(call_id, script.caller.number, script.caller.called, "sim")
+        info = CallInfo(call_id, script.caller.number, script.caller.called, "sim", qa=True)
         self.channel = SimChannel(
             self.clock,
             info,

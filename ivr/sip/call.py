@@ -82,6 +82,8 @@ class SipCall:
         media: The negotiated media plan; None until an offer/answer exchange completed (for
             an INVITE without SDP: until the ACK brings the answer).
         state: A :class:`CallState`.
+        qa: A QA call (the server trusted the caller's ``X-Ivr-Qa`` header): its record is
+            marked and left out of reports.
         outgoing: True for a call we placed (:mod:`ivr.sip.outgoing`); those never count
             against the user agent's ``max_calls``.
         end_reason: Why the call ended ("remote bye", "local bye", "cancelled", "no ack",
@@ -115,6 +117,7 @@ class SipCall:
         self.media: MediaPlan | None = None
         self.state = CallState.OFFERED
         self.outgoing = False
+        self.qa = False
         self.end_reason = ""
         self.on_hangup: Callable[[], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None
@@ -159,7 +162,8 @@ class SipCall:
     def info(self) -> CallInfo:
         """Who calls whom, for the engine's Channel."""
         return CallInfo(call_id=self.call_id, caller=self.caller, called=self.called,
-                        transport="sip", x_headers=self._x_headers())  # fmt: skip
+                        transport="sip", qa=self.qa,
+                        x_headers=self._x_headers())  # fmt: skip
 
     def _x_headers(self) -> tuple[tuple[str, str], ...]:
         """The INVITE's X- headers, at most :data:`MAX_X_HEADERS`, each value cut short."""

@@ -66,7 +66,7 @@ from ivr.sip.ua_base import (
     UaBase,
 )
 from ivr.sip.ua_dialog import NOT_ALLOWED, DialogHandler
-from ivr.sip.ua_invite import InviteHandler
+from ivr.sip.ua_invite import InviteHandler, RefusalHandler
 from ivr.sip.validate import ALLOW
 
 log = logging.getLogger("ivr.sip")
@@ -98,6 +98,8 @@ class UserAgent(UaBase):
         resolver: ``async (host, port) -> (ip, port)`` for next hops given by name.
         registrar: Answers REGISTER (agents' phones); without one REGISTER gets 405. Its
             owner closes it.
+        on_refused: ``(invite, caller, called, status, reason)`` for every incoming call
+            refused before an answer (503 when full or draining, 404, 488 ...; not a CANCEL).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class UserAgent(UaBase):
         transfer: TransferOptions | None = None,
         resolver: Resolver | None = None,
         registrar: Registrar | None = None,
+        on_refused: RefusalHandler | None = None,
     ) -> None:
         super().__init__(host, port, ids=ids, timers=timers or Timers(), clock=clock, user=user,
                          product=product, resolver=resolver,
@@ -131,6 +134,7 @@ class UserAgent(UaBase):
             self, self, local_media_factory=local_media_factory, on_incoming=on_incoming,
             max_calls=max_calls, retry_after=retry_after, ringing=codes,
             on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
+            on_refused=on_refused,
         )  # fmt: skip
         self.dialer = Dialer(self, self)
         self.registrations: list[Registration] = []

@@ -4,7 +4,8 @@ An INVITE beyond ``max_calls`` incoming calls (or while draining) gets 503 with 
 and changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. Otherwise
 the media layer reserves local media, the SDP offer is answered (488 with a Warning when
 nothing fits), the configured provisional responses go out (180, or 183 with the SDP answer
-for early media) and the application decides through ``on_incoming``.
+for early media) and the application decides through ``on_incoming``. Every refusal before an
+answer (503, 404, 488, 480 ...; not a CANCEL's 487) is told to ``on_refused``.
 The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK in 64*T1 the call
 is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the answer is taken
 from the ACK.
@@ -32,6 +33,9 @@ from ivr.sip.uri import AbsoluteUri, SipUri
 from ivr.sip.validate import SDP
 
 log = logging.getLogger("ivr.sip")
+
+# ``(invite, caller, called, status, reason)``: an INVITE refused before an answer.
+RefusalHandler = Callable[[Request, str, str, int, str], None]
 
 
 class PendingAnswer:
@@ -115,6 +119,7 @@ class InviteHandler:
         retry_after: int,
         ringing: tuple[int, ...],
         on_no_ack: Callable[[SipCall], None],
+        on_refused: RefusalHandler | None = None,
     ) -> None:
         self.ua = ua
         self.control = control
@@ -124,6 +129,7 @@ class InviteHandler:
         self.retry_after = retry_after
         self.ringing = ringing
         self.on_no_ack = on_no_ack
+        self.on_refused = on_refused
         self.draining = False
         self.refused = 0  # INVITEs answered 503
         self._last_busy_warning = float("-inf")
@@ -141,6 +147,8 @@ class InviteHandler:
         if self.draining or ua.incoming_calls >= self.max_calls:
             self._busy(call_id)
             ua.respond(tx, 503, headers=[("Retry-After", str(self.retry_after))])
+            self._report_refused(request, caller_of(request), called_of(request, ua.own_users),
+                                 503, "draining" if self.draining else "full")  # fmt: skip
             return
         dialog = Dialog.as_uas(request, ua.ids.tag(), ua.contact)
         origin = (dialog.call_id, dialog.remote_tag)
@@ -260,6 +268,18 @@ class InviteHandler:
         status = status if 300 <= status <= 699 else 480
         self.ua.respond(tx, status, reason, to_tag=call.dialog.local_tag, headers=headers or ())
         self.ua.end_call(call, f"rejected {status}", remote=False)
+        self._report_refused(call.invite, call.caller, call.called, status, reason or "")
+
+    def _report_refused(self, request: Request, caller: str, called: str, status: int,
+                        reason: str) -> None:  # fmt: skip
+        """Tell the application of an INVITE turned down before an answer (its reports count
+        offered calls); a failing handler never stops the refusal."""
+        if self.on_refused is None:
+            return
+        try:
+            self.on_refused(request, caller, called, status, reason)
+        except Exception:
+            log.exception("call %s: on_refused failed", request.call_id())
 
     # CANCEL and ACK -------------------------------------------------------------------------
 

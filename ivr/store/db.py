@@ -22,9 +22,12 @@ Tables (``PRAGMA user_version`` is the schema version; :data:`MIGRATIONS` upgrad
   ``queued_at``) and ``abandoned_in_queue`` (1); an agent's answer sets ``answered_at``,
   ``agent`` and ``queue_wait``, the end of the agent's call ``talk_time``; ``ring_attempts``
   counts the agents rung; ``queue_exit`` says why a caller left the queue unanswered.
-  ``answered_at`` and ``agent`` stay NULL until the agent queue fills them.
+  ``answered_at`` and ``agent`` stay NULL until the agent queue fills them. ``qa`` is 1 for a
+  QA call (``call_start`` data ``qa: true``: ``ivr test``'s calls); reports leave those out.
 - ``events``: every step, ``data`` as JSON; ``flow`` is the flow of ``node``.
 - ``survey``: one row per answered (or skipped: NULL) survey question, from ``survey`` events.
+- ``refused``: calls refused before an answer (503, 404, 488, 486 ...), one small row each,
+  cleaned and rate-capped (:mod:`ivr.store.refused`), written by :meth:`CallStore.refused`.
 - ``agent_states``: the agents' record, one row per state change of an agent (``state`` one of
   ``logged_out``, ``available``, ``ringing``, ``on_call``, ``wrap_up``, ``paused``; ``reason``
   the pause's; ``at`` wall clock), written by :meth:`CallStore.agent_sink`, which the queue
@@ -40,33 +43,24 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ivr.core.events import Event
+from ivr.store.refused import INSERT_REFUSED, RateCap, RefusedCall
 
 log = logging.getLogger("ivr.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The call summary is kept by triggers on events, so that one INSERT of a whole batch is the
 # whole write (see _INSERT_EVENTS); they read the stored, secret-free data. Upserts, not plain
 # updates: a replayed call_start must not wipe the outcome, and a store attached in the middle
 # of a call still records how it ended. queued_at is wall clock: the call's start plus t.
 _TRIGGERS = """
-CREATE TRIGGER events_call_start AFTER INSERT ON events WHEN NEW.kind = 'call_start' BEGIN
-    INSERT INTO calls (call_id, flow, flow_version, caller, called, transport, started_at)
-    VALUES (NEW.call_id, json_extract(NEW.data, '$.flow'),
-        json_extract(NEW.data, '$.flow_version'), json_extract(NEW.data, '$.caller'),
-        json_extract(NEW.data, '$.called'), json_extract(NEW.data, '$.transport'),
-        json_extract(NEW.data, '$.wall'))
-    ON CONFLICT (call_id) DO UPDATE SET flow = excluded.flow,
-        flow_version = excluded.flow_version, caller = excluded.caller,
-        called = excluded.called, transport = excluded.transport,
-        started_at = excluded.started_at;
-END;
 CREATE TRIGGER events_call_end AFTER INSERT ON events WHEN NEW.kind = 'call_end' BEGIN
     INSERT INTO calls (call_id, outcome, duration, last_node, last_flow, language)
     VALUES (NEW.call_id, json_extract(NEW.data, '$.outcome'),
@@ -86,6 +80,52 @@ CREATE TRIGGER events_survey AFTER INSERT ON events WHEN NEW.kind = 'survey' BEG
     VALUES (NEW.call_id, json_extract(NEW.data, '$.question'),
         json_extract(NEW.data, '$.answer'));
 END;
+"""
+
+# The call's start, schema version 6: ``qa`` (1) marks a QA call (``ivr test --store``, or a live
+# QA call a server with ``sip.test_headers`` saw marked); production reports leave those out.
+_CALL_START_TRIGGER = """
+CREATE TRIGGER events_call_start AFTER INSERT ON events WHEN NEW.kind = 'call_start' BEGIN
+    INSERT INTO calls (call_id, flow, flow_version, caller, called, transport, started_at, qa)
+    VALUES (NEW.call_id, json_extract(NEW.data, '$.flow'),
+        json_extract(NEW.data, '$.flow_version'), json_extract(NEW.data, '$.caller'),
+        json_extract(NEW.data, '$.called'), json_extract(NEW.data, '$.transport'),
+        json_extract(NEW.data, '$.wall'), coalesce(json_extract(NEW.data, '$.qa'), 0) != 0)
+    ON CONFLICT (call_id) DO UPDATE SET flow = excluded.flow,
+        flow_version = excluded.flow_version, caller = excluded.caller,
+        called = excluded.called, transport = excluded.transport,
+        started_at = excluded.started_at, qa = excluded.qa;
+END;
+"""
+
+# The call's start before schema version 6 (migration 1 creates it; migration 5 replaces it).
+_CALL_START_TRIGGER_V1 = """
+CREATE TRIGGER events_call_start AFTER INSERT ON events WHEN NEW.kind = 'call_start' BEGIN
+    INSERT INTO calls (call_id, flow, flow_version, caller, called, transport, started_at)
+    VALUES (NEW.call_id, json_extract(NEW.data, '$.flow'),
+        json_extract(NEW.data, '$.flow_version'), json_extract(NEW.data, '$.caller'),
+        json_extract(NEW.data, '$.called'), json_extract(NEW.data, '$.transport'),
+        json_extract(NEW.data, '$.wall'))
+    ON CONFLICT (call_id) DO UPDATE SET flow = excluded.flow,
+        flow_version = excluded.flow_version, caller = excluded.caller,
+        called = excluded.called, transport = excluded.transport,
+        started_at = excluded.started_at;
+END;
+"""
+
+# Schema version 6: calls refused before an answer (503 full or draining, 404 no flow, 488 no
+# codec, pyVoIP's 486 ...), one small row each: ``at`` wall clock, ``count`` > 1 for refusals
+# merged by the store's rate cap (see :class:`RefusedCall`).
+_REFUSED = """
+CREATE TABLE refused (
+    at REAL NOT NULL, call_id TEXT, caller TEXT, called TEXT, status INTEGER NOT NULL,
+    reason TEXT, transport TEXT, qa INTEGER NOT NULL DEFAULT 0, count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX refused_at ON refused (at);
+"""
+_QA_COLUMN = """
+ALTER TABLE calls ADD COLUMN qa INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER events_call_start;
 """
 
 # Schema version 3: a hang-up after the call's end at a queue (the caller gave up waiting)
@@ -150,7 +190,8 @@ CREATE TABLE calls (
     queue TEXT, queued_at REAL, queue_wait REAL, answered_at REAL, agent TEXT,
     abandoned_in_queue INTEGER,
     last_flow TEXT,  -- the flow of last_node (a sub-flow's when the call ended in one)
-    ring_attempts INTEGER, talk_time REAL, queue_exit TEXT
+    ring_attempts INTEGER, talk_time REAL, queue_exit TEXT,
+    qa INTEGER NOT NULL DEFAULT 0  -- a QA call (ivr test): left out of reports by default
 );
 CREATE INDEX calls_started ON calls (started_at);
 CREATE TABLE events (
@@ -163,10 +204,12 @@ CREATE TABLE survey (
     PRIMARY KEY (call_id, question)
 );
 """
+    + _CALL_START_TRIGGER
     + _TRIGGERS
     + _QUEUE_TRIGGERS
     + _AGENT_TRIGGERS
     + _AGENT_STATES
+    + _REFUSED
 )
 
 # MIGRATIONS[n] upgrades a version-n file to version n+1, inside the opening transaction.
@@ -179,10 +222,12 @@ MIGRATIONS: dict[int, str] = {
     ) WHERE last_node IS NOT NULL;
     DROP INDEX IF EXISTS events_kind_node;
     """
-    + _TRIGGERS,
+    + _TRIGGERS
+    + _CALL_START_TRIGGER_V1,
     2: _QUEUE_TRIGGERS,
     3: _AGENT_COLUMNS + _AGENT_TRIGGERS,
     4: _AGENT_STATES,
+    5: _QA_COLUMN + _CALL_START_TRIGGER + _REFUSED,
 }
 
 # A batch goes to SQLite as ONE statement with its rows as one JSON text, not executemany:
@@ -295,7 +340,8 @@ class CallStore:
         self._dropped = 0
         # Events, agent states and flush markers, in order. deque.append is atomic under the
         # GIL, so the loop's side takes no lock; _wake tells an idle writer there is work.
-        self._pending: deque[Event | AgentStateRow | threading.Event] = deque()
+        self._pending: deque[Event | AgentStateRow | RefusedCall | threading.Event] = deque()
+        self._refusals = RateCap()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if threaded:
@@ -331,6 +377,22 @@ class CallStore:
             if not self._wake.is_set():
                 self._wake.set()
 
+    def refused(self, call: RefusedCall) -> None:
+        """Record a call refused before an answer (:mod:`ivr.store.refused`: cleaned, and
+        merged beyond the rate cap); queued like events. Safe from any thread."""
+        for row in self._refusals.admit(call):
+            self._queue_refused(row)
+
+    def _queue_refused(self, row: RefusedCall) -> None:
+        if self._closed:
+            self._drop(1)
+        elif self._thread is None:
+            self._write_batch(INSERT_REFUSED, [row.row()])
+        else:
+            self._pending.append(row)
+            if not self._wake.is_set():
+                self._wake.set()
+
     def write_many(self, events: Iterable[Event]) -> None:
         """Record many events (tools that replay finished calls); one transaction when sync."""
         if self._thread is None and not self._closed:
@@ -346,6 +408,8 @@ class CallStore:
             StoreError: some records since the last flush could not be written (each failed
                 one is lost alone; the others are stored). Reported once.
         """
+        for row in self._refusals.drain():
+            self._queue_refused(row)
         thread = self._thread
         if thread is not None and thread.is_alive():
             marker = threading.Event()
@@ -361,6 +425,8 @@ class CallStore:
         """Write what is queued, stop the writer and close the file; safe to call twice."""
         if self._closed:
             return
+        for row in self._refusals.drain():
+            self._queue_refused(row)
         self._closed = True  # from now on sink() drops events (logged once)
         if self._thread is not None:
             self._wake.set()
@@ -369,6 +435,8 @@ class CallStore:
             self._write_events([e for e in self._pending if isinstance(e, Event)])
             self._write_batch(_INSERT_AGENT_STATES,
                               [r for r in self._pending if type(r) is tuple])  # fmt: skip
+            self._write_batch(INSERT_REFUSED,
+                              [r.row() for r in self._pending if type(r) is RefusedCall])
             self._pending.clear()
         self._conn.close()
         for exc in self._errors:
@@ -402,13 +470,17 @@ class CallStore:
             stopping = self._closed
             batch: list[Event] = []
             states: list[AgentStateRow] = []
+            refused: list[tuple[Any, ...]] = []
             markers: list[threading.Event] = []
+            refused += [row.row() for row in self._refusals.expired(time.time())]
             while pending:
                 item = pending.popleft()
                 if type(item) is Event:
                     batch.append(item)
                 elif type(item) is tuple:
                     states.append(item)
+                elif type(item) is RefusedCall:
+                    refused.append(item.row())
                 else:
                     markers.append(item)  # type: ignore[arg-type]
             try:
@@ -416,6 +488,8 @@ class CallStore:
                     self._write_events(batch[start : start + MAX_BATCH])
                 for start in range(0, len(states), MAX_BATCH):
                     self._write_batch(_INSERT_AGENT_STATES, states[start : start + MAX_BATCH])
+                for start in range(0, len(refused), MAX_BATCH):
+                    self._write_batch(INSERT_REFUSED, refused[start : start + MAX_BATCH])
             finally:
                 for marker in markers:
                     marker.set()

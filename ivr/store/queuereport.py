@@ -49,6 +49,7 @@ class Entry:
     """One call's stay in one queue."""
 
     queue: str
+    call_id: str = ""
     end: str = ""  # answered | abandoned | an exit reason | callback | other | "" (waiting)
     wait: float | None = None
     agent: str | None = None
@@ -159,7 +160,7 @@ def read_entries(conn: sqlite3.Connection, cond: str, args: list[object]) -> lis
         if kind == "queue":
             if open_ is not None:  # never left the previous one: lost track of it
                 open_.end = "other"
-            open_ = last = Entry(queue or "")
+            open_ = last = Entry(queue or "", call_id)
             entries.append(open_)
         elif kind == "agent_connected" and open_ is not None:
             open_.end, open_.wait, open_.agent = "answered", wait, agent
@@ -316,6 +317,14 @@ def queue_figures(
             a.staffed_time, a.busy_time, a.paused_time = staffed, busy, paused
     return sorted(queues.values(), key=lambda q: q.queue), sorted(agents.values(),
                                                                    key=lambda a: a.agent)
+
+
+def handle_time(timelines: dict[str, Timeline], entry: Entry) -> float | None:
+    """An answered entry's handle time (talk plus the agent's wrap-up), None when its talk time
+    is unknown (the agent's call has not ended)."""
+    if entry.talk is None:
+        return None
+    return entry.talk + _wrap_up(timelines, entry)
 
 
 def _wrap_up(timelines: dict[str, Timeline], entry: Entry) -> float:

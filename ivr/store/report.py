@@ -27,10 +27,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from ivr.store.managers import Definitions, ManagerReport, build_managers
 from ivr.store.queuereport import (
     DEFAULT_SERVICE_LEVEL,
     DEFAULT_SHORT_ABANDON,
@@ -38,6 +39,9 @@ from ivr.store.queuereport import (
     QueueStats,
     queue_figures,
 )
+from ivr.store.reporthtml import format_html as render_html
+from ivr.store.reporttables import format_csv as render_csv
+from ivr.store.reporttables import format_manager_text
 
 CONTAINED = ("self_service", "closed")
 
@@ -147,10 +151,13 @@ class Report(Summary):
     short_abandon: float = DEFAULT_SHORT_ABANDON
     queues: list[QueueStats] = field(default_factory=list)
     agents: list[AgentStats] = field(default_factory=list)
+    include_qa: bool = False
+    managers: ManagerReport | None = None  # the managers' figures (ivr/store/managers.py)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON, rates included."""
-        out = asdict(self)
+        out = asdict(replace(self, managers=None))  # the managers' figures have their own
+        out["managers"] = self.managers.as_dict() if self.managers is not None else None
         out.update(self.rates())
         out["abandoned_in_ivr"] = self.outcomes.get("abandoned", 0)
         out["abandoned_in_queue"] = self.outcomes.get("abandoned_in_queue", 0)
@@ -209,6 +216,8 @@ def build_report(
     service_level: float = DEFAULT_SERVICE_LEVEL,
     short_abandon: float = DEFAULT_SHORT_ABANDON,
     now: float | None = None,
+    include_qa: bool = False,
+    definitions: Definitions | None = None,
 ) -> Report:
     """Compute every KPI for the calls of ``flow`` started in ``[since, until)``.
 
@@ -218,6 +227,8 @@ def build_report(
         short_abandon: Hang-ups in a queue sooner than this many seconds are short abandons,
             counted apart and not in the abandon rate.
         now: The end of an agent's last state when the period reaches the present (tests).
+        include_qa: Count QA calls (``ivr test``'s) too; production figures leave them out.
+        definitions: What counts as satisfied, resolved, authenticated; the trend interval.
 
     Raises:
         ValueError: ``since`` or ``until`` is not an ISO date.
@@ -232,8 +243,15 @@ def build_report(
         if value is not None:
             where.append(f"c.started_at {op} ?")
             args.append(value)
+    qa_left_out = 0
+    if not include_qa:
+        qa_left_out = conn.execute(
+            f"SELECT COUNT(*) FROM calls c WHERE {' AND '.join(where)} AND c.qa != 0", args
+        ).fetchone()[0]
+        where.append("c.qa = 0")
     cond = " AND ".join(where)
-    report = Report(flow=flow, since=since, until=until, short_abandon=short_abandon)
+    report = Report(flow=flow, since=since, until=until, short_abandon=short_abandon,
+                    include_qa=include_qa)
     by_flow = _summaries(conn, cond, args)
     for item in by_flow:
         report.add(item)
@@ -246,6 +264,11 @@ def build_report(
     report.queues, report.agents = queue_figures(
         conn, cond, args, since=start, until=end, now=time.time() if now is None else now,
         service_levels=service_levels, service_level=service_level, short_abandon=short_abandon)
+    # Refusals have no flow: a report of one flow leaves them out (its answer rate is 100 %).
+    report.managers = build_managers(
+        conn, cond, args, start=start, end=end, include_qa=include_qa, qa_left_out=qa_left_out,
+        definitions=definitions, service_levels=service_levels, service_level=service_level,
+        short_abandon=short_abandon, with_refused=not flow)
     return report
 
 
@@ -335,8 +358,8 @@ def _count_rate(count: int, rate: float) -> str:
     return f"{count} ({_pct(rate)})"
 
 
-def format_text(report: Report) -> str:
-    """The report as aligned text tables."""
+def format_text(report: Report, *, managers: bool = True) -> str:
+    """The report as aligned text tables (``managers``: with the managers' sections)."""
     scope = f"flow {report.flow}" if report.flow else "all flows"
     if report.since or report.until:
         scope += f", started from {report.since or 'the start'} until {report.until or 'now'}"
@@ -374,7 +397,24 @@ def format_text(report: Report) -> str:
         for s in report.survey:
             avg = "-" if s.average is None else f"{s.average:.2f}"
             lines.append(f"{s.question:<24} {s.responses:>9} {avg:>8} {s.skipped:>8}")
+    if report.managers is not None and managers:
+        lines.append(format_manager_text(report.managers))
     return "\n".join(lines)
+
+
+def format_html(report: Report) -> str:
+    """The report as one self-contained HTML page with inline SVG charts."""
+    assert report.managers is not None, "build_report computes the managers' figures"
+    scope = f"flow {report.flow}" if report.flow else "all flows"
+    if report.since or report.until:
+        scope += f", {report.since or 'the start'} to {report.until or 'now'}"
+    return render_html(f"IVR report: {scope}", report.managers,
+                       format_text(report, managers=False))
+
+
+def format_csv(report: Report) -> str:
+    """The report as long-form CSV (``section,label,figure,value``; the JSON's raw values)."""
+    return render_csv(report.as_dict())
 
 
 def _rate_lines(summary: Summary) -> list[str]:

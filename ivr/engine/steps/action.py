@@ -31,7 +31,8 @@ class ActionStep(Step[ActionNode]):
             return
         session = self.session
         session.emit(
-            ev.ACTION, ok=result.ok, duration=round(result.duration, 4), error=result.error
+            ev.ACTION, ok=result.ok, duration=round(result.duration, 4), error=result.error,
+            via="webhook" if self.node.webhook is not None else "python",  # for the reports
         )
         session.scope.set("result", result.data)
         if self.node.into:
