@@ -256,7 +256,7 @@ def test_a_backend_factory_is_accepted(tmp_path: Path) -> None:
 
 def serve_args(**flags: object) -> argparse.Namespace:
     values: dict[str, object] = {"listen": None, "rtp_ports": None, "max_calls": None,
-                                 "no_build": True, "workers": None}  # fmt: skip
+                                 "no_build": True, "workers": None, "priority": None}  # fmt: skip
     return argparse.Namespace(**{**values, **flags})
 
 
@@ -269,11 +269,14 @@ def test_serve_options_come_from_sip_and_flags_win(tmp_path: Path) -> None:
     assert (options.host, options.port, options.rtp_ports, options.max_calls, options.workers,
             options.ringing, options.drain_timeout, options.test_headers) == (
         "127.0.0.2", 5070, (21000, 21099), 7, 2, (), 1.0, True)  # fmt: skip
+    assert options.priority == "high"  # the default of sip.priority
     flagged = cmd_serve.options_from(
-        serve_args(listen="127.0.0.3:5080", rtp_ports="22000-22009", max_calls=3, workers=1),
+        serve_args(listen="127.0.0.3:5080", rtp_ports="22000-22009", max_calls=3, workers=1,
+                   priority="normal"),
         config)  # fmt: skip
     assert (flagged.host, flagged.port, flagged.rtp_ports, flagged.max_calls,
-            flagged.workers) == ("127.0.0.3", 5080, (22000, 22009), 3, 1)  # fmt: skip
+            flagged.workers, flagged.priority) == ("127.0.0.3", 5080, (22000, 22009), 3, 1,
+                                                   "normal")  # fmt: skip
 
 
 def test_serve_pyvoip_options_come_from_pyvoip_and_flags_win(

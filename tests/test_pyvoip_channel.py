@@ -583,7 +583,7 @@ def test_native_user_agent_registers_and_takes_a_call_routed_by_kamailio(
     monkeypatch.setenv("IVR_TEST_SIP_PASSWORD", "native-secret")
     config = load_config(config_path)
     options = options_from(Namespace(listen=None, rtp_ports=None, max_calls=None, no_build=True,
-                                     workers=None), config)  # fmt: skip
+                                     workers=None, priority=None), config)  # fmt: skip
     assert options.register is not None and "native-secret" not in repr(options.register)
     records = Records(config.store_path)
 

@@ -13,10 +13,10 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     transport: str = "sim"
-    qa: bool = False  # a QA call (ivr test): marked in the call record, left out of reports
     # The X- headers of the SIP INVITE (a PBX's notes to us, e.g. Asterisk's channel name for
     # its queues, docs/ASTERISK.md): a few, bounded by the SIP side.
     x_headers: tuple[tuple[str, str], ...] = ()
+    qa: bool = False  # a QA call (ivr test): marked in the call record, left out of reports
 
     def x_header(self, name: str) -> str:
         """The value of the X- header ``name`` (any case), or ""."""
