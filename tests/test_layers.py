@@ -22,10 +22,11 @@ TIERS: list[set[str]] = [
     {"ivr", "core", "logs"},  # shared ground: clocks, call identity, events, logging
     {"flow", "media"},  # the flow language (knows nothing of calls); audio building blocks
     {"configread"},  # reading a settings file against a schema (ivr.yaml, queues.yaml)
-    {"sip", "rtp", "acd"},  # SIP and RTP; the queue authority and its settings
+    {"sip", "rtp", "acd", "consoleconf"},  # SIP, RTP; the queue authority; console settings
     {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
     {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)
+    {"console"},  # the web console: over a running server (serve), so above the transports
     {"cli"},  # the command line: nothing but `python -m ivr` imports it
     {"__main__"},
 ]
