@@ -25,8 +25,7 @@ TIERS: list[set[str]] = [
     {"sip", "rtp", "acd", "consoleconf"},  # SIP, RTP; the queue authority; console settings
     {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
-    {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)
-    {"console"},  # the web console: over a running server (serve), so above the transports
+    {"serve", "pyvoip", "sim", "demo", "console"},  # transports, the demo backend, web console
     {"cli"},  # the command line: nothing but `python -m ivr` imports it
     {"__main__"},
 ]
