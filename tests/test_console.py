@@ -22,11 +22,11 @@ import pytest
 import yaml
 
 from ivr.consoleconf import hash_password
+from tests.debs import program
 from tests.serve_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
-CHROMIUM = Path("/usr/bin/chromium")
 PASSWORDS = {"sue": "supervisor-pass-1", "vic": "viewer-pass-1"}
 FLOW = """\
 flow: console-e2e
@@ -208,10 +208,14 @@ def _metric(base: str, name: str) -> float:
 
 
 def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (setup.cfg dev)")
-    assert CHROMIUM.exists(), "Debian package chromium is missing (make installs it)"
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the Python package playwright is missing (setup.cfg dev: make installs it)")
+    chromium = program("chromium", "chromium")  # Playwright's own browser download cannot work
+    with sync_playwright() as pw:
+        # --no-sandbox: the tests may run as root, where chromium's sandbox refuses to start
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
                                      args=["--no-sandbox"])  # fmt: skip
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -244,3 +248,46 @@ def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -
             assert 'ivr_calls_total{outcome=' in Client(console.base).send("/metrics")[1].decode()
         finally:
             browser.close()
+
+
+def test_one_process_without_users_serves_viewers_and_is_not_ready_while_draining(
+        tmp_path: Path) -> None:  # fmt: skip
+    """A single ``ivr serve`` (the host's own metrics) with no users: loopback, viewers only;
+    /healthz turns 503 once SIGTERM starts the drain, while the call is still up."""
+    sip_port, http_port = free_port(), free_port(kind=1)
+    config = write_project(tmp_path, sip_port, http_port)
+    data = yaml.safe_load(config.read_text())
+    del data["console"]["users"]
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    base = f"http://127.0.0.1:{http_port}"
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "-c", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    call = None
+    try:
+        assert proc.stdout is not None
+        assert b"console on" in proc.stdout.readline()
+        assert b"answering SIP" in proc.stdout.readline()
+        client = Client(base)
+        status, body = client.send("/api/me")
+        assert status == 200 and json.loads(body)["role"] == "viewer"
+        status, body = client.send("/api/snapshot")
+        assert status == 200 and json.loads(body)["health"]["ready"] is True
+        csrf = json.loads(client.send("/api/me")[1])["csrf"]
+        assert client.act("ann", "login", csrf)[0] == 403  # no supervisor without users
+        call = subprocess.Popen(
+            [sys.executable, "-m", "ivr", "-c", str(config), "call",
+             f"sip:7000@127.0.0.1:{sip_port}", "--hangup-after", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)  # fmt: skip
+        assert wait_for(lambda: _metric(base, "ivr_calls_active") == 1.0 or None, 30)
+        assert 'ivr_calls_in_node{flow="console-e2e",node="wait"} 1.0' in \
+            client.send("/metrics")[1].decode()
+        proc.send_signal(signal.SIGTERM)
+        status, body = wait_for(lambda: (r := client.send("/healthz"))[0] == 503 and r, 10)
+        assert json.loads(body)["draining"] is True
+        call.wait(60)
+        assert proc.wait(60) == 0
+    finally:
+        for p in (call, proc):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()

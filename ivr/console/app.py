@@ -47,7 +47,7 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer makes a browser send "Origin: null"
     "Cache-Control": "no-store",
 }
 _OPEN = Session(ConsoleUser("viewer", "viewer", ""), float("inf"))  # no users configured
