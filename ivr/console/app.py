@@ -186,7 +186,7 @@ async def me(request: web.Request) -> web.Response:
     if session is None:
         return _refuse(401, "log in first")
     return web.json_response({"user": session.user.name, "role": session.user.role,
-                              "csrf": session.csrf,
+                              "csrf": session.csrf, "logged_in": session is not _OPEN,
                               "may_control": session.user.may("supervisor")})  # fmt: skip
 
 

@@ -43,13 +43,10 @@ function agentRow(row, a) {
   row.dataset.agent = a.id;
   cell(row, a.id);
   cell(row, a.name);
-  const state = cell(row, a.state + (a.pending ? " (then " + a.pending + ")" : ""));
-  state.className = "state-cell";
-  state.innerHTML = "";
   const span = document.createElement("span");
   span.className = "state " + a.state;
   span.textContent = a.state + (a.pending ? " (then " + a.pending + ")" : "");
-  state.append(span);
+  row.insertCell().append(span);
   cell(row, duration(a.in_state), "num");
   cell(row, a.reason || "");
   cell(row, String(a.calls), "num");
@@ -97,7 +94,7 @@ async function start() {
   document.getElementById("who").textContent = me.user + " (" + me.role + ")";
   document.body.classList.toggle("may-control", me.may_control);
   const logout = document.getElementById("logout");
-  logout.hidden = me.user === "viewer" && me.role === "viewer" && !me.csrf;
+  logout.hidden = !me.logged_in;  // no users configured: nobody logs in or out
   logout.addEventListener("click", async () => {
     await fetch("/logout", {method: "POST", headers: {"X-CSRF-Token": csrf}});
     location.href = "/login";
