@@ -171,6 +171,7 @@ def test_a_bad_password_is_refused_and_logins_are_rate_limited(console: Console)
     form = urllib.parse.urlencode({"name": "mallory", "password": "wrong"}).encode()
     statuses = [client.send("/login", form)[0] for _ in range(6)]
     assert statuses[0] == 200 and client.send("/api/me")[0] == 401  # back on the login form
+    assert b"Wrong name or password" in client.send("/login?failed=1")[1]
     assert statuses[-1] == 429
 
 

@@ -126,7 +126,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return _file("login.html")
+    page = _file("login.html")
+    if "failed" in request.query and isinstance(page.body, bytes):
+        page.body = page.body.replace(b"<!--failed-->",
+                                      b'<p class="error">Wrong name or password.</p>')
+    return page
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -212,7 +216,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     watchers.add(token)
     source = request.app[SOURCE_KEY]
     try:
-        while time.monotonic() < session.expires:
+        # The session is looked up again each time: a log-out or an expiry ends the stream.
+        while _session(request) is session and time.monotonic() < session.expires:
             data = json.dumps(await source.snapshot(), separators=(",", ":"))
             await response.write(f"data: {data}\n\n".encode())
             await asyncio.sleep(PUSH_EVERY)
