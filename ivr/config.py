@@ -23,6 +23,7 @@ The sections and their keys::
              register_timeout, max_calls}
     log: {format}                                       text or json
     acd: {realm, control, agents, queues} or {file}     the agent queue (ivr/acd/config.py)
+    console: {listen, users, session_lifetime}          the web console (ivr/consoleconf.py)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 
 from ivr.acd.config import AcdConfig, AgentAccount, read_acd
 from ivr.configread import MISSING, ConfigProblem, Reader, expand_env, syntax_problem
+from ivr.consoleconf import ConsoleConfig, read_console
 from ivr.core.priority import PRIORITIES
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
@@ -55,7 +57,7 @@ _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "languages",
         "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
-        "acd")  # fmt: skip
+        "acd", "console")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
         "test_headers", "workers", "register", "priority")  # fmt: skip
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
@@ -183,6 +185,7 @@ class Config:
     pyvoip: PyvoipConfig = field(default_factory=PyvoipConfig)
     log: LogConfig = field(default_factory=LogConfig)
     acd: AcdConfig | None = None  # None: no agent queue (every enqueue takes its no-agents exit)
+    console: ConsoleConfig | None = None  # None: ivr serve serves no web console
     file: str = "ivr.yaml"  # the file as named in messages
     positions: Positions | None = field(default=None, repr=False, compare=False)
 
@@ -318,6 +321,7 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         pyvoip=_pyvoip(r),
         log=LogConfig(r.choice("/log/format", "text", LOG_FORMATS)),
         acd=read_acd(r, root, display),
+        console=read_console(r, parse_listen),
         file=display,
         positions=positions,
     )

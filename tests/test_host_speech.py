@@ -67,6 +67,29 @@ async def until(check: Callable[[], object], what: str, timeout: float = 10.0) -
         await asyncio.sleep(0.01)
 
 
+def test_each_decision_is_told_with_its_latency() -> None:
+    async def body() -> None:
+        service = AsrService(workers=1, in_process=True, languages=("en",),
+                             factory=FakeBackend)  # fmt: skip
+        await service.start()
+        listener, decisions = Listener(), []
+        speech_in = CallSpeech(service, lambda: listener, "call-1",
+                               on_decision=lambda d, latency: decisions.append((d, latency)))
+        try:
+            speech_in.listen(MENU)
+            await feed(speech_in, speech(1) + silence(10))
+            await until(lambda: decisions, "a decision")
+            await feed(speech_in, speech(7) + silence(10))  # no 7th choice: no match
+            await until(lambda: len(decisions) == 2, "a second decision")
+        finally:
+            await service.stop()
+        assert [d for d, _ in decisions] == ["match", "no_match"]
+        assert all(latency is not None and latency >= 0 for _, latency in decisions)
+        assert [r.choice for r in listener.results()] == ["1", None]
+
+    asyncio.run(body())
+
+
 def test_the_grammar_is_what_the_engine_listens_for() -> None:
     spec = ListenSpec("ask", "en", {"1": ("one",)}, "digits", min_digits=4, max_digits=6)
     grammar = grammar_for(spec)

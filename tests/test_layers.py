@@ -22,10 +22,11 @@ TIERS: list[set[str]] = [
     {"ivr", "core", "logs"},  # shared ground: clocks, call identity, events, logging
     {"flow", "media"},  # the flow language (knows nothing of calls); audio building blocks
     {"configread"},  # reading a settings file against a schema (ivr.yaml, queues.yaml)
-    {"sip", "rtp", "acd", "ami"},  # SIP and RTP; the queue authority; Asterisk's manager
+    {"sip", "rtp", "acd", "ami", "consoleconf"},  # SIP, RTP; the queue authority; Asterisk's
+    # manager; console settings
     {"config", "engine", "store", "tts", "asr"},  # what the host puts together
     {"host"},  # one engine host for every transport
-    {"serve", "pyvoip", "sim", "demo"},  # transports (and the demo backend)
+    {"serve", "pyvoip", "sim", "demo", "console"},  # transports, the demo backend, web console
     {"cli"},  # the command line: nothing but `python -m ivr` imports it
     {"__main__"},
 ]

@@ -268,3 +268,20 @@ def test_bad_arguments_are_refused() -> None:
             a.start(("127.0.0.1", 4000), PCMU)
 
     run(body)
+
+
+def test_a_gap_between_received_packets_is_reported_and_the_cadence_is_not() -> None:
+    async def body(engine: MediaEngine) -> None:
+        gaps: list[float] = []
+        a = await engine.open_stream("call-a", StreamConfig(on_gap=gaps.append))
+        b = await engine.open_stream("call-b")
+        a.start(b.local_address, PCMU, 101)
+        b.start(a.local_address, PCMU, 101)
+        await wait_until(lambda: a.stats.received >= 10)
+        before = len(gaps)
+        time.sleep(0.2)  # the loop stalls: nothing is read for 200 ms, then all at once
+        await wait_until(lambda: len(gaps) > before)
+        assert max(gaps) >= 0.2
+        assert a.stats.received > len(gaps)  # not every packet: only the gaps past 30 ms
+
+    run(body)

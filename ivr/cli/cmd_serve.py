@@ -7,13 +7,18 @@ import asyncio
 import logging
 import sys
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from ivr.acd.service import ServiceError
+from ivr.cli.console_run import console_for, worker_metrics
 from ivr.cli.serving import run_server
 from ivr.config import Config, parse_listen, parse_port_range
+from ivr.console.server import ConsoleError
+from ivr.console.source import ServerState, multiprocess_registry
 from ivr.core.priority import PRIORITIES, raise_priority
 from ivr.host.signals import stop_on_signals
 from ivr.serve.server import IvrServer, RegisterOptions, ServeOptions
-from ivr.serve.workers import serve_workers, worker_count
+from ivr.serve.workers import SupervisorHooks, serve_workers, worker_count
 from ivr.sip.portlock import hold_port
 
 log = logging.getLogger("ivr.serve")
@@ -32,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: ivr.yaml sip.workers or 1; 0: one per core)")
     parser.add_argument("--priority", choices=PRIORITIES, help="scheduling priority of the "
                         "engine processes (default: ivr.yaml sip.priority or high)")
+    parser.add_argument("--no-console", action="store_true",
+                        help="do not serve the web console of ivr.yaml console:")
 
 
 def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
@@ -67,16 +74,20 @@ def _register(config: Config) -> RegisterOptions | None:
                            spec.expires)
 
 
-async def serve(server: IvrServer) -> None:
-    """Run until SIGTERM or SIGINT, then drain."""
+async def serve(server: IvrServer, state: ServerState | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain (``state``: what /healthz says)."""
     stop = stop_on_signals()
     log.info("engine priority %s", raise_priority(server.options.priority))
     await server.start()
+    if state is not None:
+        state.up()
     host, port = server.address
     print(f"ivr: answering SIP on {host}:{port} (Ctrl-C or SIGTERM drains and stops)",
           flush=True)
     await stop.wait()
     print("ivr: draining", flush=True)
+    if state is not None:
+        state.draining = True
     await server.drain()
 
 
@@ -87,7 +98,8 @@ def run(args: argparse.Namespace, config: Config) -> int:
         print(f"ivr serve: bad --listen/--rtp-ports: {exc}", file=sys.stderr)
         return 2
     return run_server(NAME, lambda: _serve_with_workers(args, config, options),
-                      {ServiceError: "the agent queue cannot start"})  # fmt: skip
+                      {ServiceError: "the agent queue cannot start",
+                       ConsoleError: "the console cannot start"})  # fmt: skip
 
 
 def _serve_with_workers(args: argparse.Namespace, config: Config, options: ServeOptions) -> int:
@@ -95,8 +107,17 @@ def _serve_with_workers(args: argparse.Namespace, config: Config, options: Serve
     # server on this port is refused (PortInUse) instead of sharing it through SO_REUSEPORT.
     with hold_port(options.host, options.port):
         workers = worker_count(options.workers)
+        state = ServerState()
+        console = not getattr(args, "no_console", False)
         if workers > 1:
-            return serve_workers(config, options, workers, args.log_level, args.log_file,
-                                 args.log_format)
-        asyncio.run(serve(IvrServer(config, options)))
+            with worker_metrics() as folder, \
+                    console_for(config, multiprocess_registry(folder), state, console):
+                hooks = SupervisorHooks(on_ready=state.up,
+                                        on_draining=lambda: setattr(state, "draining", True),
+                                        on_worker_exit=lambda pid: mark_process_dead(pid, folder))
+                return serve_workers(config, options, workers, args.log_level, args.log_file,
+                                     args.log_format, hooks)  # fmt: skip
+        server = IvrServer(config, options)
+        with console_for(config, server.host.metrics.registry, state, console):
+            asyncio.run(serve(server, state))
         return 0

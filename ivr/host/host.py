@@ -48,6 +48,7 @@ from ivr.flow.registry import FlowRegistry
 from ivr.flow.render import HOLD_MUSIC
 from ivr.host.acd import HostAcd
 from ivr.host.asterisk import AsteriskQueues, CallFacts
+from ivr.host.metrics import EngineMetrics
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
@@ -99,6 +100,7 @@ class EngineHost:
         self.options = options or HostOptions()
         self.registry = FlowRegistry(config.flows_dir, config)
         self.sessions: dict[str, Session] = {}
+        self.metrics = EngineMetrics()  # read by the web console (ivr/console)
         self.recordings_dir = config.root / "var" / "recordings"
         self.asr: AsrService | None = None
         self.acd: HostAcd | None = None
@@ -251,7 +253,7 @@ class EngineHost:
     def begin(self, channel: Channel, admission: Admission, clock: Clock) -> Session:
         """Start the admitted call's session on ``channel``; the transport calls :meth:`end`."""
         session = Session(admission.flowset, admission.flow_id, channel, clock, self.runtime,
-                          [self.store.sink, log_event])  # fmt: skip
+                          [self.store.sink, log_event, self.metrics.sink])  # fmt: skip
         self.sessions[channel.info.call_id] = session
         session.start()
         return session
@@ -265,7 +267,9 @@ class EngineHost:
     def speech(self, call_id: str,
                listener: Callable[[], ChannelListener | None]) -> CallSpeech | None:  # fmt: skip
         """The call's speech input (None: no recognizer in this process, DTMF only)."""
-        return CallSpeech(self.asr, listener, call_id) if self.asr is not None else None
+        if self.asr is None:
+            return None
+        return CallSpeech(self.asr, listener, call_id, on_decision=self.metrics.asr)
 
     # --- prompts --------------------------------------------------------------------------
 

@@ -84,8 +84,11 @@ class CallSpeech:
     """
 
     def __init__(self, service: AsrService, listener: Callable[[], ChannelListener | None],
-                 call_id: str) -> None:  # fmt: skip
+                 call_id: str,
+                 on_decision: Callable[[str, float | None], None] | None = None) -> None:
         self.service = service
+        # (decision, audio seconds from the end of speech to it): the engine's metrics
+        self.on_decision = on_decision
         self._listener = listener
         self.call_id = call_id
         self.spec: ListenSpec | None = None
@@ -157,6 +160,7 @@ class CallSpeech:
         if not isinstance(event, Final | NoMatch | NoSpeech):
             return  # partials: the engine's speech net covers them
         spec = self.spec
+        self._count(event)
         self._close()
         self._recent.clear()  # the end of this answer must not start the next utterance
         if listener is not None and isinstance(event, Final):
@@ -170,3 +174,12 @@ class CallSpeech:
         # The node may stay (a re-prompt, a confirmation): keep listening unless it moved on.
         if spec is not None and self.spec is spec and self.utterance is None and not self._guard:
             self._open()
+
+    def _count(self, event: Final | NoMatch | NoSpeech) -> None:
+        if self.on_decision is None:
+            return
+        if isinstance(event, NoSpeech):
+            self.on_decision("no_speech", None)
+        else:
+            self.on_decision("match" if isinstance(event, Final) else "no_match",
+                             event.decided_at - event.speech_end)

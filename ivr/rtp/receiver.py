@@ -46,6 +46,8 @@ from ivr.rtp.dtmf import DtmfParseError, DtmfReceiver
 from ivr.rtp.jitter import AudioFramer, JitterBuffer
 from ivr.rtp.packet import RtpPacket
 
+GAP_REPORTED = 0.03  # seconds: a gap past the 20 ms cadence and its usual jitter
+
 log = logging.getLogger("ivr.rtp")
 
 AudioCallback = Callable[[NDArray[np.int16]], None]
@@ -70,6 +72,8 @@ class StreamConfig:
     flush_after: float = 0.06
     vad: VadConfig = field(default_factory=VadConfig)
     dtmf_gap_ms: int = 60
+    # Told every gap between two received packets longer than GAP_REPORTED (metrics).
+    on_gap: Callable[[float], None] | None = None
 
 
 @dataclass
@@ -151,6 +155,7 @@ class RtpReceiver:
         self._dtmf_pt: int | None = None
         self._sinks: list[AudioCallback] = []
         self._seen = 0  # stats.received at the last housekeeping
+        self._last_packet: float | None = None  # loop time of the last packet (on_gap)
         self._last_rx = clock.loop.time()
         self._flushed = True
         self._inactive_fired = False
@@ -180,6 +185,11 @@ class RtpReceiver:
     def packet(self, packet: RtpPacket) -> None:
         """Take one well-formed packet from the peer."""
         self.stats.received += 1
+        if self.config.on_gap is not None:
+            now = self.loop.time()
+            if self._last_packet is not None and now - self._last_packet > GAP_REPORTED:
+                self.config.on_gap(now - self._last_packet)
+            self._last_packet = now
         if packet.payload_type == self._dtmf_pt:
             self._event_packet(packet)
         for ready in self.jitter.push(packet):

@@ -25,6 +25,7 @@ from ivr.host.queues import AuthorityQueues
 from ivr.host.remote_queues import RemoteQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
+from ivr.rtp.receiver import StreamConfig
 from ivr.rtp.stream import RtpStream
 from ivr.serve.agents import AgentDialer, start_media
 from ivr.serve.callbacks import CallbackDialer
@@ -127,7 +128,8 @@ class IvrServer:
         await self.host.start()
         loop = asyncio.get_running_loop()
         opts, shared = self.options, self.shared
-        self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed)
+        self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed,
+                                 config=StreamConfig(on_gap=self.host.metrics.rtp_gap_seen))
         acd = self.host.acd
         self.registrar = None if acd is None else Registrar(
             acd.config.realm, acd.credentials, LoopClock(loop), on_change=acd.binding_changed)

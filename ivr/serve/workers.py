@@ -26,7 +26,8 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -56,6 +57,16 @@ def worker_count(requested: int) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class SupervisorHooks:
+    """What the supervisor tells an observer (the web console): every worker is listening,
+    draining has begun, a worker process (its pid) is gone."""
+
+    on_ready: Callable[[], None] = lambda: None
+    on_draining: Callable[[], None] = lambda: None
+    on_worker_exit: Callable[[int], None] = field(default=lambda pid: None)
 
 
 @dataclass(frozen=True)
@@ -107,8 +118,9 @@ class Supervisor:
     """Starts, watches and stops the worker processes."""
 
     def __init__(self, config: Config, options: ServeOptions, workers: int,
-                 logs: _LogSettings) -> None:
+                 logs: _LogSettings, hooks: SupervisorHooks | None = None) -> None:
         self.config = config
+        self.hooks = hooks or SupervisorHooks()
         self.workers = workers
         self.logs = logs
         port = options.port or _free_port(options.host)
@@ -134,6 +146,7 @@ class Supervisor:
 
     def _stop(self, signum: int, frame: object) -> None:
         self._stopping = True
+        self.hooks.on_draining()
         for proc in self._procs.values():
             if proc.pid is not None and proc.exitcode is None:
                 os.kill(proc.pid, signal.SIGTERM)
@@ -153,6 +166,7 @@ class Supervisor:
             print(f"ivr: answering SIP on {self.options.host}:{self.options.port} with "
                   f"{self.workers} worker processes (Ctrl-C or SIGTERM drains and stops)",
                   flush=True)  # fmt: skip
+            self.hooks.on_ready()
             return self._supervise()
         finally:
             for sig, handler in previous.items():
@@ -181,6 +195,8 @@ class Supervisor:
                 index = alive[sentinel]  # type: ignore[index]  # wait() gives back ours
                 proc = self._procs[index]
                 proc.join()
+                if proc.pid is not None:
+                    self.hooks.on_worker_exit(proc.pid)
                 if self._stopping:
                     continue
                 if not self._may_restart():
@@ -207,7 +223,8 @@ class Supervisor:
 
 
 def serve_workers(config: Config, options: ServeOptions, workers: int, log_level: str,
-                  log_file: str | None, log_format: str = "text") -> int:
+                  log_file: str | None, log_format: str = "text",
+                  hooks: SupervisorHooks | None = None) -> int:
     """Run ``workers`` engine processes on one SIP port until SIGTERM/SIGINT; the exit status.
 
     With ivr.yaml ``acd:`` the machine's queue authority runs here, in the supervisor, on a
@@ -220,12 +237,12 @@ def serve_workers(config: Config, options: ServeOptions, workers: int, log_level
     prepare_machine(config, options.build_prompts)
     logs = _LogSettings(log_level, log_file, log_format)
     if config.acd is None:
-        return Supervisor(config, options, workers, logs).run()
+        return Supervisor(config, options, workers, logs, hooks).run()
     store = CallStore(config.store_path)  # the agents' record
     authority = machine_authority(config.acd, on_state=store.agent_sink())
     try:
         authority.start()
-        return Supervisor(config, options, workers, logs).run()
+        return Supervisor(config, options, workers, logs, hooks).run()
     finally:
         authority.stop()
         store.close()

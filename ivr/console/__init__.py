@@ -1,0 +1,2 @@
+"""The web console of ``ivr serve``: wallboard, supervisor controls, /healthz and /metrics
+(docs/CONSOLE.md)."""
