@@ -223,7 +223,8 @@ QUEUES_MISTAKES = {
     ),
     "nested file": (
         "file: other.yaml\n",
-        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback)",
+        "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback, "
+        "agent_line)",
     ),
     "not a mapping": (
         "- ann\n",
@@ -356,7 +357,7 @@ def test_every_bank_call_has_agents_who_could_take_it(
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("IVR_CONFIG", raising=False)
     assert main(["lint"]) == 0
-    assert capsys.readouterr() == ("2 flows OK\n", "")
+    assert capsys.readouterr() == ("3 flows OK\n", "")
 
 
 # --- flows against the queues ----------------------------------------------------------------
@@ -415,7 +416,7 @@ def test_lint_warns_when_no_agent_could_ever_take_the_call(
                "corporate; tier accounts; language en or zh), so every caller takes the "
                "no-agents exit")  # fmt: skip
     status, out, err = ivr(here, config, capsys)
-    assert (status, out, err) == (0, [warning, "2 flows OK, 1 warning"], [])
+    assert (status, out, err) == (0, [warning, "3 flows OK, 1 warning"], [])
     status, out, err = ivr(here, config, capsys, "lint")
     assert (status, out, err) == (1, [warning, "1 warning in 1 flow"], [])
 
@@ -444,8 +445,13 @@ def test_without_acd_an_enqueue_is_fine_but_lint_warns_once(
     warning = (f"flows/bank-main.yaml:{_node_line(flow, 'corporate_queue')}:3: warning: node "
                "'corporate_queue': ivr.yaml has no acd: section, so every enqueue takes its "
                "no-agents exit (docs/ACD.md, \"Configuration\")")  # fmt: skip
-    assert ivr(here, config, capsys) == (0, [warning, "2 flows OK, 1 warning"], [])
-    assert ivr(here, config, capsys, "lint") == (1, [warning, "1 warning in 1 flow"], [])
+    line = _node_line(here / "flows" / "agent-line.yaml", "check_login")
+    line_warning = (f"flows/agent-line.yaml:{line}:3: warning: node 'check_login': ivr.yaml has "
+                    "no acd: section, so every acd action takes its on_error (docs/ACD.md, \"The "
+                    "agent line\")")  # fmt: skip
+    assert ivr(here, config, capsys) == (0, [line_warning, warning, "3 flows OK, 2 warnings"], [])
+    assert ivr(here, config, capsys, "lint") == (1, [line_warning, warning,
+                                                     "2 warnings in 2 flows"], [])
 
 
 # --- what the section gives ------------------------------------------------------------------
