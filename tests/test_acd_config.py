@@ -50,6 +50,19 @@ def acd(agents: str = "    ann: {password: pw}\n", queues: str = "    general: {
 
 
 MISTAKES = {
+    "agent line attempts out of range": (
+        acd() + "  agent_line: {attempts: 0}\n",
+        "ivr.yaml:6:26: acd.agent_line.attempts must be 1 to 20, not 0",
+    ),
+    "agent line lockout not positive": (
+        acd() + "  agent_line: {lockout: -5}\n",
+        "ivr.yaml:6:25: acd.agent_line.lockout must be more than 0, not -5",
+    ),
+    "agent line pause reason not an id": (
+        acd() + "  agent_line: {reasons: [break, 'lunch time']}\n",
+        "ivr.yaml:6:33: acd.agent_line.reasons[1]: a pause reason is letters, digits, '.', '_' "
+        "and '-', starting with a letter or digit",
+    ),
     "callback trunk without the number": (
         acd() + "  callback: {trunk: 'sip:desk@127.0.0.1:5090'}\n",
         "ivr.yaml:6:21: acd.callback.trunk must be a sip: URI with {number}, e.g. "
@@ -435,6 +448,21 @@ def test_members_limit_who_could_take_the_call(
         "node 'business_queue': no agent of queue 'business' can take its calls",
     ]
     assert "(skills corporate; members ann; tier accounts; language en or zh)" in out[0]
+
+
+def test_a_pause_reason_ops_did_not_list_is_an_error_at_the_node(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = here / "flows" / "agent-line.yaml"
+    flow.write_text(flow.read_text().replace("reason: training}", "reason: trainning}"))
+    config = BANK + acd() + "  agent_line: {reasons: [break, training, after_call_work]}\n"
+    status, out, _err = ivr(here, config, capsys)
+    line = _node_line(flow, "pause_training")
+    assert (status, out[0]) == (1, f"flows/agent-line.yaml:{line}:3: error: node "
+                                   "'pause_training': pause reason 'trainning' is not in ivr.yaml "
+                                   "acd.agent_line.reasons (did you mean 'training'?)")  # fmt: skip
+    _status, out, _err = ivr(here, BANK + acd(), capsys)  # no list: any reason goes
+    assert not [line for line in out if "pause reason" in line]
 
 
 def test_without_acd_an_enqueue_is_fine_but_lint_warns_once(
