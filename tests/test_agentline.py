@@ -128,13 +128,17 @@ def test_wrong_pins_lock_the_number_and_a_right_pin_is_refused_while_locked(
     assert line.handle(req("login", agent="gina"))["state"] == "available"  # others are not
     clock.advance(200)
     assert line.handle(req("login"))["state"] == "available"
-    assert "agent number 'ann' locked out for 300 s after 3 wrong PINs" in caplog.text
-    assert "wrong agent number or PIN for agent number 'ann' (2 of 3)" in caplog.text
+    assert "agent line: agent ann locked out for 300 s after 3 wrong PINs" in caplog.text
+    assert "wrong agent number or PIN for agent ann (2 of 3)" in caplog.text
 
 
-def test_an_unknown_number_is_a_bad_login_like_a_wrong_pin_and_is_locked_too() -> None:
+def test_an_unknown_number_is_a_bad_login_like_a_wrong_pin_and_is_locked_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ivr")
     line = line_of(VirtualClock())
     answers = [line.handle(req("status", agent="9999")) for _ in range(4)]
+    assert "agent number '9999' is locked out" in caplog.text
     assert [a["error"] for a in answers] == [BAD_LOGIN, BAD_LOGIN, LOCKED, LOCKED]
     # an unknown number with pin_ok (cannot come from the host) is no login either
     assert line.handle(req("login", agent="nobody"))["error"] == BAD_LOGIN

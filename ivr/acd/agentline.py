@@ -109,7 +109,8 @@ class AgentLine:
         locked = self.guard.locked_for(agent_key, now)
         if locked > 0:
             log.warning("call %s: agent line: %s is locked out (%d s left): refused",
-                        req.call_id, _shown(agent_key), round(locked))  # fmt: skip
+                        req.call_id, _shown(agent_key, agent_key in self.authority.agents),
+                        round(locked))  # fmt: skip
             return {"error": LOCKED, "locked_for": round(locked)}
         agent = self.authority.agents.get(agent_key)
         if not req.pin_ok or agent is None:
@@ -134,12 +135,13 @@ class AgentLine:
 
     def _wrong(self, call_id: str, agent: str, now: float) -> dict[str, Any]:
         count = self.guard.failed(agent, now)
+        shown = _shown(agent, agent in self.authority.agents)
         if count >= self.guard.attempts:
             log.warning("call %s: agent line: %s locked out for %d s after %d wrong PINs",
-                        call_id, _shown(agent), round(self.guard.lockout), count)  # fmt: skip
+                        call_id, shown, round(self.guard.lockout), count)  # fmt: skip
             return {"error": LOCKED, "locked_for": round(self.guard.lockout)}
         log.warning("call %s: agent line: wrong agent number or PIN for %s (%d of %d)",
-                    call_id, _shown(agent), count, self.guard.attempts)  # fmt: skip
+                    call_id, shown, count, self.guard.attempts)  # fmt: skip
         return {"error": BAD_LOGIN, "attempts_left": self.guard.attempts - count}
 
     def _apply(self, agent_id: str, op: str, reason: str, state: AgentState) -> None:
@@ -163,8 +165,10 @@ class AgentLine:
                 "pending": pending[0].value if pending is not None else None}  # fmt: skip
 
 
-def _shown(agent: str) -> str:
-    """An agent number as a log shows it: typed digits are the caller's input, so only digits
-    and the id characters are kept."""
+def _shown(agent: str, known: bool) -> str:
+    """An agent as a log shows it: ``agent ann``, or the number typed (the caller's input: only
+    letters, digits and ``._-`` are kept)."""
+    if known:
+        return f"agent {agent}"
     kept = "".join(ch for ch in agent if ch.isalnum() or ch in "._-")
     return f"agent number {kept!r}" if kept == agent else f"agent number {kept!r} (cleaned)"
