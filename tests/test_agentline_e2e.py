@@ -180,6 +180,7 @@ def check_states(events: list[ev.Event]) -> None:
     said = [e.node for e in events
             if e.kind == ev.NODE_ENTER and (e.node or "").startswith("state_")]
     assert said == ["state_logged_out", "state_available", "state_paused"]
+    assert [e.node for e in events if e.kind == ev.NO_MATCH] == []  # no key left over
     assert [e.data["ok"] for e in events if e.kind == ev.ACTION] == [True, True, True]
 
 
