@@ -197,7 +197,7 @@ def local(sent: list[LineRequest]) -> Callable[[asyncio.AbstractEventLoop], Agen
             sent.append(request)
             return loop.call_soon(done, line.handle(request)).cancel
 
-        return AgentLineActions(Inner(), loop, ACCOUNTS, ask)
+        return AgentLineActions(Inner(), LoopClock(loop), ACCOUNTS, ask)
 
     return make
 
@@ -236,7 +236,7 @@ def test_other_actions_go_to_the_inner_runner() -> None:
     inner = Inner()
 
     def make(loop: asyncio.AbstractEventLoop) -> AgentLineActions:
-        return AgentLineActions(inner, loop, ACCOUNTS, lambda r, d: lambda: None)
+        return AgentLineActions(inner, LoopClock(loop), ACCOUNTS, lambda r, d: lambda: None)
 
     plain = ActionNode("hook", Pos("f", 1, 1), "next", "err", python="m:f")
     result = run_action(make, plain)
@@ -250,7 +250,7 @@ def test_an_authority_that_never_answers_is_unavailable_after_the_node_timeout()
         def ask(request: LineRequest, done: LineDone) -> Callable[[], None]:
             return lambda: forgotten.append(True)
 
-        return AgentLineActions(Inner(), loop, ACCOUNTS, ask)
+        return AgentLineActions(Inner(), LoopClock(loop), ACCOUNTS, ask)
 
     result = run_action(silent, node(timeout=0.2))
     assert result is not None and result.error == UNAVAILABLE and not result.ok

@@ -17,7 +17,6 @@ The answer lands in the node's ``into``/``result``; an answer with ``error`` tak
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from typing import Any
 
 from ivr.acd.agentline import MAX_AGENT_CHARS, UNAVAILABLE, LineRequest
 from ivr.acd.config import AgentAccount
-from ivr.core.clock import TimerHandle
+from ivr.core.clock import Clock, TimerHandle
 from ivr.engine.runtime import ActionDone, ActionResult, ActionRunner
 from ivr.flow.model import AcdAction, ActionNode
 from ivr.flow.template import compile_template
@@ -43,13 +42,13 @@ MAX_TYPED = 64  # characters of a typed number or PIN considered at all
 class _Pending:
     """An agent line request on its way; cancelling it (hang-up) drops the answer."""
 
-    def __init__(self, done: ActionDone, started: float, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, done: ActionDone, clock: Clock) -> None:
         self._done = done
-        self._started = started
-        self._loop = loop
+        self._clock = clock
+        self._started = clock.now()
         self.finished = False
         self.forget: Callable[[], None] = lambda: None
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: TimerHandle | None = None
 
     def cancel(self) -> None:
         self.finished = True
@@ -63,7 +62,7 @@ class _Pending:
         self.cancel()
         error = answer.get("error")
         self._done(ActionResult(ok=not error, data=answer, error=str(error) if error else None,
-                                duration=self._loop.time() - self._started))  # fmt: skip
+                                duration=self._clock.now() - self._started))  # fmt: skip
 
 
 class AgentLineActions:
@@ -71,15 +70,16 @@ class AgentLineActions:
 
     Args:
         inner: the runner of webhooks and Python actions.
-        loop: the sessions' loop (answers are delivered on it).
+        clock: the sessions' clock (answers are delivered on its loop; the simulator's virtual
+            clock in a QA script).
         accounts: agent id -> account (username, PIN), from ivr.yaml ``acd.agents``.
         ask: how to reach the queue authority's agent line.
     """
 
-    def __init__(self, inner: ActionRunner, loop: asyncio.AbstractEventLoop,
+    def __init__(self, inner: ActionRunner, clock: Clock,
                  accounts: Mapping[str, AgentAccount], ask: Ask) -> None:  # fmt: skip
         self.inner = inner
-        self.loop = loop
+        self.clock = clock
         self.accounts = dict(accounts)
         self.ask = ask
         self._by_username = {acc.username: agent for agent, acc in self.accounts.items()}
@@ -87,16 +87,19 @@ class AgentLineActions:
     def run(self, node: ActionNode, scope: Mapping[str, Any], done: ActionDone) -> TimerHandle:
         if node.acd is None:
             return self.inner.run(node, scope, done)
-        pending = _Pending(done, self.loop.time(), self.loop)
+        pending = _Pending(done, self.clock)
+        unavailable: dict[str, Any] = {"error": UNAVAILABLE}
         try:
             request = self.request(node.acd, scope)
         except Exception as exc:  # a template that cannot render: the flow's on_error
             log.warning("call %s: agent line: action %s: bad template (%s)",
                         _call_id(scope), node.id, type(exc).__name__)  # fmt: skip
-            self.loop.call_soon(pending.answer, {"error": UNAVAILABLE})
+            pending.timer = self.clock.call_later(0.0, lambda: pending.answer(unavailable))
             return pending
-        pending.timer = self.loop.call_later(node.timeout, pending.answer, {"error": UNAVAILABLE})
-        pending.forget = self.ask(request, pending.answer)
+        pending.timer = self.clock.call_later(node.timeout, lambda: pending.answer(unavailable))
+        forget = self.ask(request, pending.answer)
+        if not pending.finished:  # an authority in this process may answer at once
+            pending.forget = forget
         return pending
 
     def request(self, action: AcdAction, scope: Mapping[str, Any]) -> LineRequest:

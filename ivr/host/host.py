@@ -126,7 +126,7 @@ class EngineHost:
         await self._start_acd(loop)
         actions: ActionRunner = self.actions
         if self.acd is not None:  # action: {acd: ...}, the phone agent line
-            actions = AgentLineActions(self.actions, loop, self.acd.config.accounts,
+            actions = AgentLineActions(self.actions, LoopClock(loop), self.acd.config.accounts,
                                        self.acd.ask_line)  # fmt: skip
         self.runtime = Runtime(
             actions=actions,
