@@ -121,11 +121,6 @@ class AgentLineActions:
             return agent
         return number if number in self.accounts else None
 
-    def shutdown(self, wait: bool = False) -> None:
-        shutdown = getattr(self.inner, "shutdown", None)
-        if shutdown is not None:
-            shutdown(wait=wait)
-
 
 def _render(template: str, scope: Mapping[str, Any]) -> str:
     return compile_template(template).render(scope, speak=False).strip()
