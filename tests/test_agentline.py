@@ -111,6 +111,7 @@ def test_a_pause_reason_ops_did_not_list_is_refused_but_any_goes_without_a_list(
     free = line_of(VirtualClock(), AgentLineConfig())
     free.handle(req("login"))
     assert free.handle(req("pause", reason="lunch"))["reason"] == "lunch"
+    assert free.handle(req("pause", reason="x" * 5000))["reason"] == "x" * 32  # bounded
 
 
 def test_wrong_pins_lock_the_number_and_a_right_pin_is_refused_while_locked(

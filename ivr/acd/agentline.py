@@ -121,8 +121,9 @@ class AgentLine:
                         req.call_id, agent_key, req.reason[:40], ", ".join(self.config.reasons))
             return {**self._state(agent_key), "error": BAD_REASON}
         before = (agent.state, agent.reason, agent.pending)
+        reason = req.reason[:MAX_AGENT_CHARS]  # what a peer sends is kept and logged: bounded
         try:
-            self._apply(agent_key, req.op, req.reason, agent.state)
+            self._apply(agent_key, req.op, reason, agent.state)
         except QueueError as exc:
             log.info("call %s: agent line: agent %s: %s refused: %s", req.call_id, agent_key,
                      req.op, exc)  # fmt: skip
@@ -130,7 +131,7 @@ class AgentLine:
         changed = before != (agent.state, agent.reason, agent.pending)
         if req.op != "status":
             log.info("call %s: agent line: agent %s: %s%s -> %s", req.call_id, agent_key, req.op,
-                     f" ({req.reason})" if req.reason else "", agent.state.value)  # fmt: skip
+                     f" ({reason})" if reason else "", agent.state.value)  # fmt: skip
         return {**self._state(agent_key), "changed": changed}
 
     def _wrong(self, call_id: str, agent: str, now: float) -> dict[str, Any]:
