@@ -129,7 +129,10 @@ class AgentLine:
                      req.op, exc)  # fmt: skip
             return {**self._state(agent_key), "error": REFUSED}
         changed = before != (agent.state, agent.reason, agent.pending)
-        if req.op != "status":
+        if req.op == "status":  # an audit trail of who signed in to the line
+            log.info("call %s: agent line: agent %s signed in (%s)", req.call_id, agent_key,
+                     agent.state.value)  # fmt: skip
+        else:
             log.info("call %s: agent line: agent %s: %s%s -> %s", req.call_id, agent_key, req.op,
                      f" ({reason})" if reason else "", agent.state.value)  # fmt: skip
         return {**self._state(agent_key), "changed": changed}
