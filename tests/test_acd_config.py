@@ -50,6 +50,19 @@ def acd(agents: str = "    ann: {password: pw}\n", queues: str = "    general: {
 
 
 MISTAKES = {
+    "agent line attempts out of range": (
+        acd() + "  agent_line: {attempts: 0}\n",
+        "ivr.yaml:6:26: acd.agent_line.attempts must be 1 to 20, not 0",
+    ),
+    "agent line lockout not positive": (
+        acd() + "  agent_line: {lockout: -5}\n",
+        "ivr.yaml:6:25: acd.agent_line.lockout must be more than 0, not -5",
+    ),
+    "agent line pause reason not an id": (
+        acd() + "  agent_line: {reasons: [break, 'lunch time']}\n",
+        "ivr.yaml:6:33: acd.agent_line.reasons[1]: a pause reason is letters, digits, '.', '_' "
+        "and '-', starting with a letter or digit",
+    ),
     "callback trunk without the number": (
         acd() + "  callback: {trunk: 'sip:desk@127.0.0.1:5090'}\n",
         "ivr.yaml:6:21: acd.callback.trunk must be a sip: URI with {number}, e.g. "
@@ -224,7 +237,7 @@ QUEUES_MISTAKES = {
     "nested file": (
         "file: other.yaml\n",
         "queues.yaml:1:1: unknown key 'file' (known: realm, control, agents, queues, callback, "
-        "asterisk)",
+        "asterisk, agent_line)",
     ),
     "not a mapping": (
         "- ann\n",
@@ -357,7 +370,7 @@ def test_every_bank_call_has_agents_who_could_take_it(
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("IVR_CONFIG", raising=False)
     assert main(["lint"]) == 0
-    assert capsys.readouterr() == ("2 flows OK\n", "")
+    assert capsys.readouterr() == ("3 flows OK\n", "")
 
 
 # --- flows against the queues ----------------------------------------------------------------
@@ -416,7 +429,7 @@ def test_lint_warns_when_no_agent_could_ever_take_the_call(
                "corporate; tier accounts; language en or zh), so every caller takes the "
                "no-agents exit")  # fmt: skip
     status, out, err = ivr(here, config, capsys)
-    assert (status, out, err) == (0, [warning, "2 flows OK, 1 warning"], [])
+    assert (status, out, err) == (0, [warning, "3 flows OK, 1 warning"], [])
     status, out, err = ivr(here, config, capsys, "lint")
     assert (status, out, err) == (1, [warning, "1 warning in 1 flow"], [])
 
@@ -437,6 +450,21 @@ def test_members_limit_who_could_take_the_call(
     assert "(skills corporate; members ann; tier accounts; language en or zh)" in out[0]
 
 
+def test_a_pause_reason_ops_did_not_list_is_an_error_at_the_node(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = here / "flows" / "agent-line.yaml"
+    flow.write_text(flow.read_text().replace("reason: training}", "reason: trainning}"))
+    config = BANK + acd() + "  agent_line: {reasons: [break, training, after_call_work]}\n"
+    status, out, _err = ivr(here, config, capsys)
+    line = _node_line(flow, "pause_training")
+    assert (status, out[0]) == (1, f"flows/agent-line.yaml:{line}:3: error: node "
+                                   "'pause_training': pause reason 'trainning' is not in ivr.yaml "
+                                   "acd.agent_line.reasons (did you mean 'training'?)")  # fmt: skip
+    _status, out, _err = ivr(here, BANK + acd(), capsys)  # no list: any reason goes
+    assert not [line for line in out if "pause reason" in line]
+
+
 def test_without_acd_an_enqueue_is_fine_but_lint_warns_once(
     here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -445,8 +473,13 @@ def test_without_acd_an_enqueue_is_fine_but_lint_warns_once(
     warning = (f"flows/bank-main.yaml:{_node_line(flow, 'corporate_queue')}:3: warning: node "
                "'corporate_queue': ivr.yaml has no acd: section, so every enqueue takes its "
                "no-agents exit (docs/ACD.md, \"Configuration\")")  # fmt: skip
-    assert ivr(here, config, capsys) == (0, [warning, "2 flows OK, 1 warning"], [])
-    assert ivr(here, config, capsys, "lint") == (1, [warning, "1 warning in 1 flow"], [])
+    line = _node_line(here / "flows" / "agent-line.yaml", "check_login")
+    line_warning = (f"flows/agent-line.yaml:{line}:3: warning: node 'check_login': ivr.yaml has "
+                    "no acd: section, so every acd action takes its on_error (docs/ACD.md, \"The "
+                    "agent line\")")  # fmt: skip
+    assert ivr(here, config, capsys) == (0, [line_warning, warning, "3 flows OK, 2 warnings"], [])
+    assert ivr(here, config, capsys, "lint") == (1, [line_warning, warning,
+                                                     "2 warnings in 2 flows"], [])
 
 
 # --- what the section gives ------------------------------------------------------------------

@@ -118,12 +118,14 @@ def test_every_problem_is_reported_at_once_in_file_order(
 def test_the_bundled_ivr_yaml_loads() -> None:
     config = load_config(ROOT / "ivr.yaml", environ={})
     assert config.languages == ("en", "zh")
-    assert config.numbers == {"95588": "bank-main", "default": "bank-main"}
+    assert config.numbers == {"95588": "bank-main", "95500": "agent-line",
+                              "default": "bank-main"}
     assert config.vars == {"bank_api": "http://127.0.0.1:8765"}
     assert config.asr.backend == "auto" and config.asr.models_dir == ROOT / "asr_models"
     assert config.sip.port == 5060 and config.sip.register is None
     assert config.acd is not None  # tests/test_acd_config.py has the details
     assert [q.name for q in config.acd.queues] == ["general", "business"]
+    assert config.acd.agent_line.reasons == ("break", "training", "after_call_work")
 
 
 FULL = """\

@@ -174,6 +174,9 @@ def test_wants_var_snapshots_only_when_an_expect_checks_vars() -> None:
         ("call: [f\n", 2, 1, "not valid YAML"),
         ("", 1, 1, "the script is empty"),
         ("- call: f\n", 1, 1, "a call script must be a mapping"),
+        ("call: f\nsteps: []\nagents: [{id: a, pin: 12}]\n", 3, 23, "pin must be a non-empty"),
+        ("call: f\nsteps: []\nagents: [{id: a, pin: '12a4'}]\n", 3, 23, "4 to 8 digits"),
+        ("call: f\nsteps: []\nagents: [{id: a, on_call: 1}]\n", 3, 27, "true or false"),
     ],
 )
 def test_bad_scripts_name_file_line_and_reason(
@@ -185,6 +188,18 @@ def test_bad_scripts_name_file_line_and_reason(
     assert (error.path, error.line, error.col) == ("scripts/bad.yaml", line, col)
     assert message in error.message
     assert str(error).startswith(f"scripts/bad.yaml:{line}:{col}: error: ")
+
+
+def test_agents_for_the_agent_line() -> None:
+    script = parse_script(
+        "call: agent-line\nsteps: []\nagent_line_down_after: 2\nagents:\n"
+        "  - {id: ann, username: '1001', pin: '0421', logged_in: false}\n"
+        "  - {id: bo, on_call: true}\n", "x.yaml")  # fmt: skip
+    ann, bo = script.agents
+    assert (ann.username, ann.pin, ann.logged_in, ann.on_call) == ("1001", "0421", False, False)
+    assert (bo.username, bo.pin, bo.logged_in, bo.on_call) == ("", None, True, True)
+    assert "0421" not in repr(ann)
+    assert script.agent_line_down_after == 2
 
 
 def test_load_script_reads_the_file(tmp_path: Path) -> None:

@@ -4,6 +4,10 @@ Every ``enqueue`` node must name a queue of ``acd.queues`` (an error at the node
 configured agent could ever take the node's calls from (its members, skills, tier, the flow's
 languages) is a warning. Without an ``acd:`` section every enqueue takes its no-agents exit:
 that is allowed (a flow may be written before its agents are), and warned about once.
+
+The agent line's ``action: {acd: ...}`` nodes are checked too (:func:`check_agent_line`): without
+an ``acd:`` section they can only fail (a warning); a pause reason that is not one of
+``acd.agent_line.reasons`` (when ops list them) is an error at the reason.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections.abc import Iterable
 from ivr.acd.config import AcdConfig
 from ivr.acd.model import QueueSpec, tier_rank
 from ivr.flow.errors import Diagnostic, Severity
-from ivr.flow.model import EnqueueNode, Flow
+from ivr.flow.model import ActionNode, EnqueueNode, Flow
+from ivr.flow.template import TemplateError, compile_template
 
-__all__ = ["check_enqueues"]
+__all__ = ["check_agent_line", "check_enqueues"]
 
 
 def check_enqueues(flows: Iterable[Flow], acd: AcdConfig | None,
@@ -70,3 +75,39 @@ def _needs(queue: QueueSpec, node: EnqueueNode, languages: tuple[str, ...]) -> s
     if languages:
         parts.append(f"language {' or '.join(languages)}")
     return "; ".join(parts)
+
+
+def check_agent_line(flows: Iterable[Flow], acd: AcdConfig | None,
+                     config_file: str = "ivr.yaml") -> list[Diagnostic]:  # fmt: skip
+    """Problems of the ``acd:`` action nodes of ``flows`` against ``acd``, each at its node (a
+    reason at the node: the model keeps node positions only)."""
+    found = sorted(((node, flow) for flow in flows for node in flow.nodes.values()
+                    if isinstance(node, ActionNode) and node.acd is not None),
+                   key=lambda item: (item[0].pos.file, item[0].pos.line, item[0].pos.col))
+    if not found:
+        return []
+    if acd is None:
+        node = found[0][0]
+        return [Diagnostic(node.pos, f"node '{node.id}': {config_file} has no acd: section, so "
+                           "every acd action takes its on_error (docs/ACD.md, \"The agent "
+                           "line\")", Severity.WARNING)]  # fmt: skip
+    reasons = acd.agent_line.reasons
+    out = []
+    for node, _flow in found:
+        reason = node.acd.reason if node.acd is not None else None
+        if node.acd is None or node.acd.op != "pause" or not reasons or not reason \
+                or not _constant(reason) or reason in reasons:
+            continue
+        close = difflib.get_close_matches(reason, reasons, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (one of {', '.join(reasons)})"
+        out.append(Diagnostic(node.pos, f"node '{node.id}': pause reason '{reason}' is not in "
+                                        f"{acd.where('agent_line.reasons')}{hint}"))  # fmt: skip
+    return out
+
+
+def _constant(text: str) -> bool:
+    """Whether a template has no variables (only those can be checked before a call)."""
+    try:
+        return compile_template(text).is_constant
+    except TemplateError:
+        return False

@@ -26,7 +26,8 @@ from ivr.configread import MISSING, Reader, syntax_problem
 from ivr.flow.errors import YamlError
 from ivr.flow.yamlload import child, load_yaml
 
-__all__ = ["DEFAULT_LEVEL", "AcdConfig", "AgentAccount", "CallbackConfig", "read_acd"]
+__all__ = ["DEFAULT_LEVEL", "AcdConfig", "AgentAccount", "AgentLineConfig", "CallbackConfig",
+           "read_acd"]
 
 DEFAULT_LEVEL = 5  # the level of a skill given in a list (``skills: [accounts]``)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # agent ids and queue names
@@ -36,8 +37,10 @@ _NUMBER = re.compile(r"\+?[0-9]{2,20}")  # a caller's number fit to call back
 _T = TypeVar("_T")
 _ID_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
-_ACD = ("file", "realm", "control", "agents", "queues", "callback", "asterisk")
+_ACD = ("file", "realm", "control", "agents", "queues", "callback", "asterisk",
+        "agent_line")  # fmt: skip
 _CALLBACK = ("trunk", "ring_timeout", "retries", "retry_delay")
+_AGENT_LINE = ("attempts", "lockout", "reasons")
 _AGENT = ("name", "username", "password", "pin", "skills", "tier", "languages", "wrap_up",
           "max_misses")  # fmt: skip
 _QUEUE = ("strategy", "ring_timeout", "retry_delay", "max_wait", "max_callers", "service_level",
@@ -79,6 +82,21 @@ class CallbackConfig:
 
 
 @dataclass(frozen=True)
+class AgentLineConfig:
+    """The phone agent line's guard (``acd.agent_line``).
+
+    Attributes:
+        attempts: Wrong PINs in a row after which an agent id is locked out of the line.
+        lockout: Seconds the lock lasts (a right PIN meanwhile is refused too).
+        reasons: The pause reasons a flow may give (empty: any).
+    """
+
+    attempts: int = 3
+    lockout: float = 300.0
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AcdConfig:
     """The agent queue as configured.
 
@@ -102,6 +120,7 @@ class AcdConfig:
     callback: CallbackConfig | None = None
     asterisk: AsteriskManager | None = None
     asterisk_queues: dict[str, AsteriskQueue] = field(default_factory=dict)
+    agent_line: AgentLineConfig = field(default_factory=AgentLineConfig)
     file: str = "ivr.yaml"
     prefix: str = "acd."
 
@@ -235,7 +254,8 @@ def _definitions(r: Reader, base: str, root: Path, display: str, prefix: str) ->
                      control=control if control.is_absolute() else root / control,
                      file=display, prefix=prefix,
                      callback=_callback(r, f"{base}/callback"), asterisk=manager,
-                     asterisk_queues=asterisk_queues)  # fmt: skip
+                     asterisk_queues=asterisk_queues,
+                     agent_line=_agent_line(r, f"{base}/agent_line"))  # fmt: skip
 
 
 def _asterisk(r: Reader, base: str) -> tuple[AsteriskManager | None, dict[str, AsteriskQueue]]:
@@ -254,6 +274,20 @@ def _asterisk(r: Reader, base: str) -> tuple[AsteriskManager | None, dict[str, A
             r.problem(at, f"{r.name(at)}: an Asterisk queue needs {r.name(ptr) or 'asterisk'} "
                           "(host, port, username, secret of its manager)", at_key=True)
     return manager, marked
+
+
+def _agent_line(r: Reader, ptr: str) -> AgentLineConfig:
+    if not r.section(ptr, _AGENT_LINE):
+        return AgentLineConfig()
+    reasons = r.text_list(f"{ptr}/reasons", ())
+    value = r.get(f"{ptr}/reasons")
+    for index, reason in enumerate(value if isinstance(value, list) else []):
+        if isinstance(reason, str) and not _ID.fullmatch(reason):
+            r.problem(child(f"{ptr}/reasons", index),
+                      f"{r.name(child(f'{ptr}/reasons', index))}: a pause reason is {_ID_RULE}")
+    return AgentLineConfig(r.integer(f"{ptr}/attempts", 3, 1, 20),
+                           _positive(r, f"{ptr}/lockout", 300.0),
+                           tuple(dict.fromkeys(x for x in reasons if _ID.fullmatch(x))))
 
 
 def _callback(r: Reader, ptr: str) -> CallbackConfig | None:

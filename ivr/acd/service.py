@@ -44,7 +44,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ivr.acd import wire
+from ivr.acd.agentline import AgentLine, LineRequest
 from ivr.acd.authority import AgentStatus, AuthorityListener, QueueAuthority, QueueError
+from ivr.acd.config import AgentLineConfig
 from ivr.acd.model import TIERS, AgentState, ExitReason, Offer, Outcome, Ticket
 from ivr.core.clock import Clock, LoopClock
 
@@ -104,11 +106,14 @@ class AcdService(AuthorityListener):
         authority: The queue authority; it becomes this service's (it must live on the loop
             :meth:`start` runs on).
         path: The socket file (the folder is made if missing).
+        agent_line: The phone agent line's guard (wrong PINs, lockout, pause reasons).
     """
 
-    def __init__(self, authority: QueueAuthority, path: str | Path) -> None:
+    def __init__(self, authority: QueueAuthority, path: str | Path,
+                 agent_line: AgentLineConfig | None = None) -> None:  # fmt: skip
         self.authority = authority
         self.path = Path(path)
+        self.line = AgentLine(authority, agent_line or AgentLineConfig())
         self._workers: dict[int, _Peer] = {}
         self._local: dict[int, AuthorityListener] = {}
         self._peers: set[_Peer] = set()
@@ -430,6 +435,12 @@ class AcdService(AuthorityListener):
         peer.send(wire.message("figures", req=msg["req"], position=self.authority.position(call_id),
                                wait=None if wait is None else round(wait, 3)))  # fmt: skip
 
+    def _on_line(self, peer: _Peer, msg: wire.Message) -> None:
+        self._worker_of(peer, "line")
+        answer = self.line.handle(LineRequest(msg["call_id"], msg["agent"], msg["pin_ok"],
+                                              msg["action"], msg["reason"] or ""))  # fmt: skip
+        peer.send(wire.message("line", req=msg["req"], **answer))
+
     # --- control ----------------------------------------------------------------------------
 
     def _on_agents(self, peer: _Peer, msg: wire.Message) -> None:
@@ -549,9 +560,10 @@ class ServiceThread:
     """
 
     def __init__(self, make_authority: Callable[[Clock], QueueAuthority],
-                 path: str | Path) -> None:  # fmt: skip
+                 path: str | Path, agent_line: AgentLineConfig | None = None) -> None:  # fmt: skip
         self.make_authority = make_authority
         self.path = Path(path)
+        self.agent_line = agent_line
         self.service: AcdService | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -605,7 +617,7 @@ class ServiceThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         authority = self.make_authority(LoopClock(self._loop))
-        service = AcdService(authority, self.path)
+        service = AcdService(authority, self.path, self.agent_line)
         await service.start()
         self.service = service
         self._ready.set()

@@ -15,6 +15,9 @@ Worker -> authority::
     registered(agent, contact, expires)             figures(call_id, req)
     callback(call_id, number)  the caller hangs up and keeps their place (error: not waiting here,
                                or a callback already)
+    line(req, call_id, agent, pin_ok, action, reason)
+                               the agent line (the worker checked the PIN: it is never on the
+                               wire); answered line(req, ...)
 
 Authority -> worker::
 
@@ -23,6 +26,7 @@ Authority -> worker::
         for a callback ticket also: callback (the number), queue, priority, skills, tier,
         language, waited (seconds since the caller joined): the worker places the callback
     withdraw(offer_id, call_id)    exit(call_id, reason)    figures(req, position, wait)
+    line(req, agent, name, state, reason, pending, changed, error, ...)
 
 Control (anyone) -> authority::
 
@@ -55,10 +59,10 @@ Message = dict[str, Any]
 
 # --- the messages ---------------------------------------------------------------------------
 
-# Field kinds: str, int, num (int or float, finite), strs (a list of str); a trailing "?" allows
-# null; a leading "~" allows the field to be missing (it reads as null). Other fields are ignored
-# (a newer peer may add some).
-_STR, _INT, _NUM, _STRS = "str", "int", "num", "strs"
+# Field kinds: str, int, num (int or float, finite), strs (a list of str), bool; a trailing "?"
+# allows null; a leading "~" allows the field to be missing (it reads as null). Other fields are
+# ignored (a newer peer may add some).
+_STR, _INT, _NUM, _STRS, _BOOL = "str", "int", "num", "strs", "bool"
 
 TO_AUTHORITY: dict[str, dict[str, str]] = {
     "hello": {"worker": _INT},
@@ -70,6 +74,8 @@ TO_AUTHORITY: dict[str, dict[str, str]] = {
     "ended": {"agent": _STR},
     "registered": {"agent": _STR, "contact": "str?", "expires": "~num"},
     "figures": {"call_id": _STR, "req": _INT},
+    "line": {"req": _INT, "call_id": _STR, "agent": _STR, "pin_ok": _BOOL, "action": _STR,
+             "reason": "~str"},
     "agents": {"action": _STR, "agent": "~str?", "reason": "~str"},
     "status": {},
 }  # fmt: skip
@@ -83,6 +89,7 @@ TO_PEER: dict[str, dict[str, str]] = {
     "withdraw": {"offer_id": _INT, "call_id": _STR},
     "exit": {"call_id": _STR, "reason": _STR},
     "figures": {"req": _INT, "position": "int?", "wait": "num?"},
+    "line": {"req": _INT, "error": "~str?"},  # and the agent's state (ivr.acd.agentline)
     "agents": {},  # agents: [agent status], or agent: status (an action)
     "status": {},  # agents: [agent status], queues: [queue status]
     "error": {"error": _STR, "code": "~str"},
@@ -180,6 +187,8 @@ def _fits(value: Any, kind: str) -> bool:
                 and math.isfinite(value))  # fmt: skip
     if kind == _STRS:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == _BOOL:
+        return isinstance(value, bool)
     raise AssertionError(f"unknown field kind {kind}")
 
 

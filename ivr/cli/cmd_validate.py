@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from ivr.acd.checks import check_enqueues
+from ivr.acd.checks import check_agent_line, check_enqueues
 from ivr.cli.status import ExitStatus
 from ivr.config import Config, ConfigProblem
 from ivr.flow.errors import Diagnostic, FlowError, Severity
@@ -134,7 +134,9 @@ def _check_with_context(files: list[Path], config: Config) -> list[Loaded]:
 
 def _check_queues(results: list[Loaded], config: Config) -> None:
     """Add to ``results`` what their enqueue nodes do wrong against ``acd:`` (ivr/acd/checks.py)."""
-    extra = check_enqueues([r.flow for r in results if r.flow], config.acd, config.file)
+    built = [r.flow for r in results if r.flow]
+    extra = [*check_enqueues(built, config.acd, config.file),
+             *check_agent_line(built, config.acd, config.file)]
     for item in results:
         mine = [d for d in extra if d.pos.file == item.source]
         if mine:

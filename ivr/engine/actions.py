@@ -143,6 +143,8 @@ def prepare(
         except Exception as exc:
             raise _Refused(f"bad template in args ({type(exc).__name__})") from None
         return _PythonCall(node.python, args, actions_path, tuple(_leaves(args)))
+    if node.acd is not None:  # the host's agent line runs these; here there is no agent queue
+        raise _Refused("no agent queue here (acd actions need ivr.yaml acd:)")
     raise _Refused("action has neither webhook nor python")
 
 

@@ -20,6 +20,7 @@ from ivr.flow.buildparts import BuildResult, PartsBuilder, Source
 from ivr.flow.calparse import build_calendar
 from ivr.flow.model import (
     DTMF_KEYS,
+    AcdAction,
     ActionNode,
     Announce,
     BranchNode,
@@ -251,9 +252,9 @@ class _Builder(PartsBuilder):
     def n_action(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
         hook = b.get("webhook")
         webhook = None
-        if ("webhook" in b) == ("python" in b):
+        if sum(kind in b for kind in ("webhook", "python", "acd")) != 1:
             self.error(self.pos.key(child("/nodes", nid)),
-                       f"node '{nid}': an action needs exactly one of webhook: or python:")
+                       f"node '{nid}': an action needs exactly one of webhook:, python: or acd:")
         if hook is not None:
             hptr = child(ptr, "webhook")
             self.source("template", hook["url"], child(hptr, "url"))
@@ -266,8 +267,18 @@ class _Builder(PartsBuilder):
         return ActionNode(
             nid, pos, b["next"], b["on_error"], webhook, b.get("python"), dict(b.get("args") or {}),
             float(b.get("timeout", 5.0)), b.get("into"), dict(b.get("set") or {}),
-            self.vpos(ptr, "next"), self.vpos(ptr, "on_error"),
+            self.vpos(ptr, "next"), self.vpos(ptr, "on_error"), self.acd_action(b.get("acd"), ptr),
         )
+
+    def acd_action(self, raw: dict[str, Any] | None, ptr: str) -> AcdAction | None:
+        """An action's ``acd:`` request (the agent line); its templates are checked."""
+        if raw is None:
+            return None
+        aptr = child(ptr, "acd")
+        for part in ("agent", "pin", "reason"):
+            if part in raw:
+                self.source("template", raw[part], child(aptr, part))
+        return AcdAction(raw["op"], raw["agent"], raw["pin"], raw.get("reason"))
 
     def n_subflow(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
         return SubflowNode(nid, pos, b["flow"], b["next"], self.vpos(ptr, "next"))

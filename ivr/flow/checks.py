@@ -42,6 +42,7 @@ from ivr.flow.schema import did_you_mean
 from ivr.flow.yamlload import Positions, child, pointer
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SINGLE_VAR = re.compile(r"^\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}$")
 VALIDATE = re.compile(r"^(luhn|python:[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$")
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
@@ -324,6 +325,32 @@ class _Checker:
             self.identifier(node, node.into, self.at(node, "into"), "into")
         for name in node.set:
             self.identifier(node, name, self.at(node, "set", name), "variable", key=True)
+        if node.acd is not None:
+            self.acd_action(node)
+
+    def acd_action(self, node: ActionNode) -> None:
+        """An agent line request: a pause has a reason and only a pause; the PIN is one variable
+        that only secret collects fill (else it would be spoken back, logged and recorded)."""
+        acd = node.acd
+        assert acd is not None
+        if acd.op == "pause" and not acd.reason:
+            self.report(self.pos.value(self.at(node, "acd", "op")),
+                        f"node '{node.id}': acd pause needs a reason (e.g. reason: break)")
+        if acd.op != "pause" and acd.reason is not None:
+            self.report(self.pos.value(self.at(node, "acd", "reason")),
+                        f"node '{node.id}': acd {acd.op} takes no reason (only pause does)")
+        where = self.pos.value(self.at(node, "acd", "pin"))
+        single = _SINGLE_VAR.match(acd.pin)
+        if single is None:
+            self.report(where, f"node '{node.id}': acd pin must be one variable, e.g. "
+                        "\"{agent_pin}\" (filled by a collect with secret: true)")
+            return
+        name = single.group(1)
+        for other in self.flow.nodes.values():
+            if isinstance(other, CollectNode) and other.into == name and not other.secret:
+                self.report(where, f"node '{node.id}': acd pin {name!r} is filled by collect "
+                            f"'{other.id}', which is not secret: true (the PIN would be "
+                            "recorded and could be spoken back)")
 
     def node_record(self, node: RecordNode) -> None:
         self.identifier(node, node.into, self.at(node, "into"), "into")

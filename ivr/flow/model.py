@@ -327,6 +327,21 @@ class Webhook:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: what an ``acd:`` action asks of the queue authority (the phone agent line, docs/ACD.md)
+ACD_OPS = ("status", "login", "logout", "pause", "resume")
+
+
+@dataclass(frozen=True)
+class AcdAction:
+    """An agent line request: ``op`` for the agent typed as ``agent`` with ``pin`` (templates;
+    the host checks the PIN and asks the queue authority). ``reason``: a pause's reason."""
+
+    op: str
+    agent: str
+    pin: str
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class ActionNode(Node):
     KIND = "action"
@@ -340,6 +355,7 @@ class ActionNode(Node):
     set: dict[str, Any] = field(default_factory=dict)
     next_pos: Pos = NOWHERE
     error_pos: Pos = NOWHERE
+    acd: AcdAction | None = None  # handled by the host, beside webhook and python
 
     def targets(self) -> list[tuple[str, str, Pos]]:
         return [("next", self.next, self.next_pos), ("on_error", self.on_error, self.error_pos)]

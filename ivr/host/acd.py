@@ -12,10 +12,13 @@ holds a private address the server cannot reach, and a hostile one could name an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from ivr.acd.agentline import LineRequest
 from ivr.acd.authority import QueueAuthority
 from ivr.acd.config import AcdConfig
 from ivr.acd.model import AgentState
@@ -49,7 +52,7 @@ def machine_authority(config: AcdConfig, on_state: StateSink | None = None) -> S
     on the control socket (for the supervisor of ``ivr serve --workers N``; start() it)."""
     return ServiceThread(
         lambda clock: QueueAuthority(config.agents, config.queues, clock, on_state=on_state),
-        config.control)  # fmt: skip
+        config.control, config.agent_line)  # fmt: skip
 
 
 class HostAcd:
@@ -76,7 +79,7 @@ class HostAcd:
         """
         authority = QueueAuthority(config.agents, config.queues, clock, on_state=on_state)
         queues = AuthorityQueues(authority, worker=0)
-        service = AcdService(authority, config.control)
+        service = AcdService(authority, config.control, config.agent_line)
         service.add_local(0, queues)
         await service.start()
         acd = cls(config, clock, queues, authority.registered)
@@ -98,6 +101,17 @@ class HostAcd:
             await self.service.stop()
         if isinstance(self.queues, RemoteQueues):
             await self.queues.close()
+
+    def ask_line(self, req: LineRequest,
+                 done: Callable[[dict[str, Any]], None]) -> Callable[[], None]:  # fmt: skip
+        """An agent line request to the authority (here or over the socket); ``done(answer)``
+        on the loop. Returns what forgets the request."""
+        if isinstance(self.queues, RemoteQueues):
+            return self.queues.agent_line(req, done)
+        assert self.service is not None
+        answer = self.service.line.handle(req)
+        handle = asyncio.get_running_loop().call_soon(done, answer)
+        return handle.cancel
 
     def credentials(self, username: str) -> str | None:
         """The digest password of the agent who signs in as ``username`` (None: unknown)."""

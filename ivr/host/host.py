@@ -40,13 +40,14 @@ from ivr.engine.actions import ThreadActionRunner
 from ivr.engine.channel import Channel, ChannelListener, RenderedPrompt
 from ivr.engine.logsink import log_event
 from ivr.engine.queueing import Queues
-from ivr.engine.runtime import Runtime
+from ivr.engine.runtime import ActionRunner, Runtime
 from ivr.engine.session import Session
 from ivr.flow.errors import Diagnostic, FlowError
 from ivr.flow.model import FlowSet
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.render import HOLD_MUSIC
 from ivr.host.acd import HostAcd
+from ivr.host.agentline import AgentLineActions
 from ivr.host.asterisk import AsteriskQueues, CallFacts
 from ivr.host.metrics import EngineMetrics
 from ivr.host.speech import CallSpeech
@@ -128,8 +129,12 @@ class EngineHost:
         await self._start_speech()
         self.actions = ThreadActionRunner(loop, self.config.actions_path)
         await self._start_acd(loop)
+        actions: ActionRunner = self.actions
+        if self.acd is not None:  # action: {acd: ...}, the phone agent line
+            actions = AgentLineActions(self.actions, LoopClock(loop), self.acd.config.accounts,
+                                       self.acd.ask_line)  # fmt: skip
         self.runtime = Runtime(
-            actions=self.actions,
+            actions=actions,
             config_vars=dict(self.config.vars),
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,

@@ -31,8 +31,10 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ivr.acd import wire
+from ivr.acd.agentline import UNAVAILABLE, LineRequest
 from ivr.acd.model import Offer, Ticket
 from ivr.acd.service import DEFAULT_SOCKET
 from ivr.config import Config
@@ -45,6 +47,7 @@ NO_QUEUE = "no_queue"
 CALLBACK_FIELDS = ("queue", "priority", "skills", "tier", "language", "waited")
 LOST = "no_agents"  # the exit of a caller whose queue authority is gone
 Figures = Callable[[int | None, float | None], None]
+LineDone = Callable[[dict[str, Any]], None]
 
 
 def authority_socket(config: Config) -> Path:
@@ -71,6 +74,7 @@ class RemoteQueues:
         self._reader = reader
         self._writer = writer
         self._figures: dict[int, Figures] = {}
+        self._lines: dict[int, LineDone] = {}  # agent line requests waiting for their answer
         # Calls whose join is not answered yet: what comes for them before joined() is about an
         # earlier place of the same call (left while the authority's exit was on its way).
         self._unconfirmed: dict[str, int] = {}  # call -> joins not answered yet
@@ -151,6 +155,23 @@ class RemoteQueues:
                                 tier=request.tier, language=request.language,
                                 caller=request.caller))  # fmt: skip
         return _Place(self, call_id)
+
+    def agent_line(self, req: LineRequest, done: LineDone) -> Callable[[], None]:
+        """Ask the authority for an agent line request; ``done(answer)`` on the loop when it
+        answers (``error: unavailable`` when it cannot). Returns what forgets the request (the
+        caller hung up: the change is made all the same, nobody is told)."""
+        if not self.connected:
+            done({"error": UNAVAILABLE})
+            return lambda: None
+        number = next(self._reqs)
+        self._lines[number] = done
+        self._send(wire.message("line", req=number, call_id=req.call_id, agent=req.agent,
+                                pin_ok=req.pin_ok, action=req.op, reason=req.reason))  # fmt: skip
+
+        def forget() -> None:
+            self._lines.pop(number, None)
+
+        return forget
 
     def registered(self, agent: str, contact: str | None, expires: float = 0.0) -> None:
         """An agent's phone registered at ``contact`` for ``expires`` s (None or 0: gone)."""
@@ -282,6 +303,11 @@ class RemoteQueues:
             wait = msg["wait"]
             done(msg["position"], None if wait is None else float(wait))
 
+    def _on_line(self, msg: wire.Message) -> None:
+        done = self._lines.pop(msg["req"], None)
+        if done is not None:
+            done({k: v for k, v in msg.items() if k not in ("v", "op", "req")})
+
     def _on_error(self, msg: wire.Message) -> None:
         log.warning("call -: queue authority: %s", msg["error"])
 
@@ -292,6 +318,7 @@ class RemoteQueues:
         self._writer.close()
         waiters, self.waiters = self.waiters, {}
         figures, self._figures = self._figures, {}
+        lines, self._lines = self._lines, {}
         self._unconfirmed.clear()
         if self._closing:
             log.info("call -: worker %d: queue authority connection closed", self.worker)
@@ -307,6 +334,9 @@ class RemoteQueues:
         for done in figures.values():
             with contextlib.suppress(Exception):
                 done(None, None)
+        for answer in lines.values():
+            with contextlib.suppress(Exception):
+                answer({"error": UNAVAILABLE})
         self.closed.set()
 
 

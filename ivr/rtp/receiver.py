@@ -264,7 +264,8 @@ class RtpReceiver:
             return
         if key is not None:
             self.stats.dtmf_keys += 1
-            log.debug("[%s] < DTMF %s", self.call_id, key.digit)
+            # Never the key itself, not even at debug: one line a key spells out a PIN.
+            log.debug("[%s] < DTMF key", self.call_id)
             if self.relay is not None:
                 self.relay.relay_key(key.digit)
             self.loop.call_soon(self._fire_dtmf, key.digit)

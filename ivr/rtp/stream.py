@@ -223,7 +223,8 @@ class RtpStream:
         if self._dtmf_pt is None:
             self.player.play(dtmf_tones(digits, duration_ms, self.config.dtmf_gap_ms))
             return
-        log.debug("[%s] > DTMF %s", self.call_id, digits)
+        # Never the keys themselves, not even at debug: they may be a PIN (ua_dialog.py's rule).
+        log.debug("[%s] > DTMF (%d keys)", self.call_id, len(digits))
         self._dtmf_queue.extend((digit, duration_ms) for digit in digits)
 
     def add_audio_sink(self, sink: AudioCallback) -> None:

@@ -12,6 +12,7 @@ each process loads the flows itself and interleaves its share.
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
 import time
@@ -20,20 +21,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ivr.acd.agentline import UNAVAILABLE, AgentLine, LineRequest
 from ivr.acd.authority import QueueAuthority
-from ivr.acd.model import AgentSpec, QueueSpec
+from ivr.acd.config import AgentAccount, AgentLineConfig
+from ivr.acd.model import TIERS, AgentSpec, ExitReason, Offer, Outcome, QueueSpec, Ticket
 from ivr.config import Config
 from ivr.core.clock import Clock, TimerHandle, VirtualClock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import CallInfo
 from ivr.engine.runtime import Runtime
 from ivr.flow.model import EnqueueNode, FlowSet
+from ivr.host.agentline import AgentLineActions, LineDone
 from ivr.host.queues import AuthorityQueues
 from ivr.sim.channel import AgentPlan, SimChannel
 from ivr.sim.driver import CallerDriver, SessionLike
 from ivr.sim.script import Script, ScriptError, SimAgent
 from ivr.sim.verdict import Divergence
 
+BUSY_QUEUE = "sim-busy"  # where simulated agents who start on a call (on_call: true) took it
 # Callbacks run at one virtual instant before the run is declared stuck (a zero-delay loop).
 MAX_CALLBACKS_PER_INSTANT = 1_000_000
 
@@ -176,11 +181,65 @@ def simulated_queues(agents: Sequence[SimAgent], flows: FlowSet,
                     if isinstance(node, EnqueueNode)})  # fmt: skip
     specs = [AgentSpec(a.id, a.id, dict(a.skills), a.tier, a.languages, a.wrap_up,
                        a.max_misses) for a in agents]  # fmt: skip
-    authority = QueueAuthority(specs, [QueueSpec(name) for name in names], clock)
+    busy = [a for a in agents if a.on_call]
+    queues = [QueueSpec(name) for name in names] + ([QueueSpec(BUSY_QUEUE)] if busy else [])
+    authority = QueueAuthority(specs, queues, clock)
     for agent in agents:
         authority.registered(agent.id, f"sim:{agent.id}", 86400.0)
-        authority.login(agent.id)
+    _put_on_calls(authority, busy)
+    for agent in agents:
+        if agent.logged_in and not agent.on_call:
+            authority.login(agent.id)
     return AuthorityQueues(authority)
+
+
+class _AnswerAtOnce:
+    """A listener that answers every offer: the other end of a simulated agent's own call."""
+
+    def __init__(self, authority: QueueAuthority) -> None:
+        self.authority = authority
+
+    def offer(self, offer: Offer) -> None:
+        self.authority.result(offer.id, Outcome.ANSWERED)
+
+    def withdraw(self, offer: Offer) -> None:
+        pass
+
+    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        pass
+
+
+def _put_on_calls(authority: QueueAuthority, busy: Sequence[SimAgent]) -> None:
+    """Each of ``busy`` logs in alone and answers a call of its own (that never ends)."""
+    authority.listener = _AnswerAtOnce(authority)
+    for agent in busy:
+        authority.login(agent.id)
+        authority.join(Ticket(f"sim-busy-{agent.id}", BUSY_QUEUE, tier=TIERS[0]))
+    authority.listener = None
+
+
+def simulated_agent_line(runtime: Runtime, agents: Sequence[SimAgent], queues: AuthorityQueues,
+                         clock: Clock, down_after: int | None = None) -> Runtime:  # fmt: skip
+    """The runtime with the phone agent line over the call's own authority: ``acd:`` actions
+    check the simulated agents' PINs (``pin:`` in the script) and change their state (a script
+    without agents has no agent line: its ``acd:`` actions take ``on_error``). After
+    ``down_after`` requests the authority is gone: the rest are ``unavailable``."""
+    if not agents:  # no simulated agents, no agent queue to ask: acd actions take on_error
+        return replace(runtime, queues=queues)
+    line = AgentLine(queues.authority, AgentLineConfig())
+    accounts = {a.id: AgentAccount(a.username or a.id, "", a.pin) for a in agents}
+
+    asked = itertools.count(1)
+
+    def ask(request: LineRequest, done: LineDone) -> Callable[[], None]:
+        if down_after is not None and next(asked) > down_after:
+            done({"error": UNAVAILABLE})  # as RemoteQueues says it when the authority is gone
+        else:
+            done(line.handle(request))
+        return lambda: None
+
+    return replace(runtime, queues=queues,
+                   actions=AgentLineActions(runtime.actions, clock, accounts, ask))  # fmt: skip
 
 
 def agent_plans(agents: Sequence[SimAgent]) -> Callable[[str], AgentPlan | None]:
@@ -212,7 +271,9 @@ class _Call:
             record_seconds=script.record_seconds,
             agents=agent_plans(script.agents),
         )
-        runtime = replace(runtime, queues=simulated_queues(script.agents, flows, self.clock))
+        queues = simulated_queues(script.agents, flows, self.clock)
+        runtime = simulated_agent_line(runtime, script.agents, queues, self.clock,
+                                       script.agent_line_down_after)
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:

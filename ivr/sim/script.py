@@ -6,8 +6,9 @@ the flow language's rules: keys are strings, only ``true``/``false`` are boolean
 :class:`ScriptError` naming the file, line and column.
 
 Besides the keys of docs/TESTING.md a script may set ``transfer_fails`` (``true``, or fnmatch
-patterns of targets whose transfer fails) and ``record_seconds`` (how long the caller speaks into
-a recording, default 5).
+patterns of targets whose transfer fails), ``record_seconds`` (how long the caller speaks into
+a recording, default 5) and ``agent_line_down_after`` (the agent line's queue authority answers
+that many requests, then is gone: later ones are ``unavailable``).
 """
 
 from __future__ import annotations
@@ -329,7 +330,7 @@ def _parse_expect_agent(r: _Reader, node: yaml.Node | None, index: int, line: in
 
 
 _AGENT_KEYS = {"id", "skills", "tier", "languages", "answer_after", "handle", "rejects",
-               "wrap_up", "max_misses"}  # fmt: skip
+               "wrap_up", "max_misses", "username", "pin", "logged_in", "on_call"}  # fmt: skip
 _TIERS = ("general", "accounts", "full")
 
 
@@ -365,7 +366,19 @@ def _parse_agent(r: _Reader, item: yaml.Node) -> SimAgent:
         num("answer_after", 2.0), num("handle", 60.0),
         r.boolean(entries["rejects"][1], "rejects") if "rejects" in entries else False,
         num("wrap_up", 10.0), int(num("max_misses", 3, 1)),
+        r.text(entries["username"][1], "username", numbers=True) if "username" in entries else "",
+        _parse_pin(r, entries["pin"][1]) if "pin" in entries else None,
+        r.boolean(entries["logged_in"][1], "logged_in") if "logged_in" in entries else True,
+        r.boolean(entries["on_call"][1], "on_call") if "on_call" in entries else False,
     )
+
+
+def _parse_pin(r: _Reader, node: yaml.Node) -> str:
+    """A simulated agent's PIN: 4 to 8 digits, in quotes (a leading zero is kept)."""
+    pin = r.text(node, "pin")
+    if not (pin.isdigit() and pin.isascii() and 4 <= len(pin) <= 8):
+        raise r.error(node, "pin must be 4 to 8 digits in quotes")
+    return pin
 
 
 def _parse_texts(r: _Reader, node: yaml.Node, what: str) -> tuple[str, ...]:
@@ -444,6 +457,7 @@ _TOP_KEYS = {
     "transfer_fails",
     "record_seconds",
     "agents",
+    "agent_line_down_after",
 }
 
 
@@ -517,6 +531,8 @@ def parse_script(text: str, path: str = "<script>") -> Script:
         transfer_fails=opt("transfer_fails", lambda n: _parse_transfer_fails(r, n), ()),
         record_seconds=opt("record_seconds", lambda n: r.number(n, "record_seconds"), 5.0),
         agents=opt("agents", lambda n: _parse_agents(r, n), ()),
+        agent_line_down_after=opt("agent_line_down_after",
+                                  lambda n: int(r.number(n, "agent_line_down_after")), None),
         line=_line(entries.get("call")),
         outcome_line=_line(entries.get("outcome")),
         timeout_line=_line(entries.get("timeout")),

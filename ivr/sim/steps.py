@@ -146,6 +146,10 @@ class SimAgent:
     rejects: bool = False
     wrap_up: float = 10.0
     max_misses: int = 3
+    username: str = ""  # the agent number typed on the agent line (default: the id)
+    pin: str | None = field(default=None, repr=False)  # for the agent line (a test PIN)
+    logged_in: bool = True  # False: starts logged out (the agent line logs them in)
+    on_call: bool = False  # starts on a call of their own (the agent line's pending changes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +179,7 @@ class Script:
     transfer_fails: tuple[str, ...] = ()
     record_seconds: float = 5.0
     agents: tuple[SimAgent, ...] = ()
+    agent_line_down_after: int | None = None  # agent line requests answered before it is gone
     line: int = 1  # of `call:`
     outcome_line: int = 0
     timeout_line: int = 0
