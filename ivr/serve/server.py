@@ -29,7 +29,7 @@ from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
 from ivr.sip.affinity import CallAffinity, OwnedIds
 from ivr.sip.call import SipCall
-from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.offer_answer import LocalMedia, MediaPlan
 from ivr.sip.register import Registration, RegistrationStatus
 from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
@@ -194,14 +194,15 @@ class IvrServer:
     # --- calls ----------------------------------------------------------------------------
 
     async def _media_for(self, call: SipCall) -> LocalMedia:
-        stream = await self.media.open_stream(call.call_id)
-        self._streams[call.call_id] = stream
+        # Keyed by our id: a second INVITE reusing a Call-ID must not take the first's stream.
+        stream = await self.media.open_stream(call.ref)
+        self._streams[call.ref] = stream
         call.add_done_callback(self._call_done)
         host, port = stream.local_address
         return LocalMedia(host, port)
 
     def _incoming(self, call: SipCall) -> None:
-        admission = self.host.admit(call.called, call.call_id)
+        admission = self.host.admit(call.called, call.ref)
         if admission is None:
             call.reject(404, "No flow for this number")
             return
@@ -209,17 +210,31 @@ class IvrServer:
         call.accept()
 
     def _begin(self, call: SipCall, admission: Admission) -> None:
-        stream, plan = self._streams.get(call.call_id), call.media
-        if stream is None or plan is None or call.ended:
+        stream, plan = self._streams.get(call.ref), call.media
+        if call.ended:
             return
-        start_media(stream, plan)
-        call.on_media_update = lambda p: stream.start(
-            (p.remote_address, p.remote_port), p.payload_type, p.dtmf_payload_type,
-            send=p.direction in ("sendrecv", "sendonly"),
-            receive=p.direction in ("sendrecv", "recvonly"))
-        channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
-                             speech=self.host.speech, agents=self.agents)
-        self.host.begin(channel, admission, self._clock_for(call, stream.loop))
+        try:
+            if stream is None or plan is None:
+                raise RuntimeError("no media for an established call")
+            start_media(stream, plan, call.source[0])
+            call.on_media_update = lambda p: self._media_update(call, stream, p)
+            channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
+                                 speech=self.host.speech, agents=self.agents)
+            self.host.begin(channel, admission, self._clock_for(call, stream.loop))
+        except Exception:
+            # An answered call must end: never leave it up with no session (and no record).
+            log.exception("call %s: could not start the call: hanging up", call.call_id)
+            call.hangup()
+
+    def _media_update(self, call: SipCall, stream: RtpStream, plan: MediaPlan) -> None:
+        """A re-INVITE changed the media; a stream that cannot follow ends the call."""
+        try:
+            stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                         plan.dtmf_payload_type, send=plan.send, receive=plan.receive,
+                         latch=True, send_unlatched=plan.remote_address == call.source[0])
+        except (OSError, ValueError, RuntimeError):
+            log.exception("call %s: media update failed: hanging up", call.call_id)
+            call.hangup()
 
     def _clock_for(self, call: SipCall, loop: asyncio.AbstractEventLoop) -> LoopClock:
         at = call.invite.headers.get(AT_HEADER) if self.options.test_headers else None
@@ -235,8 +250,8 @@ class IvrServer:
         return WallShiftedClock(loop, when.timestamp())
 
     def _call_done(self, call: SipCall) -> None:
-        self.host.end(call.call_id)
-        stream = self._streams.pop(call.call_id, None)
+        self.host.end(call.ref)
+        stream = self._streams.pop(call.ref, None)
         if stream is not None:
             stream.close()
 

@@ -66,7 +66,9 @@ class SipCall:
     """A call: one that came in, or the dialog of one we placed (``outgoing``).
 
     Attributes:
-        call_id: The Call-ID.
+        call_id: The Call-ID (the peer's string: for SIP and logs, never a file name or key).
+        ref: Our own id of the call (letters and digits), the key of its records and files;
+            the Call-ID for a call we placed (we made that one).
         caller: The calling number or user (From URI user, or the tel: number).
         called: The called number or user (Request-URI user; the To user when the
             Request-URI is our registered Contact).
@@ -98,9 +100,11 @@ class SipCall:
         dialog: Dialog,
         caller: str,
         called: str,
+        ref: str = "",
     ) -> None:
         self._control = control
         self.call_id = dialog.call_id
+        self.ref = ref or dialog.call_id
         self.invite = invite
         self.source = source
         self.dialog = dialog
@@ -155,8 +159,8 @@ class SipCall:
 
     def info(self) -> CallInfo:
         """Who calls whom, for the engine's Channel."""
-        return CallInfo(call_id=self.call_id, caller=self.caller, called=self.called,
-                        transport="sip")  # fmt: skip
+        return CallInfo(call_id=self.ref, caller=self.caller, called=self.called,
+                        transport="sip", sip_call_id=self.call_id)  # fmt: skip
 
     def add_done_callback(self, callback: Callable[[SipCall], None]) -> None:
         """Run ``callback(call)`` once when the call ends, however it ends (release media here).

@@ -150,14 +150,14 @@ class InviteHandler:
             ua.respond(tx, 482, "Loop Detected")
             return
         call = SipCall(self.control, request, source, dialog, caller_of(request),
-                       called_of(request, ua.own_users))  # fmt: skip
+                       called_of(request, ua.own_users), ref=ua.ids.token(20))  # fmt: skip
         call.invite_tx = tx
         ua.add_call(call)
         self._by_invite[tx.key] = call
         self._by_origin[origin] = call
         call.add_done_callback(lambda _call: self._forget(tx.key, origin))
-        log.info("call %s: INVITE from %s to %s via %s:%d", call_id, call.caller, call.called,
-                 *source)  # fmt: skip
+        log.info("call %s: INVITE from %s to %s via %s:%d (record %s)", call_id, call.caller,
+                 call.called, *source, call.ref)  # fmt: skip
         ua.spawn(self._offer(call), call_id)
 
     def _busy(self, call_id: str) -> None:
