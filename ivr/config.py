@@ -18,7 +18,8 @@ The sections and their keys::
     timers: {...}                                       free here; checked when flows are built
     asr: {backend, workers, models_dir}                 speech recognition (AsrConfig)
     sip: {listen, rtp_host, rtp_ports, max_calls, ringing, drain_timeout, test_headers,
-          workers, register: {registrar, username, password, domain, expires}}
+          workers, register: {registrar, username, password, domain, expires},
+          per_source: {max_calls, max_unconfirmed, rate, burst}, refuse_without_store}
     pyvoip: {server, port, username, password, local_ip, local_port, rtp_ports,
              register_timeout, max_calls}
     log: {format}                                       text or json
@@ -39,6 +40,7 @@ from ivr.configread import MISSING, ConfigProblem, Reader, expand_env, syntax_pr
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
 from ivr.flow.yamlload import Positions, load_yaml, pointer
+from ivr.sip.admission import SourceLimits
 from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri, parse_host_port
 
@@ -56,7 +58,8 @@ _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "lan
         "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
         "acd")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
-        "test_headers", "workers", "register")  # fmt: skip
+        "test_headers", "workers", "register", "per_source", "refuse_without_store")  # fmt: skip
+_PER_SOURCE = ("max_calls", "max_unconfirmed", "rate", "burst")
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
 _PYVOIP = ("server", "port", "username", "password", "local_ip", "local_port", "rtp_ports",
            "register_timeout", "max_calls")  # fmt: skip
@@ -137,6 +140,8 @@ class SipConfig:
     test_headers: bool = False
     workers: int = 1
     register: RegisterConfig | None = None
+    per_source: SourceLimits = field(default_factory=SourceLimits)
+    refuse_without_store: bool = True
 
 
 @dataclass(frozen=True)
@@ -364,6 +369,21 @@ def _sip(r: Reader) -> SipConfig:
         test_headers=r.boolean("/sip/test_headers", False),
         workers=r.integer("/sip/workers", SipConfig.workers, minimum=0),
         register=_register(r),
+        per_source=_per_source(r),
+        refuse_without_store=r.boolean("/sip/refuse_without_store", True),
+    )
+
+
+def _per_source(r: Reader) -> SourceLimits:
+    """What one source address may take (ivr/sip/admission.py); 0 turns a limit off."""
+    ptr, default = "/sip/per_source", SourceLimits()
+    if not r.section(ptr, _PER_SOURCE):
+        return default
+    return SourceLimits(
+        max_calls=r.integer(f"{ptr}/max_calls", default.max_calls, minimum=0),
+        max_unconfirmed=r.integer(f"{ptr}/max_unconfirmed", default.max_unconfirmed, minimum=0),
+        rate=r.number(f"{ptr}/rate", default.rate),
+        burst=r.integer(f"{ptr}/burst", default.burst, minimum=1),
     )
 
 

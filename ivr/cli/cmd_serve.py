@@ -48,6 +48,8 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         test_headers=sip.test_headers,
         workers=args.workers if args.workers is not None else sip.workers,
         register=_register(config),
+        per_source=sip.per_source,
+        refuse_without_store=sip.refuse_without_store,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ from ivr.rtp.stream import RtpStream
 from ivr.serve.agents import AgentDialer, start_media
 from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
+from ivr.serve.unstarted import record_unstarted
+from ivr.sip.admission import SourceLimits
 from ivr.sip.affinity import CallAffinity, OwnedIds
 from ivr.sip.call import SipCall
 from ivr.sip.offer_answer import LocalMedia, MediaPlan
@@ -75,6 +78,11 @@ class ServeOptions:
     seed: int | None = None
     workers: int = 1  # processes sharing the SIP port (ivr/serve/workers.py); 0: one per core
     register: RegisterOptions | None = None
+    # What one source address may take (ivr.yaml sip.per_source; per engine process).
+    per_source: SourceLimits = field(default_factory=SourceLimits)
+    # While the call store refuses writes, refuse new calls (503) rather than lose their
+    # records (ivr.yaml sip.refuse_without_store).
+    refuse_without_store: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -111,6 +119,8 @@ class IvrServer:
             share=shared.workers if shared is not None else 1,
             acd_worker=shared.index if shared is not None else None))
         self._streams: dict[str, RtpStream] = {}
+        # Answered calls whose session has not begun: ref -> (flow, monotonic answer time).
+        self._unstarted: dict[str, tuple[str, float]] = {}
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -133,6 +143,7 @@ class IvrServer:
             timers=opts.sip_timers,
             registrar=self.registrar,
             ids=None if shared is None else OwnedIds(shared.index, shared.workers),
+            per_source=opts.per_source,
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if acd is not None and acd.config.callback is not None and \
@@ -202,11 +213,17 @@ class IvrServer:
         return LocalMedia(host, port)
 
     def _incoming(self, call: SipCall) -> None:
+        if self.options.refuse_without_store and self.host.store.failing:
+            log.error("call %s: 503: the call store refuses writes (%d records lost)",
+                      call.call_id, self.host.store.failed_writes)  # fmt: skip
+            call.reject(503, "Call Records Unavailable")
+            return
         admission = self.host.admit(call.called, call.ref)
         if admission is None:
             call.reject(404, "No flow for this number")
             return
         call.on_established = lambda: self._begin(call, admission)
+        self._unstarted[call.ref] = (admission.flow_id, time.monotonic())
         call.accept()
 
     def _begin(self, call: SipCall, admission: Admission) -> None:
@@ -221,6 +238,7 @@ class IvrServer:
             channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
                                  speech=self.host.speech, agents=self.agents)
             self.host.begin(channel, admission, self._clock_for(call, stream.loop))
+            self._unstarted.pop(call.ref, None)  # the session records it from now on
         except Exception:
             # An answered call must end: never leave it up with no session (and no record).
             log.exception("call %s: could not start the call: hanging up", call.call_id)
@@ -250,6 +268,9 @@ class IvrServer:
         return WallShiftedClock(loop, when.timestamp())
 
     def _call_done(self, call: SipCall) -> None:
+        unstarted = self._unstarted.pop(call.ref, None)
+        if unstarted is not None:
+            record_unstarted(self.host.store.sink, call, *unstarted)
         self.host.end(call.ref)
         stream = self._streams.pop(call.ref, None)
         if stream is not None:

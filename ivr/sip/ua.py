@@ -45,6 +45,7 @@ import logging
 from collections.abc import Callable
 
 from ivr.core.clock import Clock
+from ivr.sip.admission import SourceLimits
 from ivr.sip.call import CallState, SipCall
 from ivr.sip.dialog import dialog_id_of
 from ivr.sip.ids import IdGenerator
@@ -66,7 +67,7 @@ from ivr.sip.ua_base import (
     UaBase,
 )
 from ivr.sip.ua_dialog import NOT_ALLOWED, DialogHandler
-from ivr.sip.ua_invite import InviteHandler
+from ivr.sip.ua_invite import InviteHandler, from_peer
 from ivr.sip.validate import ALLOW
 
 log = logging.getLogger("ivr.sip")
@@ -98,6 +99,8 @@ class UserAgent(UaBase):
         resolver: ``async (host, port) -> (ip, port)`` for next hops given by name.
         registrar: Answers REGISTER (agents' phones); without one REGISTER gets 405. Its
             owner closes it.
+        per_source: What one source address may take (:mod:`ivr.sip.admission`; default: no
+            limit per source); beyond it INVITEs get 503. ``ivr serve`` sets ivr.yaml's.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class UserAgent(UaBase):
         transfer: TransferOptions | None = None,
         resolver: Resolver | None = None,
         registrar: Registrar | None = None,
+        per_source: SourceLimits | None = None,
     ) -> None:
         super().__init__(host, port, ids=ids, timers=timers or Timers(), clock=clock, user=user,
                          product=product, resolver=resolver,
@@ -131,6 +135,7 @@ class UserAgent(UaBase):
             self, self, local_media_factory=local_media_factory, on_incoming=on_incoming,
             max_calls=max_calls, retry_after=retry_after, ringing=codes,
             on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
+            per_source=per_source,
         )  # fmt: skip
         self.dialer = Dialer(self, self)
         self.registrations: list[Registration] = []
@@ -274,11 +279,11 @@ class UserAgent(UaBase):
         tx = self.transactions.match_request(request)
         if tx is not None:
             if tx.receive(request) and request.method == "ACK":
-                self.invites.on_ack(request)
+                self.invites.on_ack(request, source)
             return
         method = request.method
         if method == "ACK":
-            self.invites.on_ack(request)
+            self.invites.on_ack(request, source)
         elif method == "CANCEL":
             self.invites.on_cancel(request, source)
         elif request.to_addr().tag is not None:
@@ -290,6 +295,14 @@ class UserAgent(UaBase):
 
     def _in_dialog(self, request: Request, source: Address) -> None:
         call = self.calls.get(dialog_id_of(request))
+        if call is not None and not from_peer(call, source):
+            # Knowing a dialog's Call-ID and tags is not being its peer: a BYE or re-INVITE
+            # from elsewhere (a spoofer, a sniffer) must not end or move the call.
+            log.warning("call %s: %s from %s, not the dialog's peer: 403", call.call_id,
+                        request.method, source[0])  # fmt: skip
+            if request.method != "ACK":
+                self.respond(self.transactions.create_server(request, source), 403)
+            return
         if call is not None:
             self.dialogs.on_request(call, request, source)
             return

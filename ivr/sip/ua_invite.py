@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from ivr.core.clock import TimerHandle
+from ivr.sip.admission import NO_SOURCE_LIMITS, SourceAdmission, SourceLimits
 from ivr.sip.call import CallControl, CallState, SipCall
 from ivr.sip.dialog import Dialog, dialog_id_of
 from ivr.sip.errors import SipParseError
@@ -95,6 +96,13 @@ def _user(uri: SipUri | AbsoluteUri) -> str:
     return uri.opaque.partition(";")[0]  # tel:+8610...;phone-context=... -> the number
 
 
+def from_peer(call: SipCall, source: Address) -> bool:
+    """True when ``source`` may act in ``call``'s dialog: for a call that came in, only the
+    address its INVITE came from (the caller, or the proxy that record-routes it); a call we
+    placed takes requests from wherever its callee's answers come."""
+    return call.outgoing or source[0] == call.source[0]
+
+
 def warning(host: str, code: int, text: str) -> tuple[str, str]:
     """A Warning header (RFC 3261 §20.43) with a quoted text we made safe to quote."""
     safe = text.replace("\\", "/").replace('"', "'")[:120]
@@ -115,6 +123,7 @@ class InviteHandler:
         retry_after: int,
         ringing: tuple[int, ...],
         on_no_ack: Callable[[SipCall], None],
+        per_source: SourceLimits | None = None,
     ) -> None:
         self.ua = ua
         self.control = control
@@ -126,6 +135,7 @@ class InviteHandler:
         self.on_no_ack = on_no_ack
         self.draining = False
         self.refused = 0  # INVITEs answered 503
+        self.sources = SourceAdmission(per_source or NO_SOURCE_LIMITS, ua.clock.now)
         self._last_busy_warning = float("-inf")
         self._by_invite: dict[tuple[str, ...], SipCall] = {}  # INVITE tx key -> call
         self._by_origin: dict[tuple[str, str], SipCall] = {}  # (Call-ID, From tag) -> call
@@ -142,6 +152,11 @@ class InviteHandler:
             self._busy(call_id)
             ua.respond(tx, 503, headers=[("Retry-After", str(self.retry_after))])
             return
+        too_much = self.sources.refuse(source[0])
+        if too_much is not None:
+            self._busy(call_id, too_much)
+            ua.respond(tx, 503, headers=[("Retry-After", str(self.retry_after))])
+            return
         dialog = Dialog.as_uas(request, ua.ids.tag(), ua.contact)
         origin = (dialog.call_id, dialog.remote_tag)
         if origin in self._by_origin:
@@ -152,6 +167,8 @@ class InviteHandler:
         call = SipCall(self.control, request, source, dialog, caller_of(request),
                        called_of(request, ua.own_users), ref=ua.ids.token(20))  # fmt: skip
         call.invite_tx = tx
+        self.sources.opened(call.ref, source[0])
+        call.add_done_callback(lambda done: self.sources.closed(done.ref))
         ua.add_call(call)
         self._by_invite[tx.key] = call
         self._by_origin[origin] = call
@@ -160,10 +177,11 @@ class InviteHandler:
                  call.called, *source, call.ref)  # fmt: skip
         ua.spawn(self._offer(call), call_id)
 
-    def _busy(self, call_id: str) -> None:
+    def _busy(self, call_id: str, why: str | None = None) -> None:
         """Count a 503; warn at most once a second so an overload does not flood the log."""
         self.refused += 1
-        why = "draining" if self.draining else f"{self.ua.incoming_calls} calls active"
+        if why is None:
+            why = "draining" if self.draining else f"{self.ua.incoming_calls} calls active"
         log.debug("call %s: 503, %s", call_id, why)
         now = self.ua.clock.now()
         if now - self._last_busy_warning >= 1.0:
@@ -268,24 +286,28 @@ class InviteHandler:
         ua = self.ua
         cancel_tx = ua.transactions.create_server(request, source)
         invite_tx = ua.transactions.find_invite(request)
-        if invite_tx is None:
-            ua.respond(cancel_tx, 481)
+        call = self._by_invite.get(invite_tx.key) if invite_tx is not None else None
+        if invite_tx is None or (call is not None and not from_peer(call, source)):
+            ua.respond(cancel_tx, 481)  # none, or not the caller's: only the caller may cancel
             return
         ua.respond(cancel_tx, 200)
         if invite_tx.final_sent:
             return  # too late: the 2xx/ACK/BYE path ends the call (§9.2)
-        call = self._by_invite.get(invite_tx.key)
         tag = call.dialog.local_tag if call is not None else None
         ua.respond(invite_tx, 487, to_tag=tag)
         if call is not None:
             ua.end_call(call, "cancelled", remote=True)
 
-    def on_ack(self, request: Request) -> None:
+    def on_ack(self, request: Request, source: Address) -> None:
         """An ACK that no server transaction took: the ACK for one of our 2xx responses."""
         try:
             call = self.ua.calls.get(dialog_id_of(request))
             cseq = request.cseq().number
         except SipParseError:
+            return
+        if call is not None and not from_peer(call, source):
+            log.warning("call %s: ACK from %s, not the dialog's peer: ignored", call.call_id,
+                        source[0])  # fmt: skip
             return
         pending = call.pending if call is not None else None
         if call is None or pending is None or pending.cseq != cseq:
@@ -296,6 +318,7 @@ class InviteHandler:
         if call.offer_sent is not None and not self._answer_in_ack(call, request, pending.reinvite):
             return
         if call.state == CallState.ANSWERED:
+            self.sources.confirmed(call.ref)
             call.mark_established()
             log.info("call %s: established", call.call_id)
         if call.hangup_requested:
