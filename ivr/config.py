@@ -19,7 +19,8 @@ The sections and their keys::
     asr: {backend, workers, models_dir}                 speech recognition (AsrConfig)
     sip: {listen, rtp_host, rtp_ports, max_calls, ringing, drain_timeout, test_headers,
           workers, register: {registrar, username, password, domain, expires},
-          per_source: {max_calls, max_unconfirmed, rate, burst}, refuse_without_store}
+          per_source: {max_calls, max_unconfirmed, rate, burst}, refuse_without_store,
+          media_timeout}
     pyvoip: {server, port, username, password, local_ip, local_port, rtp_ports,
              register_timeout, max_calls}
     log: {format}                                       text or json
@@ -58,7 +59,8 @@ _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "lan
         "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
         "acd")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
-        "test_headers", "workers", "register", "per_source", "refuse_without_store")  # fmt: skip
+        "test_headers", "workers", "register", "per_source", "refuse_without_store",
+        "media_timeout")  # fmt: skip
 _PER_SOURCE = ("max_calls", "max_unconfirmed", "rate", "burst")
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
 _PYVOIP = ("server", "port", "username", "password", "local_ip", "local_port", "rtp_ports",
@@ -142,6 +144,7 @@ class SipConfig:
     register: RegisterConfig | None = None
     per_source: SourceLimits = field(default_factory=SourceLimits)
     refuse_without_store: bool = True
+    media_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +374,7 @@ def _sip(r: Reader) -> SipConfig:
         register=_register(r),
         per_source=_per_source(r),
         refuse_without_store=r.boolean("/sip/refuse_without_store", True),
+        media_timeout=r.number("/sip/media_timeout", SipConfig.media_timeout, minimum=1.0),
     )
 
 

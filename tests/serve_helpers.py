@@ -150,11 +150,12 @@ class ServerThread:
 
 
 _BY_SIP_CALL_ID = ("SELECT call_id FROM events WHERE kind = 'call_start' "
-                   "AND json_extract(data, '$.sip_call_id') = ?")
+                   "AND json_extract(data, '$.sip_call_id') = ? ORDER BY rowid DESC")
 
 
 def record_ids(db: Path, sip_call_id: str) -> list[str]:
-    """Our ids of the calls whose INVITE carried ``sip_call_id`` (the server's record keys)."""
+    """Our ids of the calls whose INVITE carried ``sip_call_id`` (the server's record keys),
+    the latest first."""
     if not db.exists():
         return []
     with sqlite3.connect(db) as conn:
@@ -162,8 +163,8 @@ def record_ids(db: Path, sip_call_id: str) -> list[str]:
 
 
 def record_id(db: Path, call_id: str) -> str:
-    """The record key of the call with SIP Call-ID ``call_id`` (``call_id`` itself until its
-    call_start is written, or for records keyed by it: the simulator's)."""
+    """The record key of the latest call with SIP Call-ID ``call_id`` (``call_id`` itself until
+    its call_start is written, or for records keyed by it: the simulator's)."""
     found = record_ids(db, call_id)
     return found[0] if found else call_id
 

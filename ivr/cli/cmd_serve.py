@@ -50,6 +50,7 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         register=_register(config),
         per_source=sip.per_source,
         refuse_without_store=sip.refuse_without_store,
+        media_timeout=sip.media_timeout,
     )
 
 

@@ -24,7 +24,7 @@ from ivr.host.host import Admission, EngineHost, HostOptions
 from ivr.host.queues import AuthorityQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
-from ivr.rtp.stream import RtpStream
+from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.agents import AgentDialer, start_media
 from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
@@ -71,6 +71,7 @@ class ServeOptions:
     build_prompts: bool = True
     watch_interval: float = 1.0
     drain_timeout: float = 30.0
+    media_timeout: float = 30.0  # seconds without RTP from the caller before we hang up
     # Trust the X-Ivr-At header of callers (a QA server running live call scripts: the call's
     # wall clock, for business hours, starts at the script's `at:`). Never on a public line.
     test_headers: bool = False
@@ -129,7 +130,8 @@ class IvrServer:
         await self.host.start()
         loop = asyncio.get_running_loop()
         opts, shared = self.options, self.shared
-        self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed)
+        self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed,
+                                 config=StreamConfig(inactivity_timeout=opts.media_timeout))
         acd = self.host.acd
         self.registrar = None if acd is None else Registrar(
             acd.config.realm, acd.credentials, LoopClock(loop), on_change=acd.binding_changed)
