@@ -162,6 +162,15 @@ def record_ids(db: Path, sip_call_id: str) -> list[str]:
         return [row[0] for row in conn.execute(_BY_SIP_CALL_ID, (sip_call_id,))]
 
 
+def sip_call_ids(db: Path) -> set[str]:
+    """The SIP Call-IDs of every recorded call (the records themselves are keyed by our ids)."""
+    if not db.exists():
+        return set()
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute(
+            "SELECT json_extract(data, '$.sip_call_id') FROM events WHERE kind = 'call_start'")}
+
+
 def record_id(db: Path, call_id: str) -> str:
     """The record key of the latest call with SIP Call-ID ``call_id`` (``call_id`` itself until
     its call_start is written, or for records keyed by it: the simulator's)."""
