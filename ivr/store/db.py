@@ -488,6 +488,7 @@ class CallStore:
             return
         try:
             self._write(statement, rows)
+            self._failed_at = None
         except Exception:
             for row in rows:
                 try:
