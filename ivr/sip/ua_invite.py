@@ -1,13 +1,15 @@
 """Incoming calls: the initial INVITE, CANCEL, the 2xx and its ACK (RFC 3261 §13.3, §9.2).
 
-An INVITE beyond ``max_calls`` incoming calls (or while draining) gets 503 with Retry-After
-and changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. Otherwise
-the media layer reserves local media, the SDP offer is answered (488 with a Warning when
-nothing fits), the configured provisional responses go out (180, or 183 with the SDP answer
-for early media) and the application decides through ``on_incoming``.
-The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK in 64*T1 the call
-is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the answer is taken
-from the ACK.
+An INVITE beyond ``max_calls`` incoming calls (or while draining), or beyond what its source
+address may take (``per_source``, :mod:`ivr.sip.admission`), gets 503 with Retry-After and
+changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. ACK, CANCEL and
+in-dialog requests are taken only from the address the INVITE came from (:func:`from_peer`).
+Otherwise the media layer reserves local media, the SDP offer is answered (488 with a Warning
+when nothing fits or its address is unusable), the configured provisional responses go out
+(180, or 183 with the SDP answer for early media) and the application decides through
+``on_incoming``. The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK
+in 64*T1 the call is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the
+answer is taken from the ACK.
 """
 
 from __future__ import annotations
