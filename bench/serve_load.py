@@ -128,8 +128,9 @@ def write_config(run_dir: Path, rtp: tuple[int, int], pyvoip_server: str | None,
         "transfer_allow": ["sip:*@agents.bank.example", "+86955*"],
         "numbers": {"95588": "bank-main", "1001": "bank-main", "default": "bank-main"},
         "vars": {"bank_api": "http://127.0.0.1:9"},
+        # Every call comes from one SIPp socket, as from a PBX trunk: no per-source limits.
         "sip": {"test_headers": True, "rtp_ports": f"{rtp[0]}-{rtp[1]}", "max_calls": 5000,
-                "drain_timeout": 5},
+                "drain_timeout": 5, "per_source": {"max_unconfirmed": 0, "rate": 0}},
         "asr": {"backend": asr},
     }  # fmt: skip
     if pyvoip_server:

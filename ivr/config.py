@@ -18,7 +18,9 @@ The sections and their keys::
     timers: {...}                                       free here; checked when flows are built
     asr: {backend, workers, models_dir}                 speech recognition (AsrConfig)
     sip: {listen, rtp_host, rtp_ports, max_calls, ringing, drain_timeout, test_headers,
-          workers, register: {registrar, username, password, domain, expires}}
+          workers, register: {registrar, username, password, domain, expires},
+          per_source: {max_calls, max_unconfirmed, rate, burst}, refuse_without_store,
+          media_timeout}
     pyvoip: {server, port, username, password, local_ip, local_port, rtp_ports,
              register_timeout, max_calls}
     log: {format}                                       text or json
@@ -42,6 +44,7 @@ from ivr.core.priority import PRIORITIES
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
 from ivr.flow.yamlload import Positions, load_yaml, pointer
+from ivr.sip.admission import SourceLimits
 from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri, parse_host_port
 
@@ -59,7 +62,9 @@ _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "lan
         "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
         "acd", "console")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
-        "test_headers", "workers", "register", "priority")  # fmt: skip
+        "test_headers", "workers", "register", "priority", "per_source", "refuse_without_store",
+        "media_timeout")  # fmt: skip
+_PER_SOURCE = ("max_calls", "max_unconfirmed", "rate", "burst")
 _REGISTER = ("registrar", "username", "password", "domain", "expires")
 _PYVOIP = ("server", "port", "username", "password", "local_ip", "local_port", "rtp_ports",
            "register_timeout", "max_calls")  # fmt: skip
@@ -141,6 +146,9 @@ class SipConfig:
     workers: int = 1
     register: RegisterConfig | None = None
     priority: str = "high"  # of each engine process: normal | high | realtime (core/priority.py)
+    per_source: SourceLimits = field(default_factory=SourceLimits)
+    refuse_without_store: bool = True
+    media_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +379,22 @@ def _sip(r: Reader) -> SipConfig:
         workers=r.integer("/sip/workers", SipConfig.workers, minimum=0),
         register=_register(r),
         priority=r.choice("/sip/priority", SipConfig.priority, PRIORITIES),
+        per_source=_per_source(r),
+        refuse_without_store=r.boolean("/sip/refuse_without_store", True),
+        media_timeout=r.number("/sip/media_timeout", SipConfig.media_timeout, minimum=1.0),
+    )
+
+
+def _per_source(r: Reader) -> SourceLimits:
+    """What one source address may take (ivr/sip/admission.py); 0 turns a limit off."""
+    ptr, default = "/sip/per_source", SourceLimits()
+    if not r.section(ptr, _PER_SOURCE):
+        return default
+    return SourceLimits(
+        max_calls=r.integer(f"{ptr}/max_calls", default.max_calls, minimum=0),
+        max_unconfirmed=r.integer(f"{ptr}/max_unconfirmed", default.max_unconfirmed, minimum=0),
+        rate=r.number(f"{ptr}/rate", default.rate),
+        burst=r.integer(f"{ptr}/burst", default.burst, minimum=1),
     )
 
 

@@ -149,13 +149,44 @@ class ServerThread:
 # --- call records --------------------------------------------------------------------------------
 
 
-def events(db: Path, call_id: str) -> list[tuple[str, str | None, dict[str, Any]]]:
-    """(kind, node, data) of every recorded event of ``call_id``, in order."""
+_BY_SIP_CALL_ID = ("SELECT call_id FROM events WHERE kind = 'call_start' "
+                   "AND json_extract(data, '$.sip_call_id') = ? ORDER BY rowid DESC")
+
+
+def record_ids(db: Path, sip_call_id: str) -> list[str]:
+    """Our ids of the calls whose INVITE carried ``sip_call_id`` (the server's record keys),
+    the latest first."""
     if not db.exists():
         return []
     with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute(_BY_SIP_CALL_ID, (sip_call_id,))]
+
+
+def sip_call_ids(db: Path) -> set[str]:
+    """The SIP Call-IDs of every recorded call (the records themselves are keyed by our ids)."""
+    if not db.exists():
+        return set()
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute(
+            "SELECT json_extract(data, '$.sip_call_id') FROM events WHERE kind = 'call_start'")}
+
+
+def record_id(db: Path, call_id: str) -> str:
+    """The record key of the latest call with SIP Call-ID ``call_id`` (``call_id`` itself until
+    its call_start is written, or for records keyed by it: the simulator's)."""
+    found = record_ids(db, call_id)
+    return found[0] if found else call_id
+
+
+def events(db: Path, call_id: str) -> list[tuple[str, str | None, dict[str, Any]]]:
+    """(kind, node, data) of every recorded event of the call with Call-ID (or our id)
+    ``call_id``, in order."""
+    if not db.exists():
+        return []
+    key = record_id(db, call_id)
+    with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT kind, node, data FROM events WHERE call_id = ? ORDER BY seq",
-                            (call_id,)).fetchall()  # fmt: skip
+                            (key,)).fetchall()  # fmt: skip
     return [(kind, node, json.loads(data or "{}")) for kind, node, data in rows]
 
 
@@ -199,7 +230,8 @@ async def async_wait_for(check: Callable[[], T], timeout: float, interval: float
 
 def ended_call(db: Path, call_id: str) -> dict[str, Any] | None:
     """The call's summary row once its outcome is written."""
-    row = next((c for c in calls(db) if c["call_id"] == call_id), None)
+    key = record_id(db, call_id)
+    row = next((c for c in calls(db) if c["call_id"] == key), None)
     return row if row is not None and row["outcome"] is not None else None
 
 

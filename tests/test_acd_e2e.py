@@ -26,7 +26,15 @@ import numpy as np
 import pytest
 import yaml
 from media_helpers import dominant_frequency
-from serve_helpers import Baresip, ServerThread, calls, events, free_port, wait_for
+from serve_helpers import (
+    Baresip,
+    ServerThread,
+    calls,
+    events,
+    free_port,
+    record_id,
+    wait_for,
+)
 from sip_phone import run
 
 from ivr.acd import wire
@@ -186,7 +194,8 @@ def test_a_caller_is_bridged_to_an_agent_and_audio_flows_both_ways(centre: Centr
     call_id = run(scenario(), 90)
     gina = centre.agents["gina"]
     assert wait_for(lambda: gina.received_tone(), 10) == pytest.approx(1000, abs=15)
-    record = next(c for c in calls(centre.server.db) if c["call_id"] == call_id)
+    key = record_id(centre.server.db, call_id)
+    record = next(c for c in calls(centre.server.db) if c["call_id"] == key)
     assert (record["agent"], record["outcome"], record["queue"]) == ("gina", "agent", "line")
     assert record["answered_at"] is not None and record["talk_time"] > 0
     assert wait_for(lambda: centre.state("gina") == AgentState.AVAILABLE, 10)
@@ -263,8 +272,9 @@ def test_a_corporate_caller_overtakes_retail_callers_and_a_caller_who_gives_up_i
 
     first, _second, corporate = run(scenario(), 120)
     records = {c["call_id"]: c for c in calls(centre.server.db)}
-    assert records[corporate]["agent"] == "gina" and records[corporate]["outcome"] == "agent"
-    gave_up = records[first]
+    corporate_record = records[record_id(centre.server.db, corporate)]
+    assert corporate_record["agent"] == "gina" and corporate_record["outcome"] == "agent"
+    gave_up = records[record_id(centre.server.db, first)]
     assert (gave_up["outcome"], gave_up["abandoned_in_queue"]) == ("abandoned_in_queue", 1)
     got = events(centre.server.db, first)
     joined = next(d for kind, _, d in got if kind == "queue")
@@ -297,7 +307,7 @@ def test_a_callback_keeps_the_place_and_connects_agent_and_caller(centre: Centre
             await phone.close()
 
     try:
-        call_id = run(scenario(), 60)
+        call_id = record_id(centre.server.db, run(scenario(), 60))
         record = next(c for c in calls(centre.server.db) if c["call_id"] == call_id)
         assert record["outcome"] == "callback_requested"
         assert centre.server.read(lambda s: call_id in s.host.acd.authority.waiting)  # type: ignore[union-attr]
@@ -390,7 +400,8 @@ def test_with_two_workers_callers_and_agents_on_different_processes_meet(
                 crossed = call_id
                 break
         assert crossed is not None, "no call landed on the other worker in 10 tries"
-        record = next(c for c in calls(tmp_path / "calls.db") if c["call_id"] == crossed)
+        key = record_id(tmp_path / "calls.db", crossed)
+        record = next(c for c in calls(tmp_path / "calls.db") if c["call_id"] == key)
         assert (record["agent"], record["outcome"]) == ("gina", "agent")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

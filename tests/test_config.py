@@ -14,6 +14,7 @@ import pytest
 from ivr.cli import cmd_serve, cmd_serve_pyvoip
 from ivr.cli.main import main
 from ivr.config import ConfigError, RegisterConfig, load_config
+from ivr.sip.admission import SourceLimits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -302,3 +303,21 @@ def test_serve_pyvoip_options_come_from_pyvoip_and_flags_win(
         cmd_serve_pyvoip.options_from(
             argparse.Namespace(server=None, username=None, local_port=None, no_build=True),
             load_config(tmp_path / "empty.yaml"))
+
+
+def test_hardening_settings_reach_the_server_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "ivr.yaml").write_text(
+        "sip:\n  media_timeout: 12\n  refuse_without_store: false\n"
+        "  per_source: {max_calls: 4, max_unconfirmed: 2, rate: 1.5, burst: 3}\n")
+    options = cmd_serve.options_from(serve_args(), load_config(tmp_path / "ivr.yaml"))
+    assert (options.media_timeout, options.refuse_without_store) == (12.0, False)
+    assert options.per_source == SourceLimits(max_calls=4, max_unconfirmed=2, rate=1.5, burst=3)
+    default = cmd_serve.options_from(serve_args(), load_config(tmp_path / "none.yaml"))
+    assert default.per_source == SourceLimits() and default.refuse_without_store
+    (tmp_path / "bad.yaml").write_text(
+        "sip:\n  media_timeout: 0\n  per_source: {rate: -1, burst: 0, flood: 9}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "bad.yaml")
+    text = str(caught.value)
+    for key in ("media_timeout", "rate", "burst", "flood"):
+        assert key in text

@@ -181,3 +181,21 @@ def test_answers_we_cannot_use() -> None:
     )
     with pytest.raises(NegotiationError, match="no codec"):
         accept_answer(offer, wrong_codec)
+
+
+@pytest.mark.parametrize(("connection", "port", "why"), [
+    ("IN IP4 media.example.com", 4000, "numeric"),
+    ("IN IP4 224.0.0.7", 4000, "multicast"),
+    ("IN IP4 255.255.255.255", 4000, "broadcast"),
+    ("IN IP6 2001:db8::1", 4000, "IPv6"),
+    ("IN IP4 127.0.0.5", 53, "system port"),
+])  # fmt: skip
+def test_an_offer_or_answer_naming_an_unusable_destination_is_not_acceptable(
+    connection: str, port: int, why: str
+) -> None:
+    text = (f"v=0\r\no=- 1 1 IN IP4 127.0.0.5\r\ns=-\r\nc={connection}\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0\r\n")  # fmt: skip
+    with pytest.raises(NegotiationError, match=why):
+        answer_offer(SessionDescription.parse(text), LOCAL)
+    with pytest.raises(NegotiationError, match=why):
+        accept_answer(make_offer(LOCAL), SessionDescription.parse(text))

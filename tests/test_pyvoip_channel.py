@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 from kamailio_peer import Kamailio
 from numpy.typing import NDArray
+from serve_helpers import record_id
 from sip_phone import Leg, Phone, sdp_offer
 
 from ivr.config import load_config
@@ -313,9 +314,10 @@ class Records:
     def events(self, call_id: str) -> list[tuple[str, str | None, dict[str, Any]]]:
         if not self.path.exists():
             return []
+        key = record_id(self.path, call_id)  # ivr serve keys by its own id; pyVoIP's by Call-ID
         with sqlite3.connect(self.path) as conn:
             rows = conn.execute("SELECT kind, node, data FROM events WHERE call_id = ? "
-                                "ORDER BY seq", (call_id,)).fetchall()  # fmt: skip
+                                "ORDER BY seq", (key,)).fetchall()  # fmt: skip
         return [(kind, node, json.loads(data or "{}")) for kind, node, data in rows]
 
     def call(self, call_id: str) -> dict[str, Any] | None:
@@ -323,7 +325,8 @@ class Records:
             return None
         with sqlite3.connect(self.path) as conn:
             conn.row_factory = sqlite3.Row
-            row = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+            row = conn.execute("SELECT * FROM calls WHERE call_id = ?",
+                               (record_id(self.path, call_id),)).fetchone()  # fmt: skip
         return dict(row) if row else None
 
     def entered(self, call_id: str, node: str) -> bool:

@@ -154,7 +154,7 @@ def test_a_caller_who_hangs_up_while_waiting_in_the_queue_is_in_the_record(
                           [store.sink])  # fmt: skip
         session.start()
         assert not session.finished and not channel.ended  # waiting in the queue
-        assert authority.position(call.call_id) == 1
+        assert authority.position(call.ref) == 1
         await asyncio.sleep(0.3)
         phone.send(leg.request("BYE"), answered.ua.address)  # the caller gives up
         await phone.response(200, "BYE")

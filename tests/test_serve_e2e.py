@@ -251,7 +251,9 @@ def test_a_transfer_node_refers_baresip_which_calls_the_target(
     assert transfer and transfer[0]["target"] == f"sip:7001@127.0.0.1:{port}"
     assert transfer[0]["ok"] is True and done["outcome"] == "transferred"
     # baresip's own account of the REFER it took
-    assert f"transferring call {first['call_id']} to '<sip:7001@127.0.0.1:{port}>'" in log
+    sip_call_id = next(d["sip_call_id"] for k, _, d in events(server.db, first["call_id"])
+                       if k == "call_start")  # fmt: skip
+    assert f"transferring call {sip_call_id} to '<sip:7001@127.0.0.1:{port}>'" in log
     assert second["called"] == "7001"
 
 

@@ -28,15 +28,19 @@ def test_response_goes_to_the_source_address_at_the_via_port() -> None:
 def test_rport_sends_the_response_back_to_the_source_port() -> None:
     asked = Via.parse("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;rport")
     assert response_address(asked, SOURCE) == ("127.0.0.7", 40123)
-    filled = Via.parse("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;received=127.0.0.8;rport=999")
-    assert response_address(filled, SOURCE) == ("127.0.0.8", 999)
+    filled = Via.parse("SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKa;received=127.0.0.7;rport=999")
+    assert response_address(filled, SOURCE) == ("127.0.0.7", 999)
 
 
-def test_maddr_is_used_only_when_it_is_an_address() -> None:
+def test_maddr_and_a_received_the_sender_wrote_never_aim_responses_elsewhere() -> None:
+    """Reflection: a Via maddr (or a received the sender put in itself) naming a third party
+    must not receive our responses: they go back to where the request came from."""
     via = Via.parse("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa;maddr=127.0.0.9")
-    assert response_address(via, SOURCE) == ("127.0.0.9", 5062)
+    assert response_address(via, SOURCE) == ("127.0.0.7", 5062)
     named = Via.parse("SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKa;maddr=mcast.example")
-    assert response_address(named, SOURCE) == ("127.0.0.7", 5062)  # never resolved here
+    assert response_address(named, SOURCE) == ("127.0.0.7", 5062)
+    forged = Via.parse("SIP/2.0/UDP 127.0.0.7:5062;branch=z9hG4bKa;received=127.0.0.9")
+    assert response_address(forged, SOURCE) == ("127.0.0.7", 5062)
 
 
 def test_stamp_via_adds_received_and_rport_to_the_top_value_only() -> None:

@@ -22,6 +22,7 @@ from ivr.store.db import (
     SCHEMA_VERSION,
     CallStore,
     StoreError,
+    close_interrupted,
     connect,
 )
 from ivr.store.refused import RefusedCall
@@ -462,3 +463,42 @@ def test_a_bad_agent_state_is_lost_alone_and_reported(tmp_path: Path) -> None:
     store.close()
     assert rows(db, "SELECT state, at FROM agent_states ORDER BY rowid") == [
         ("available", WALL), ("available", WALL + 5)]
+
+
+def test_calls_a_crash_left_open_are_closed_as_interrupted(tmp_path: Path) -> None:
+    db = tmp_path / "calls.db"
+    with CallStore(db, threaded=False) as store:
+        store.write_many(CallEvents("open").enter("main_menu").press("1", "balance").events)
+        store.write_many(CallEvents("done").enter("main_menu").emit(
+            "call_end", outcome="self_service", duration=3.0, last_node="main_menu",
+            flow="bank-main", language="en").events)  # fmt: skip
+    assert close_interrupted(db) == 1
+    assert close_interrupted(db) == 0  # once
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT call_id, outcome FROM calls").fetchall())
+        open_row = conn.execute("SELECT last_node, duration, ended_at FROM calls "
+                                "WHERE call_id = 'open'").fetchone()  # fmt: skip
+    assert rows == {"open": "interrupted", "done": "self_service"}
+    assert open_row[0] == "main_menu" and open_row[1] == 3.0 and open_row[2] == WALL + 3.0
+
+
+def test_a_write_the_database_refuses_is_counted_logged_and_makes_the_store_failing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "calls.db"
+    store = CallStore(db, threaded=False)
+    assert not store.failing
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TRIGGER full BEFORE INSERT ON events "
+                     "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")  # fmt: skip
+    store.write_many(CallEvents("lost").events)
+    assert store.failing and store.failed_writes == 1
+    assert any("could not be written" in r.getMessage() and r.levelname == "ERROR"
+               for r in caplog.records)  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TRIGGER full")
+    store.write_many(CallEvents("kept").events)
+    assert not store.failing  # a write that succeeds clears it
+    with pytest.raises(StoreError):
+        store.flush()  # the lost record is reported
+    store.close()

@@ -62,6 +62,9 @@ def options_from(args: argparse.Namespace, config: Config) -> ServeOptions:
         workers=args.workers if args.workers is not None else sip.workers,
         register=_register(config),
         priority=args.priority or sip.priority,
+        per_source=sip.per_source,
+        refuse_without_store=sip.refuse_without_store,
+        media_timeout=sip.media_timeout,
     )
 
 

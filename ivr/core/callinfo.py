@@ -9,10 +9,11 @@ from dataclasses import dataclass
 class CallInfo:
     """Who is calling whom, as the transport saw it."""
 
-    call_id: str
+    call_id: str  # ours: the key of the call's records and files (never a peer's string)
     caller: str = ""
     called: str = ""
     transport: str = "sim"
+    sip_call_id: str = ""  # the caller's Call-ID (SIP transports), kept in call_start only
     # The X- headers of the SIP INVITE (a PBX's notes to us, e.g. Asterisk's channel name for
     # its queues, docs/ASTERISK.md): a few, bounded by the SIP side.
     x_headers: tuple[tuple[str, str], ...] = ()

@@ -120,6 +120,8 @@ class Session:
         self._started_at = self.clock.now()
         self.channel.attach(self)
         info = self.channel.info
+        # The peer's Call-ID is data, never a key: a live caller finds its record by it.
+        peer_id = {"sip_call_id": info.sip_call_id} if info.sip_call_id else {}
         self.emit(
             ev.CALL_START,
             caller=info.caller,
@@ -129,6 +131,7 @@ class Session:
             transport=info.transport,
             wall=self.clock.wall(),
             **({"qa": True} if info.qa else {}),
+            **peer_id,
         )
         self.goto(self.flow.start)
 

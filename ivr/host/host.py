@@ -53,7 +53,7 @@ from ivr.host.metrics import EngineMetrics
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
-from ivr.store.db import CallStore, connect
+from ivr.store.db import CallStore, close_interrupted, connect
 from ivr.tts.build import build_prompts
 from ivr.tts.cache import PromptCache
 
@@ -121,6 +121,8 @@ class EngineHost:
         if FlowRegistry.has_errors(diagnostics):
             raise FlowError(diagnostics)
         loop = asyncio.get_running_loop()
+        if self.options.share == 1:  # several workers: prepare_machine did it, before any began
+            await asyncio.to_thread(close_interrupted, self.config.store_path)
         self.store = CallStore(self.config.store_path)
         self.prompts = PromptCache(self.config.prompts_dir)
         if self.options.build_prompts:
@@ -307,6 +309,7 @@ def prepare_machine(config: Config, render_prompts: bool = True) -> None:
     # One process creates the call store (and migrates it): two workers switching a new file
     # to WAL at once get "database is locked" (seen in bench/serve_load.py).
     connect(config.store_path).close()
+    close_interrupted(config.store_path)  # calls a crash left open: none of ours is up yet
     if render_prompts:
         report = build_prompts(registry.current, PromptCache(config.prompts_dir))
         log.info("call -: prompts: %d rendered, %d cached, %d recorded, %d per call",

@@ -20,12 +20,15 @@ nothing to play (a prompt or an in-band key played on this stream wins), else it
 callback, with no asyncio transport in between. The socket is ``connect()``-ed to the negotiated
 remote, so the kernel drops datagrams from any other source; whatever still arrives
 from another address (queued before the connect) is counted as *foreign* and dropped. With
-``latch=True`` (a peer behind NAT whose packets do not come from its SDP address, "comedia") the
+``latch=True`` (symmetric RTP, "comedia": ``ivr serve`` latches every call, so a peer behind NAT
+and a peer whose SDP names somebody else both get their media where theirs comes from) the
 first well-formed RTP packet from anywhere chooses the peer; the stream connects to it and sends
-there from then on, and other sources are dropped. RTCP, whether on the RTP port (RFC 5761
-demultiplexing) or on port + 1, is read and ignored. Malformed datagrams are counted and dropped.
-Accepted packets go to the stream's :class:`~ivr.rtp.receiver.RtpReceiver` (jitter buffer,
-RFC 4733 and in-band DTMF, VAD, decoded frames; see there).
+there from then on (a re-INVITE does not move it), and other sources are dropped. Until then it
+sends to the SDP address, or with ``send_unlatched=False`` nowhere. RTCP, whether on the RTP
+port (RFC 5761 demultiplexing) or on port + 1, is read and ignored. Malformed datagrams are
+counted and dropped. Accepted packets go to the stream's
+:class:`~ivr.rtp.receiver.RtpReceiver` (jitter buffer, RFC 4733 and in-band DTMF, VAD, decoded
+frames; see there).
 """
 
 from __future__ import annotations
@@ -162,6 +165,7 @@ class RtpStream:
         send: bool = True,
         receive: bool = True,
         latch: bool = False,
+        send_unlatched: bool = True,
     ) -> None:
         """Start (or, after a re-INVITE, update) the media session.
 
@@ -173,7 +177,11 @@ class RtpStream:
                 are detected in-band and :meth:`send_dtmf` sends tones.
             send: False for recvonly/inactive (on hold): nothing is sent and prompts pause.
             receive: False for sendonly/inactive: no inactivity timeout.
-            latch: Take the first RTP source as the peer (comedia) instead of ``remote``.
+            latch: Take the first RTP source as the peer (symmetric RTP, comedia) instead of
+                ``remote``; once latched, later calls keep the latched peer.
+            send_unlatched: With ``latch``, whether to send to ``remote`` until the peer's
+                first packet arrives. False: send nothing until then (``remote`` came from a
+                message nobody vouched for; sending there would reflect our RTP at a stranger).
 
         Raises:
             ValueError: a payload type other than 0 or 8, or a remote host that is not a numeric
@@ -190,9 +198,11 @@ class RtpStream:
                 self._latch_pending = False
                 self._connect(remote)
             elif self._peer is None:
-                self._latch_pending = True  # send to the SDP address until the peer shows up
-            if self._peer is None or not latch:
+                self._latch_pending = True  # until the peer shows up: the SDP address, or none
+            if not latch or (self._peer is None and send_unlatched):
                 self._remote = (remote[0], remote[1])
+            elif self._peer is None:
+                self._remote = None
         self._pt = payload_type
         self._silence = bytes([codec.silence]) * SAMPLES_PER_TICK
         self._dtmf_pt = dtmf_payload_type
@@ -287,6 +297,9 @@ class RtpStream:
                 self._sock.send(packet)  # connected: cheaper than sendto (measured 20 %)
             elif self._remote is not None:
                 self._sock.sendto(packet, self._remote)
+            else:  # latching and not allowed to guess: the packet is lost, as if sent
+                self._seq = (self._seq + 1) & 0xFFFF
+                return
             self.stats.sent += 1
         except OSError:  # ICMP unreachable from an earlier packet, a full buffer: RTP is lossy
             self.stats.send_errors += 1

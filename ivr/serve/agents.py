@@ -45,10 +45,17 @@ REJECTIONS = frozenset({403, 480, 486, 600, 603})
 NO_ANSWER_STATUSES = frozenset({408, 487})
 
 
-def start_media(stream: RtpStream, plan: MediaPlan) -> None:
-    """Start ``stream`` with what the answer agreed (peer address, codec, telephone-event)."""
+def start_media(stream: RtpStream, plan: MediaPlan, signalled_from: str | None = None) -> None:
+    """Start ``stream`` with what the answer agreed (peer address, codec, telephone-event).
+
+    RTP is latched (symmetric): it goes where the peer's RTP comes from. Before the peer's
+    first packet it goes to the SDP address only when that is the address the signalling came
+    from (``signalled_from``; None: the peer is one we called, at an address we chose): an SDP
+    naming anybody else gets nothing until that somebody sends (no reflection).
+    """
+    trusted = signalled_from is None or signalled_from == plan.remote_address
     stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
-                 plan.dtmf_payload_type)  # fmt: skip
+                 plan.dtmf_payload_type, latch=True, send_unlatched=trusted)  # fmt: skip
 
 
 def leg_state(status: int) -> str:

@@ -25,15 +25,16 @@ from ivr.host.queues import AuthorityQueues
 from ivr.host.remote_queues import RemoteQueues
 from ivr.media.player import EncodedAudio
 from ivr.rtp.engine import MediaEngine
-from ivr.rtp.receiver import StreamConfig
-from ivr.rtp.stream import RtpStream
+from ivr.rtp.stream import RtpStream, StreamConfig
 from ivr.serve.agents import AgentDialer, start_media
 from ivr.serve.callbacks import CallbackDialer
 from ivr.serve.channel import SipChannel
+from ivr.serve.unstarted import record_unstarted
+from ivr.sip.admission import SourceLimits
 from ivr.sip.affinity import CallAffinity, OwnedIds
 from ivr.sip.call import SipCall
 from ivr.sip.message import Request
-from ivr.sip.offer_answer import LocalMedia
+from ivr.sip.offer_answer import LocalMedia, MediaPlan
 from ivr.sip.register import Registration, RegistrationStatus
 from ivr.sip.registrar import Registrar
 from ivr.sip.timers import Timers
@@ -74,6 +75,7 @@ class ServeOptions:
     build_prompts: bool = True
     watch_interval: float = 1.0
     drain_timeout: float = 30.0
+    media_timeout: float = 30.0  # seconds without RTP from the caller before we hang up
     # Trust the X-Ivr-At header of callers (a QA server running live call scripts: the call's
     # wall clock, for business hours, starts at the script's `at:`). Never on a public line.
     test_headers: bool = False
@@ -84,6 +86,11 @@ class ServeOptions:
     # ivr/core/priority.py: applied by `ivr serve` to each engine process, never to a server a
     # test starts in its own process
     priority: str = "normal"
+    # What one source address may take (ivr.yaml sip.per_source; per engine process).
+    per_source: SourceLimits = field(default_factory=SourceLimits)
+    # While the call store refuses writes, refuse new calls (503) rather than lose their
+    # records (ivr.yaml sip.refuse_without_store).
+    refuse_without_store: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -120,6 +127,8 @@ class IvrServer:
             share=shared.workers if shared is not None else 1,
             acd_worker=shared.index if shared is not None else None))
         self._streams: dict[str, RtpStream] = {}
+        # Answered calls whose session has not begun: ref -> (flow, monotonic answer time).
+        self._unstarted: dict[str, tuple[str, float]] = {}
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -129,7 +138,8 @@ class IvrServer:
         loop = asyncio.get_running_loop()
         opts, shared = self.options, self.shared
         self.media = MediaEngine(loop, opts.rtp_host or opts.host, opts.rtp_ports, seed=opts.seed,
-                                 config=StreamConfig(on_gap=self.host.metrics.rtp_gap_seen))
+                                 config=StreamConfig(on_gap=self.host.metrics.rtp_gap_seen,
+                                                     inactivity_timeout=opts.media_timeout))
         acd = self.host.acd
         self.registrar = None if acd is None else Registrar(
             acd.config.realm, acd.credentials, LoopClock(loop), on_change=acd.binding_changed)
@@ -144,6 +154,7 @@ class IvrServer:
             registrar=self.registrar,
             ids=None if shared is None else OwnedIds(shared.index, shared.workers),
             on_refused=self._refused,
+            per_source=opts.per_source,
         )
         self.agents = None if acd is None else AgentDialer(self.ua, self.media, self._whisper)
         if acd is not None and acd.config.callback is not None and \
@@ -206,8 +217,9 @@ class IvrServer:
     # --- calls ----------------------------------------------------------------------------
 
     async def _media_for(self, call: SipCall) -> LocalMedia:
-        stream = await self.media.open_stream(call.call_id)
-        self._streams[call.call_id] = stream
+        # Keyed by our id: a second INVITE reusing a Call-ID must not take the first's stream.
+        stream = await self.media.open_stream(call.ref)
+        self._streams[call.ref] = stream
         call.add_done_callback(self._call_done)
         host, port = stream.local_address
         return LocalMedia(host, port)
@@ -225,25 +237,46 @@ class IvrServer:
 
     def _incoming(self, call: SipCall) -> None:
         call.qa = self._is_qa(call.invite)
-        admission = self.host.admit(call.called, call.call_id)
+        if self.options.refuse_without_store and self.host.store.failing:
+            log.error("call %s: 503: the call store refuses writes (%d records lost)",
+                      call.call_id, self.host.store.failed_writes)  # fmt: skip
+            call.reject(503, "Call Records Unavailable")
+            return
+        admission = self.host.admit(call.called, call.ref)
         if admission is None:
             call.reject(404, "No flow for this number")
             return
         call.on_established = lambda: self._begin(call, admission)
+        self._unstarted[call.ref] = (admission.flow_id, time.monotonic())
         call.accept()
 
     def _begin(self, call: SipCall, admission: Admission) -> None:
-        stream, plan = self._streams.get(call.call_id), call.media
-        if stream is None or plan is None or call.ended:
+        stream, plan = self._streams.get(call.ref), call.media
+        if call.ended:
             return
-        start_media(stream, plan)
-        call.on_media_update = lambda p: stream.start(
-            (p.remote_address, p.remote_port), p.payload_type, p.dtmf_payload_type,
-            send=p.direction in ("sendrecv", "sendonly"),
-            receive=p.direction in ("sendrecv", "recvonly"))
-        channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
-                             speech=self.host.speech, agents=self.agents)
-        self.host.begin(channel, admission, self._clock_for(call, stream.loop))
+        try:
+            if stream is None or plan is None:
+                raise RuntimeError("no media for an established call")
+            start_media(stream, plan, call.source[0])
+            call.on_media_update = lambda p: self._media_update(call, stream, p)
+            channel = SipChannel(call, stream, self._prompt_audio, self.host.recordings_dir,
+                                 speech=self.host.speech, agents=self.agents)
+            self.host.begin(channel, admission, self._clock_for(call, stream.loop))
+            self._unstarted.pop(call.ref, None)  # the session records it from now on
+        except Exception:
+            # An answered call must end: never leave it up with no session (and no record).
+            log.exception("call %s: could not start the call: hanging up", call.call_id)
+            call.hangup()
+
+    def _media_update(self, call: SipCall, stream: RtpStream, plan: MediaPlan) -> None:
+        """A re-INVITE changed the media; a stream that cannot follow ends the call."""
+        try:
+            stream.start((plan.remote_address, plan.remote_port), plan.payload_type,
+                         plan.dtmf_payload_type, send=plan.send, receive=plan.receive,
+                         latch=True, send_unlatched=plan.remote_address == call.source[0])
+        except (OSError, ValueError, RuntimeError):
+            log.exception("call %s: media update failed: hanging up", call.call_id)
+            call.hangup()
 
     def _clock_for(self, call: SipCall, loop: asyncio.AbstractEventLoop) -> LoopClock:
         at = call.invite.headers.get(AT_HEADER) if self.options.test_headers else None
@@ -259,8 +292,11 @@ class IvrServer:
         return WallShiftedClock(loop, when.timestamp())
 
     def _call_done(self, call: SipCall) -> None:
-        self.host.end(call.call_id)
-        stream = self._streams.pop(call.call_id, None)
+        unstarted = self._unstarted.pop(call.ref, None)
+        if unstarted is not None:
+            record_unstarted(self.host.store.sink, call, *unstarted)
+        self.host.end(call.ref)
+        stream = self._streams.pop(call.ref, None)
         if stream is not None:
             stream.close()
 

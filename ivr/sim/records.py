@@ -1,5 +1,8 @@
 """Reading a server's call records while its calls run: the events of one Call-ID, in order.
 
+The server keys a call's records by its own id (never the caller's Call-ID); the Call-ID is
+kept in the call's ``call_start`` event, where the reader finds the key.
+
 A live caller on the same machine as ``ivr serve`` reads the server's SQLite store (WAL: readers
 never block the writer, and see each committed batch) to learn what the flow did: which prompts
 it played, which nodes it entered, how the call ended. The file is opened read-only; it may not
@@ -16,6 +19,11 @@ from typing import Any
 
 from ivr.core.events import Event
 
+# The server keys records by its own id; the caller knows its Call-ID, kept in call_start.
+_BY_SIP_CALL_ID = (
+    "SELECT call_id FROM events WHERE kind = 'call_start' "
+    "AND json_extract(data, '$.sip_call_id') = ? ORDER BY rowid DESC LIMIT 1"
+)
 _EVENTS = "SELECT seq, t, kind, node, data FROM events WHERE call_id = ? AND seq > ? ORDER BY seq"
 _CALL = (
     "SELECT call_id, flow, flow_version, caller, called, transport, started_at, ended_at, "
@@ -41,6 +49,18 @@ class CallRecords:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._keys: dict[str, str] = {}  # Call-ID -> the server's record key, once seen
+
+    def _key(self, call_id: str) -> str:
+        """The record key of the call with SIP Call-ID ``call_id`` (itself until its call_start
+        is written, and for stores keyed by Call-ID). Under the lock."""
+        key = self._keys.get(call_id)
+        if key is None:
+            row = self._connection().execute(_BY_SIP_CALL_ID, (call_id,)).fetchone()
+            if row is None:
+                return call_id
+            key = self._keys[call_id] = str(row[0])
+        return key
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -64,7 +84,8 @@ class CallRecords:
         """
         with self._lock:
             try:
-                rows = self._connection().execute(_EVENTS, (call_id, after_seq)).fetchall()
+                key = self._key(call_id)
+                rows = self._connection().execute(_EVENTS, (key, after_seq)).fetchall()
             except sqlite3.Error as exc:
                 raise RecordsUnavailable(f"cannot read {self.path}: {exc}") from exc
         return [
@@ -80,7 +101,7 @@ class CallRecords:
         """
         with self._lock:
             try:
-                cursor = self._connection().execute(_CALL, (call_id,))
+                cursor = self._connection().execute(_CALL, (self._key(call_id),))
                 row = cursor.fetchone()
             except sqlite3.Error as exc:
                 raise RecordsUnavailable(f"cannot read {self.path}: {exc}") from exc

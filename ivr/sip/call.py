@@ -69,7 +69,9 @@ class SipCall:
     """A call: one that came in, or the dialog of one we placed (``outgoing``).
 
     Attributes:
-        call_id: The Call-ID.
+        call_id: The Call-ID (the peer's string: for SIP and logs, never a file name or key).
+        ref: Our own id of the call (letters and digits), the key of its records and files;
+            the Call-ID for a call we placed (we made that one).
         caller: The calling number or user (From URI user, or the tel: number).
         called: The called number or user (Request-URI user; the To user when the
             Request-URI is our registered Contact).
@@ -103,9 +105,11 @@ class SipCall:
         dialog: Dialog,
         caller: str,
         called: str,
+        ref: str = "",
     ) -> None:
         self._control = control
         self.call_id = dialog.call_id
+        self.ref = ref or dialog.call_id
         self.invite = invite
         self.source = source
         self.dialog = dialog
@@ -161,9 +165,9 @@ class SipCall:
 
     def info(self) -> CallInfo:
         """Who calls whom, for the engine's Channel."""
-        return CallInfo(call_id=self.call_id, caller=self.caller, called=self.called,
-                        transport="sip", qa=self.qa,
-                        x_headers=self._x_headers())  # fmt: skip
+        return CallInfo(call_id=self.ref, caller=self.caller, called=self.called,
+                        transport="sip", qa=self.qa, x_headers=self._x_headers(),
+                        sip_call_id=self.call_id)  # fmt: skip
 
     def _x_headers(self) -> tuple[tuple[str, str], ...]:
         """The INVITE's X- headers, at most :data:`MAX_X_HEADERS`, each value cut short."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.sip.media_address import media_address_problem
 from ivr.sip.sdp import Connection, Media, Origin, RtpMap, SessionDescription, small_int
 
 PCMU = 0
 PCMA = 8
 _G711 = {PCMU: "PCMU", PCMA: "PCMA"}
 _STATIC = {PCMU: RtpMap(PCMU, "PCMU", 8000), PCMA: RtpMap(PCMA, "PCMA", 8000)}
+MIN_RTP_PORT = 1024  # below: a system service (DNS, NTP ...), never an RTP peer
 DTMF_EVENTS = range(17)  # 0-9 * # A-D and flash: what our RFC 4733 side sends and reads
 _REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly",
             "inactive": "inactive"}  # fmt: skip
@@ -96,7 +98,8 @@ def answer_offer(
     """Answer an offer: the first usable audio stream is accepted, everything else rejected.
 
     Raises:
-        NegotiationError: No audio stream with PCMU or PCMA over RTP/AVP and an address.
+        NegotiationError: No audio stream with PCMU or PCMA over RTP/AVP and an address, or
+            the first usable one names an address or port RTP must not go to.
     """
     plan: MediaPlan | None = None
     answer = _skeleton(local, offer.times)
@@ -104,6 +107,7 @@ def answer_offer(
         if plan is None and _usable(media):
             plan = _plan_for(offer, media, None)
             if plan is not None:
+                _check_destination(plan, local.address)
                 answer.media.append(_audio_media(local, plan))
                 continue
         answer.media.append(Media(media.kind, 0, media.proto, media.formats or ["0"]))
@@ -139,7 +143,18 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Medi
     plan = _plan_for(answer, answer.media[index], offered)
     if plan is None:
         raise NegotiationError("the answer chose no codec we offered")
+    ours = offer.connection.host if offer.connection is not None else ""
+    _check_destination(plan, ours)
     return plan
+
+
+def _check_destination(plan: MediaPlan, local_address: str) -> None:
+    """Refuse a plan that would send RTP somewhere it must never go (see media_address)."""
+    problem = media_address_problem(plan.remote_address, local_address)
+    if problem is None and plan.remote_port < MIN_RTP_PORT:
+        problem = f"m= port {plan.remote_port} is a system port"
+    if problem is not None:
+        raise NegotiationError(problem)
 
 
 def _skeleton(local: LocalMedia, times: list[tuple[int, int]]) -> SessionDescription:

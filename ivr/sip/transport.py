@@ -54,14 +54,13 @@ def is_ip(host: str) -> bool:
 def response_address(via: Via, source: Address) -> Address:
     """Where a response to a request with top Via ``via``, received from ``source``, goes.
 
-    RFC 3261 §18.2.2 for unreliable unicast transports: ``maddr`` (when it is an address;
-    we never resolve names here), else the ``received`` address (the source), at the
-    ``rport`` port when the client asked for it (RFC 3581 §4), else the sent-by port or 5060.
+    RFC 3261 §18.2.2 for unreliable unicast transports, hardened: always the address the
+    request came from (what ``received`` says once stamped), at the ``rport`` port when the
+    client asked for it (RFC 3581 §4), else the sent-by port or 5060. A ``maddr`` and a
+    ``received`` the sender wrote itself are ignored: honouring them would let one datagram
+    aim our responses (several kilobytes, retransmitted) at a third party.
     """
-    maddr = via.params.get("maddr")
-    if maddr and is_ip(maddr):
-        return maddr.strip("[]"), via.port or DEFAULT_PORT
-    host = via.received if via.received and is_ip(via.received) else source[0]
+    host = source[0]
     if via.rport is not None:
         return host, via.rport
     if via.wants_rport:

@@ -45,6 +45,7 @@ import logging
 from collections.abc import Callable
 
 from ivr.core.clock import Clock
+from ivr.sip.admission import SourceLimits
 from ivr.sip.call import CallState, SipCall
 from ivr.sip.dialog import dialog_id_of
 from ivr.sip.ids import IdGenerator
@@ -66,7 +67,7 @@ from ivr.sip.ua_base import (
     UaBase,
 )
 from ivr.sip.ua_dialog import NOT_ALLOWED, DialogHandler
-from ivr.sip.ua_invite import InviteHandler, RefusalHandler
+from ivr.sip.ua_invite import InviteHandler, RefusalHandler, from_peer
 from ivr.sip.validate import ALLOW
 
 log = logging.getLogger("ivr.sip")
@@ -100,6 +101,8 @@ class UserAgent(UaBase):
             owner closes it.
         on_refused: ``(invite, caller, called, status, reason)`` for every incoming call
             refused before an answer (503 when full or draining, 404, 488 ...; not a CANCEL).
+        per_source: What one source address may take (:mod:`ivr.sip.admission`; default: no
+            limit per source); beyond it INVITEs get 503. ``ivr serve`` sets ivr.yaml's.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class UserAgent(UaBase):
         resolver: Resolver | None = None,
         registrar: Registrar | None = None,
         on_refused: RefusalHandler | None = None,
+        per_source: SourceLimits | None = None,
     ) -> None:
         super().__init__(host, port, ids=ids, timers=timers or Timers(), clock=clock, user=user,
                          product=product, resolver=resolver,
@@ -135,6 +139,7 @@ class UserAgent(UaBase):
             max_calls=max_calls, retry_after=retry_after, ringing=codes,
             on_no_ack=lambda call: self.dialogs.send_bye(call, "no ack", remote=True),
             on_refused=on_refused,
+            per_source=per_source,
         )  # fmt: skip
         self.dialer = Dialer(self, self)
         self.registrations: list[Registration] = []
@@ -278,11 +283,11 @@ class UserAgent(UaBase):
         tx = self.transactions.match_request(request)
         if tx is not None:
             if tx.receive(request) and request.method == "ACK":
-                self.invites.on_ack(request)
+                self.invites.on_ack(request, source)
             return
         method = request.method
         if method == "ACK":
-            self.invites.on_ack(request)
+            self.invites.on_ack(request, source)
         elif method == "CANCEL":
             self.invites.on_cancel(request, source)
         elif request.to_addr().tag is not None:
@@ -294,6 +299,14 @@ class UserAgent(UaBase):
 
     def _in_dialog(self, request: Request, source: Address) -> None:
         call = self.calls.get(dialog_id_of(request))
+        if call is not None and not from_peer(call, source):
+            # Knowing a dialog's Call-ID and tags is not being its peer: a BYE or re-INVITE
+            # from elsewhere (a spoofer, a sniffer) must not end or move the call.
+            log.warning("call %s: %s from %s, not the dialog's peer: 403", call.call_id,
+                        request.method, source[0])  # fmt: skip
+            if request.method != "ACK":
+                self.respond(self.transactions.create_server(request, source), 403)
+            return
         if call is not None:
             self.dialogs.on_request(call, request, source)
             return

@@ -1,14 +1,16 @@
 """Incoming calls: the initial INVITE, CANCEL, the 2xx and its ACK (RFC 3261 §13.3, §9.2).
 
-An INVITE beyond ``max_calls`` incoming calls (or while draining) gets 503 with Retry-After
-and changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. Otherwise
-the media layer reserves local media, the SDP offer is answered (488 with a Warning when
-nothing fits), the configured provisional responses go out (180, or 183 with the SDP answer
-for early media) and the application decides through ``on_incoming``. Every refusal before an
-answer (503, 404, 488, 480 ...; not a CANCEL's 487) is told to ``on_refused``.
-The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK in 64*T1 the call
-is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the answer is taken
-from the ACK.
+An INVITE beyond ``max_calls`` incoming calls (or while draining), or beyond what its source
+address may take (``per_source``, :mod:`ivr.sip.admission`), gets 503 with Retry-After and
+changes nothing else; calls we placed (:mod:`ivr.sip.outgoing`) do not count. ACK, CANCEL and
+in-dialog requests are taken only from the address the INVITE came from (:func:`from_peer`).
+Otherwise the media layer reserves local media, the SDP offer is answered (488 with a Warning
+when nothing fits or its address is unusable), the configured provisional responses go out
+(180, or 183 with the SDP answer for early media) and the application decides through
+``on_incoming``. The 2xx is retransmitted (T1 doubling to T2) until the ACK; without an ACK
+in 64*T1 the call is ended with a BYE. An INVITE without SDP gets our offer in the 200 and the
+answer is taken from the ACK. Every refusal before an answer (503, 404, 488, 480 ...; not a
+CANCEL's 487) is told to ``on_refused``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from ivr.core.clock import TimerHandle
+from ivr.sip.admission import NO_SOURCE_LIMITS, SourceAdmission, SourceLimits
 from ivr.sip.call import CallControl, CallState, SipCall
 from ivr.sip.dialog import Dialog, dialog_id_of
 from ivr.sip.errors import SipParseError
@@ -99,6 +102,13 @@ def _user(uri: SipUri | AbsoluteUri) -> str:
     return uri.opaque.partition(";")[0]  # tel:+8610...;phone-context=... -> the number
 
 
+def from_peer(call: SipCall, source: Address) -> bool:
+    """True when ``source`` may act in ``call``'s dialog: for a call that came in, only the
+    address its INVITE came from (the caller, or the proxy that record-routes it); a call we
+    placed takes requests from wherever its callee's answers come."""
+    return call.outgoing or source[0] == call.source[0]
+
+
 def warning(host: str, code: int, text: str) -> tuple[str, str]:
     """A Warning header (RFC 3261 §20.43) with a quoted text we made safe to quote."""
     safe = text.replace("\\", "/").replace('"', "'")[:120]
@@ -120,6 +130,7 @@ class InviteHandler:
         ringing: tuple[int, ...],
         on_no_ack: Callable[[SipCall], None],
         on_refused: RefusalHandler | None = None,
+        per_source: SourceLimits | None = None,
     ) -> None:
         self.ua = ua
         self.control = control
@@ -132,6 +143,7 @@ class InviteHandler:
         self.on_refused = on_refused
         self.draining = False
         self.refused = 0  # INVITEs answered 503
+        self.sources = SourceAdmission(per_source or NO_SOURCE_LIMITS, ua.clock.now)
         self._last_busy_warning = float("-inf")
         self._by_invite: dict[tuple[str, ...], SipCall] = {}  # INVITE tx key -> call
         self._by_origin: dict[tuple[str, str], SipCall] = {}  # (Call-ID, From tag) -> call
@@ -150,6 +162,13 @@ class InviteHandler:
             self._report_refused(request, caller_of(request), called_of(request, ua.own_users),
                                  503, "draining" if self.draining else "full")  # fmt: skip
             return
+        too_much = self.sources.refuse(source[0])
+        if too_much is not None:
+            self._busy(call_id, too_much)
+            ua.respond(tx, 503, headers=[("Retry-After", str(self.retry_after))])
+            self._report_refused(request, caller_of(request), called_of(request, ua.own_users),
+                                 503, too_much)  # fmt: skip
+            return
         dialog = Dialog.as_uas(request, ua.ids.tag(), ua.contact)
         origin = (dialog.call_id, dialog.remote_tag)
         if origin in self._by_origin:
@@ -158,20 +177,23 @@ class InviteHandler:
             ua.respond(tx, 482, "Loop Detected")
             return
         call = SipCall(self.control, request, source, dialog, caller_of(request),
-                       called_of(request, ua.own_users))  # fmt: skip
+                       called_of(request, ua.own_users), ref=ua.ids.token(20))  # fmt: skip
         call.invite_tx = tx
+        self.sources.opened(call.ref, source[0])
+        call.add_done_callback(lambda done: self.sources.closed(done.ref))
         ua.add_call(call)
         self._by_invite[tx.key] = call
         self._by_origin[origin] = call
         call.add_done_callback(lambda _call: self._forget(tx.key, origin))
-        log.info("call %s: INVITE from %s to %s via %s:%d", call_id, call.caller, call.called,
-                 *source)  # fmt: skip
+        log.info("call %s: INVITE from %s to %s via %s:%d (record %s)", call_id, call.caller,
+                 call.called, *source, call.ref)  # fmt: skip
         ua.spawn(self._offer(call), call_id)
 
-    def _busy(self, call_id: str) -> None:
+    def _busy(self, call_id: str, why: str | None = None) -> None:
         """Count a 503; warn at most once a second so an overload does not flood the log."""
         self.refused += 1
-        why = "draining" if self.draining else f"{self.ua.incoming_calls} calls active"
+        if why is None:
+            why = "draining" if self.draining else f"{self.ua.incoming_calls} calls active"
         log.debug("call %s: 503, %s", call_id, why)
         now = self.ua.clock.now()
         if now - self._last_busy_warning >= 1.0:
@@ -288,24 +310,28 @@ class InviteHandler:
         ua = self.ua
         cancel_tx = ua.transactions.create_server(request, source)
         invite_tx = ua.transactions.find_invite(request)
-        if invite_tx is None:
-            ua.respond(cancel_tx, 481)
+        call = self._by_invite.get(invite_tx.key) if invite_tx is not None else None
+        if invite_tx is None or (call is not None and not from_peer(call, source)):
+            ua.respond(cancel_tx, 481)  # none, or not the caller's: only the caller may cancel
             return
         ua.respond(cancel_tx, 200)
         if invite_tx.final_sent:
             return  # too late: the 2xx/ACK/BYE path ends the call (§9.2)
-        call = self._by_invite.get(invite_tx.key)
         tag = call.dialog.local_tag if call is not None else None
         ua.respond(invite_tx, 487, to_tag=tag)
         if call is not None:
             ua.end_call(call, "cancelled", remote=True)
 
-    def on_ack(self, request: Request) -> None:
+    def on_ack(self, request: Request, source: Address) -> None:
         """An ACK that no server transaction took: the ACK for one of our 2xx responses."""
         try:
             call = self.ua.calls.get(dialog_id_of(request))
             cseq = request.cseq().number
         except SipParseError:
+            return
+        if call is not None and not from_peer(call, source):
+            log.warning("call %s: ACK from %s, not the dialog's peer: ignored", call.call_id,
+                        source[0])  # fmt: skip
             return
         pending = call.pending if call is not None else None
         if call is None or pending is None or pending.cseq != cseq:
@@ -316,6 +342,7 @@ class InviteHandler:
         if call.offer_sent is not None and not self._answer_in_ack(call, request, pending.reinvite):
             return
         if call.state == CallState.ANSWERED:
+            self.sources.confirmed(call.ref)
             call.mark_established()
             log.info("call %s: established", call.call_id)
         if call.hangup_requested:

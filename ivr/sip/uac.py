@@ -165,7 +165,7 @@ class SipClient(UaBase):
             tx.receive(request)
             return
         if request.method == "ACK":
-            self.invites.on_ack(request)
+            self.invites.on_ack(request, source)
             return
         call = self.calls.get(dialog_id_of(request)) if request.to_addr().tag else None
         if call is not None:

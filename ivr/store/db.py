@@ -242,6 +242,24 @@ _INSERT_EVENTS = (
     "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
     "json_extract(value, '$[5].flow'), json_extract(value, '$[5]') FROM json_each(?)"
 )
+# A crash (kill -9, power) leaves the calls in progress without a call_end: at the next start
+# each gets one, outcome "interrupted", at the time of its last event, so every call has an end
+# and `ivr report` does not count them as still running. The trigger fills the summary row.
+_CLOSE_INTERRUPTED = """
+INSERT INTO events (call_id, seq, t, kind, node, flow, data)
+SELECT e.call_id, MAX(e.seq) + 1, MAX(e.t), 'call_end', NULL, NULL,
+    json_object('outcome', 'interrupted', 'duration', COALESCE(MAX(e.t), 0),
+        'last_node', (SELECT n.node FROM events n WHERE n.call_id = e.call_id
+                      AND n.kind = 'node_enter' ORDER BY n.seq DESC LIMIT 1),
+        'flow', (SELECT n.flow FROM events n WHERE n.call_id = e.call_id
+                 AND n.kind = 'node_enter' ORDER BY n.seq DESC LIMIT 1),
+        'language', NULL)
+FROM events e JOIN calls c ON c.call_id = e.call_id
+WHERE c.outcome IS NULL
+GROUP BY e.call_id
+"""
+INTERRUPTED = "interrupted"
+
 # Row items: agent, state, reason, at.
 _INSERT_AGENT_STATES = (
     "INSERT INTO agent_states (agent, state, reason, at) "
@@ -253,6 +271,10 @@ _INSERT_AGENT_STATES = (
 # never yields), so a backlog must not stall the event loop (1,000 events: about 1 ms); and
 # measured here, batches of 300-1,000 write fastest (~135k events/s), 3,000 a third slower.
 MAX_BATCH = 1000
+
+# Seconds a refused write keeps the store "failing" (the server refuses calls meanwhile); a
+# call admitted after that tries the disk again.
+FAILURE_HOLD = 10.0
 
 # default=str: an odd value (a Decimal, a date) is stored as text rather than lost;
 # allow_nan=False: SQLite's JSON rejects NaN; better a clear error for that one event.
@@ -267,6 +289,22 @@ AgentStateSink = Callable[[str, str, str, float], None]
 
 class StoreError(RuntimeError):
     """The call store could not be opened, or could not write some records."""
+
+
+def close_interrupted(path: str | Path) -> int:
+    """End every call a crash left open (no outcome) with outcome ``interrupted``; call it
+    before any engine process of the machine takes calls. Returns how many were closed."""
+    conn = connect(path)
+    try:
+        with conn:
+            cursor = conn.execute(_CLOSE_INTERRUPTED)
+        closed = max(cursor.rowcount, 0)
+    finally:
+        conn.close()
+    if closed:
+        log.warning("call -: %d call(s) left open by an earlier stop were closed as %s",
+                    closed, INTERRUPTED)  # fmt: skip
+    return closed
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -338,6 +376,10 @@ class CallStore:
         self._closed = False
         self._errors: list[BaseException] = []
         self._dropped = 0
+        # Writes the database refused (disk full, read-only, locked, corrupt): counted and
+        # logged loudly; while they fail the server refuses new calls (see ``failing``).
+        self.failed_writes = 0
+        self._failed_at: float | None = None  # monotonic time of the last refused write
         # Events, agent states and flush markers, in order. deque.append is atomic under the
         # GIL, so the loop's side takes no lock; _wake tells an idle writer there is work.
         self._pending: deque[Event | AgentStateRow | RefusedCall | threading.Event] = deque()
@@ -505,6 +547,13 @@ class CallStore:
                 self._errors.append(exc)
         self._write_batch(_INSERT_EVENTS, rows)
 
+    @property
+    def failing(self) -> bool:
+        """True while the database refuses writes: the last one failed less than
+        :data:`FAILURE_HOLD` seconds ago (after that a new call may try again)."""
+        failed_at = self._failed_at
+        return failed_at is not None and time.monotonic() - failed_at < FAILURE_HOLD
+
     def _write_batch(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         """One transaction for the batch; if it fails, row by row, so that one bad event (or
         agent state) loses only itself (the error is reported by :meth:`flush`)."""
@@ -512,12 +561,25 @@ class CallStore:
             return
         try:
             self._write(statement, rows)
+            self._failed_at = None
         except Exception:
             for row in rows:
                 try:
                     self._write(statement, [row])
                 except Exception as exc:  # keep serving: the engine must not notice
                     self._errors.append(exc)
+                    if isinstance(exc, sqlite3.Error):
+                        self._refused(exc)
+                else:
+                    self._failed_at = None
+
+    def _refused(self, exc: sqlite3.Error) -> None:
+        """The database refused a write: count it, say so loudly (once per hold period)."""
+        self.failed_writes += 1
+        if not self.failing:
+            log.error("call store %s: a record could not be written (%s); %d lost so far",
+                      self.path, exc, self.failed_writes)  # fmt: skip
+        self._failed_at = time.monotonic()
 
     def _write(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         # One statement: atomic on its own, the triggers keep the call summary.
