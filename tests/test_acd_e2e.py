@@ -475,7 +475,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
 
 
 async def ask_for_callback(port: int, db: Path) -> str:
-    """A caller dials in, presses 1 for a callback and hangs up: their call id."""
+    """A caller dials in, presses 1 for a callback and hangs up: their SIP Call-ID."""
     phone = LivePhone()
     await phone.start()
     caller = phone.caller(records=CallRecords(db))
@@ -516,7 +516,7 @@ def test_with_two_workers_a_callback_keeps_the_place_and_connects_agent_and_call
     assert workers.agents("login")["state"] in ("available", "paused")
     assert workers.agents("pause")["state"] == "paused"
     db = workers.root / "calls.db"
-    call_id = run(ask_for_callback(workers.port, db), 60)
+    call_id = record_id(db, run(ask_for_callback(workers.port, db), 60))
     record = next(c for c in calls(db) if c["call_id"] == call_id)
     assert record["outcome"] == "callback_requested"
     assert workers.waiting() == 1  # the place is kept, nobody on the line
@@ -541,9 +541,10 @@ def test_with_two_workers_a_callback_outlives_the_worker_that_took_the_call(
     assert workers.agents("pause")["state"] in ("paused", "wrap_up")
     wait_for(lambda: workers.agents("list")["state"] == "paused", 10)
     db = workers.root / "calls.db"
-    call_id = run(ask_for_callback(workers.port, db), 60)
+    sip_call_id = run(ask_for_callback(workers.port, db), 60)
+    call_id = record_id(db, sip_call_id)  # the record's and the ticket's key
     assert workers.waiting() == 1
-    dead = owner_of(call_id.encode(), 2)
+    dead = owner_of(sip_call_id.encode(), 2)  # workers share calls out by the SIP Call-ID
     os.kill(workers.pid_of(dead), signal.SIGKILL)
     moved = wait_for(lambda: re.findall(rf"worker {dead} is gone: .* 1 callbacks go to worker "
                                         r"(\d)", workers.log_file.read_text()), 15)  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ami_replay import SECRET, AmiReplay, ReplayThread, written_answered_call
-from serve_helpers import ServerThread, calls, free_port, wait_for
+from serve_helpers import ServerThread, calls, free_port, record_ids, wait_for
 from sip_phone import run
 
 from ivr.config import load_config
@@ -85,7 +85,8 @@ def test_a_sip_call_is_redirected_to_asterisk_and_recorded(
                     await phone.close()
 
             call_id = run(scenario(), 60)
-            record = wait_for(lambda: next((c for c in calls(server.db) if c["call_id"] == call_id
+            record = wait_for(lambda: next((c for c in calls(server.db)
+                                            if c["call_id"] in record_ids(server.db, call_id)
                                             and c["outcome"] == "agent"), None), 15)  # fmt: skip
         finally:
             server.stop()
