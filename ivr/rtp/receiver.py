@@ -254,7 +254,7 @@ class RtpReceiver:
             return
         if key is not None:
             self.stats.dtmf_keys += 1
-            log.debug("[%s] < DTMF %s", self.call_id, key.digit)
+            log.debug("[%s] < DTMF key", self.call_id)  # never the key: PINs are typed
             if self.relay is not None:
                 self.relay.relay_key(key.digit)
             self.loop.call_soon(self._fire_dtmf, key.digit)

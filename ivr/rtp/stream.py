@@ -223,7 +223,7 @@ class RtpStream:
         if self._dtmf_pt is None:
             self.player.play(dtmf_tones(digits, duration_ms, self.config.dtmf_gap_ms))
             return
-        log.debug("[%s] > DTMF %s", self.call_id, digits)
+        log.debug("[%s] > DTMF %d keys", self.call_id, len(digits))  # never the keys: PINs
         self._dtmf_queue.extend((digit, duration_ms) for digit in digits)
 
     def add_audio_sink(self, sink: AudioCallback) -> None:
