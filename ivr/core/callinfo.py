@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.core.textsafe import printable
+
 
 @dataclass(frozen=True)
 class CallInfo:
@@ -13,3 +15,9 @@ class CallInfo:
     caller: str = ""
     called: str = ""
     transport: str = "sim"
+
+    def __post_init__(self) -> None:
+        # The caller chooses both (From and Request-URI): they reach logs, records and flows
+        # only as printable text (control characters escaped, length bounded).
+        object.__setattr__(self, "caller", printable(self.caller))
+        object.__setattr__(self, "called", printable(self.called))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from ivr.core.clock import TimerHandle
+from ivr.core.textsafe import printable
 from ivr.sip.call import CallControl, CallState, SipCall
 from ivr.sip.dialog import Dialog, dialog_id_of
 from ivr.sip.errors import SipParseError
@@ -156,8 +157,9 @@ class InviteHandler:
         self._by_invite[tx.key] = call
         self._by_origin[origin] = call
         call.add_done_callback(lambda _call: self._forget(tx.key, origin))
-        log.info("call %s: INVITE from %s to %s via %s:%d", call_id, call.caller, call.called,
-                 *source)  # fmt: skip
+        # The caller chose both (a decoded %0a would forge a log line): printable text only.
+        log.info("call %s: INVITE from %s to %s via %s:%d", call_id, printable(call.caller),
+                 printable(call.called), *source)  # fmt: skip
         ua.spawn(self._offer(call), call_id)
 
     def _busy(self, call_id: str) -> None:

@@ -1,0 +1,42 @@
+"""Text a caller chose (a From user, a display name), made safe to log and to store.
+
+A SIP From header may carry ``%0a`` or ``%1b``, which the URI parser decodes: written raw, the
+caller forges log lines or sends escape sequences to the terminal of whoever reads the log. Every
+control or format character becomes a visible ``\\xNN`` (``\\uNNNN``) escape, and the text is cut
+at a length no caller ID needs.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Longer caller text is cut: no telephone number or SIP user needs more.
+MAX_CALLER_TEXT = 128
+
+# Control, format, line/paragraph separators, surrogates and private use: never printed as-is.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str, limit: int = MAX_CALLER_TEXT) -> str:
+    """``text`` with every unsafe character escaped, at most ``limit`` characters (+ "...").
+
+    Args:
+        text: Caller-controlled text.
+        limit: How many characters of ``text`` to keep.
+
+    Returns:
+        A single printable line; plain text comes back unchanged.
+    """
+    cut = text[:limit]
+    if cut.isprintable():
+        safe = cut
+    else:
+        safe = "".join(_escape(ch) for ch in cut)
+    return safe + "..." if len(text) > limit else safe
+
+
+def _escape(ch: str) -> str:
+    if ch == " " or unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
