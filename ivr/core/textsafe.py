@@ -28,10 +28,7 @@ def printable(text: str, limit: int = MAX_CALLER_TEXT) -> str:
         A single printable line; plain text comes back unchanged.
     """
     cut = text[:limit]
-    if cut.isprintable():
-        safe = cut
-    else:
-        safe = "".join(_escape(ch) for ch in cut)
+    safe = cut if cut.isprintable() else "".join(_escape(ch) for ch in cut)
     return safe + "..." if len(text) > limit else safe
 
 
@@ -39,4 +36,6 @@ def _escape(ch: str) -> str:
     if ch == " " or unicodedata.category(ch) not in _UNSAFE_CATEGORIES:
         return ch
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
