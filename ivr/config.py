@@ -13,7 +13,7 @@ The sections and their keys::
     store: {path}                                       the SQLite call records
     languages: [en, ...]                                default languages of flows
     numbers: {"95588": flow-id, default: flow-id}       dialled number -> flow
-    transfer_allow: [pattern, ...]                      fnmatch patterns for transfer targets
+    transfer_allow: [pattern, ...]                      numbers or sip:USER@HOST, * ? in USER
     vars: {...}                                         free: config.<name> in flows
     timers: {...}                                       free here; checked when flows are built
     asr: {backend, workers, models_dir}                 speech recognition (AsrConfig)
@@ -38,6 +38,7 @@ from ivr.acd.config import AcdConfig, AgentAccount, read_acd
 from ivr.configread import MISSING, ConfigProblem, Reader, expand_env, syntax_problem
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
+from ivr.flow.transferallow import bad_entry
 from ivr.flow.yamlload import Positions, load_yaml, pointer
 from ivr.sip.errors import SipParseError
 from ivr.sip.uri import SipUri, parse_host_port
@@ -308,7 +309,7 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         store_path=path("/store/path", "var/calls.db"),
         languages=r.text_list("/languages", ("en",)) or ("en",),
         numbers={key: r.text(pointer("numbers", key), "") for key in numbers},
-        transfer_allow=r.text_list("/transfer_allow", ()),
+        transfer_allow=_transfer_allow(r),
         vars=dict(r.mapping("/vars")),
         timers=dict(r.mapping("/timers")),
         asr=_asr(r, path),
@@ -319,6 +320,16 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         file=display,
         positions=positions,
     )
+
+
+def _transfer_allow(r: Reader) -> tuple[str, ...]:
+    """The allow-list, every entry a number or plain SIP URI pattern (flow/transferallow.py)."""
+    entries = r.text_list("/transfer_allow", ())
+    for i, entry in enumerate(entries):
+        problem = bad_entry(entry)
+        if problem is not None:
+            r.problem(pointer("transfer_allow", i), problem)
+    return entries
 
 
 def _asr(r: Reader, path: Callable[[str, str], Path]) -> AsrConfig:

@@ -7,7 +7,6 @@ fail ``ivr lint``. The call graph (every target, escalation and global command) 
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -39,6 +38,8 @@ from ivr.flow.model import (
     TransferNode,
 )
 from ivr.flow.schema import did_you_mean
+from ivr.flow.transferallow import allowed as transfer_allowed
+from ivr.flow.transferallow import bad_entry
 from ivr.flow.yamlload import Positions, child, pointer
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -93,6 +94,7 @@ class _Checker:
         self.check_globals(self.flow.globals, "/globals", None)
         self.check_prompts()
         self.check_sources()
+        self.check_transfer_allow()
         for node in self.flow.nodes.values():
             method = getattr(self, "node_" + node.kind, None)
             if method is not None:
@@ -128,6 +130,17 @@ class _Checker:
         options = sorted(self.node_ids | BUILTIN_COMMANDS)
         self.report(pos, f"{where}: {label} goes to unknown node '{target}'"
                     f"{did_you_mean(target, options)}")
+
+    def check_transfer_allow(self) -> None:
+        """The flow's own allow-list entries must be numbers or plain SIP URIs (ivr.yaml's are
+        checked when it is read)."""
+        for i, entry in enumerate(self.flow.transfer_allow):
+            ptr = pointer("transfer_allow", i)
+            if ptr not in self.pos:
+                break  # past the flow's own entries: ivr.yaml's follow
+            problem = bad_entry(entry)
+            if problem is not None:
+                self.report(self.pos.value(ptr), problem)
 
     # --- global commands -------------------------------------------------------------------
 
@@ -353,7 +366,7 @@ class _Checker:
         allow = self.flow.transfer_allow
         if not self.allow_known and not allow:
             return
-        if not any(fnmatch.fnmatchcase(target, pattern) for pattern in allow):
+        if not transfer_allowed(target, allow):
             listed = ", ".join(allow) if allow else "nothing is allowed"
             self.report(where, f"node '{node.id}': transfer target '{target}' is not in "
                         f"transfer_allow ({listed}); add it to the flow's or ivr.yaml's list")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from ivr.core import events as ev
 from ivr.engine.channel import RecordResult, RecordSpec, RenderedPrompt
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute
 from ivr.flow.model import HangupNode, RecordNode, TransferNode
+from ivr.flow.transferallow import allowed as transfer_allowed
 
 BEEP = "beep"
 
@@ -39,7 +38,7 @@ class TransferStep(_PromptThen):
     def proceed(self) -> None:
         target = str(compute(self.node.to, self.session.scope.values))
         allowed = (*self.session.flow.transfer_allow, *self.session.runtime.transfer_allow)
-        if not any(fnmatchcase(target, pattern) for pattern in allowed):
+        if not transfer_allowed(target, allowed):  # parsed as a SIP URI or number, not globbed
             self._failed(target, "target not in the transfer allow-list")
             return
         self.target = target
