@@ -7,11 +7,12 @@ target is first parsed, strictly, as one of:
 
 * a number: ``+`` optional, then 1 to 32 digits;
 * a SIP URI ``sip:USER@HOST[:PORT]`` (or ``sips:``) with no parameters, headers, escapes or
-  password: USER is letters, digits and ``-_.!~*'()+``; HOST is a domain name or IPv4 address.
+  password: USER is letters, digits and ``-_.!~'()+``; HOST is a domain name or IPv4 address.
 
 An allow-list entry is of the same two forms, with ``*`` and ``?`` allowed in the number (after
-its first digit) and in the SIP user only. A SIP target matches an entry when scheme, host (case-insensitive) and port
-are equal and the user matches the entry's user glob; a number matches a number entry's glob.
+its first digit) and in the SIP user only. A SIP target matches an entry when scheme, host
+(case-insensitive) and port are equal and the user matches the entry's user glob; a number
+matches a number entry's glob.
 Anything that does not parse is refused.
 """
 
@@ -25,7 +26,8 @@ _NUMBER = re.compile(r"\+?[0-9]{1,32}")
 _NUMBER_PATTERN = re.compile(r"\+?[0-9][0-9*?]{0,31}")  # a fixed first digit: never "any number"
 _USER = r"[A-Za-z0-9\-_.!~'()+]{1,64}"
 _USER_PATTERN = r"[A-Za-z0-9\-_.!~'()+*?]{1,64}"
-_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}\.)*{_LABEL}"
 _PORT = r"(?::([0-9]{1,5}))?"
 _SIP = re.compile(rf"(sips?):({_USER})@({_HOST}){_PORT}")
 _SIP_PATTERN = re.compile(rf"(sips?):({_USER_PATTERN})@({_HOST}){_PORT}")
