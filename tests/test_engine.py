@@ -460,3 +460,36 @@ def test_a_call_keeps_the_flow_version_it_started_with_across_a_reload(tmp_path:
     flow_file.write_text("flow: t\nstart: nowhere\nnodes: {}\n")  # broken: refused
     assert FlowRegistry.has_errors(registry.reload())
     assert "Version two" in str(registry.current.flows["t"].nodes["balance"])
+
+
+FULL_PIN = """
+flow: p
+start: hello
+globals: {"#": back, "0": agent}
+nodes:
+  hello: {say: {prompt: "Hello.", next: pin}}
+  pin:
+    collect: {prompt: "PIN please.", into: pin, min: 6, max: 6, secret: true, next: menu}
+  menu:
+    menu:
+      prompt: "1 for balance."
+      choices: {"1": bye}
+      no_input: {goto: bye}
+      no_match: {goto: bye}
+  agent: {hangup: {prompt: "Agent.", outcome: agent}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+
+
+def test_a_terminator_after_a_full_length_entry_is_not_the_next_menus_back() -> None:
+    call = Call(FULL_PIN).start().finish_prompt().finish_prompt().press("123456#")
+    assert call.nodes == ["hello", "pin", "menu"] and call.of(ev.GLOBAL) == []
+    call.press("#")  # pressed on purpose later, at the menu: "back" works as before
+    assert call.nodes[-1] == "pin"
+
+
+def test_a_typed_ahead_terminator_after_a_full_length_entry_is_dropped() -> None:
+    call = Call(FULL_PIN).start().press("123456#", gap=0.05)  # during "Hello.": type-ahead
+    call.finish_prompt().finish_prompt()
+    assert call.nodes == ["hello", "pin", "menu"] and call.of(ev.GLOBAL) == []
+    assert call.of(ev.NO_MATCH) == [] and call.session.typeahead == []

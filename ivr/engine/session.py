@@ -67,6 +67,8 @@ class Session:
         self._dispatching = False
         self._playing: set[int] = set()
         self.typeahead: list[str] = []
+        # A terminator the caller may still press after an entry that filled up: (key, until).
+        self._absorb: tuple[str, float] | None = None
         self.history: list[tuple[Flow, str]] = []  # input nodes visited, for "back"
         self.node: Node | None = None
         self.finished = False
@@ -291,8 +293,21 @@ class Session:
         if not self._playing and self._step is not None:
             self._step.on_prompts_done()
 
+    def absorb_terminator(self, key: str, within: float) -> None:
+        """An entry just filled up: a ``key`` (its terminator) typed ahead or pressed next,
+        within ``within`` seconds, belongs to it and is dropped (else ``#`` after a full PIN
+        would be the next menu's "back")."""
+        if self.typeahead:
+            if self.typeahead[0] == key:
+                self.typeahead.pop(0)
+            return
+        self._absorb = (key, self.clock.now() + within)
+
     def on_dtmf(self, digit: str) -> None:
         if self.finished:
+            return
+        absorb, self._absorb = self._absorb, None
+        if absorb is not None and digit == absorb[0] and self.clock.now() <= absorb[1]:
             return
         if self._step is None or not self._step.on_dtmf(digit):
             self.typeahead.append(digit)

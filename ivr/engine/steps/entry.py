@@ -69,6 +69,8 @@ class _DigitEntry(InputStep[Any]):
             return
         self.digits += digit
         if len(self.digits) >= self.max_digits:
+            if self.terminator:  # "123456#" out of habit: that "#" ends this entry, not the next
+                self.session.absorb_terminator(self.terminator, self.inter_digit_timeout)
             self._complete()
         else:
             self._inter_digit = self.later(self.inter_digit_timeout, self._inter_digit_expired)
