@@ -493,3 +493,9 @@ def test_a_typed_ahead_terminator_after_a_full_length_entry_is_dropped() -> None
     call.finish_prompt().finish_prompt()
     assert call.nodes == ["hello", "pin", "menu"] and call.of(ev.GLOBAL) == []
     assert call.of(ev.NO_MATCH) == [] and call.session.typeahead == []
+
+
+def test_keys_typed_past_a_full_entry_go_to_the_next_node() -> None:
+    call = Call(FULL_PIN).start().press("1234561", gap=0.05)  # PIN, then "1" for the menu
+    call.finish_prompt().finish_prompt().run(0.1)
+    assert call.nodes == ["hello", "pin", "menu", "bye"] and call.of(ev.NO_MATCH) == []

@@ -92,6 +92,11 @@ class Session:
         return self.scope.values
 
     @property
+    def jump_pending(self) -> bool:
+        """A jump is queued (the running step has left; the trampoline enters the next node)."""
+        return self._pending is not None
+
+    @property
     def language(self) -> str:
         lang = self.scope.values.get("lang")
         return str(lang) if lang else self.flow.default_language
