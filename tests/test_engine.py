@@ -499,3 +499,47 @@ def test_keys_typed_past_a_full_entry_go_to_the_next_node() -> None:
     call = Call(FULL_PIN).start().press("1234561", gap=0.05)  # PIN, then "1" for the menu
     call.finish_prompt().finish_prompt().run(0.1)
     assert call.nodes == ["hello", "pin", "menu", "bye"] and call.of(ev.NO_MATCH) == []
+
+
+BACK_MAIN = """
+flow: main
+start: menu
+globals: {"*": back}
+nodes:
+  menu:
+    menu: {prompt: "1 to verify.", choices: {"1": verify}, no_input: {goto: bye}, no_match: {goto: bye}}
+  verify: {subflow: {flow: vsub, next: more}}
+  more:
+    menu: {prompt: "1 to end.", choices: {"1": bye}, no_input: {goto: bye}, no_match: {goto: bye}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+BACK_SUB = """
+flow: vsub
+start: ask
+globals: {"*": back}
+defaults: {escalate: done}
+nodes:
+  ask:
+    collect: {prompt: "Account.", into: account, min: 2, max: 2, next: pin}
+  pin:
+    collect: {prompt: "Code.", into: code, min: 2, max: 2, next: done}
+  done: {return: {}}
+"""
+
+
+def test_back_after_a_finished_subflow_goes_to_the_caller_flows_previous_node() -> None:
+    call = Call(BACK_MAIN, BACK_SUB).start().finish_prompt().press("1").finish_prompt()
+    call.press("12").finish_prompt().press("34").finish_prompt()
+    assert call.nodes[-1] == "more"
+    call.press("*").finish_prompt()
+    assert call.nodes[-1] == "menu" and call.of(ev.ERROR) == [] and not call.session.finished
+
+
+def test_back_inside_a_subflow_stays_inside_it() -> None:
+    call = Call(BACK_MAIN, BACK_SUB).start().finish_prompt().press("1").finish_prompt()
+    call.press("*").finish_prompt()  # at the sub-flow's first node: nothing before it here
+    assert call.nodes[-1] == "ask" and call.session.flow.id == "vsub"
+    call.press("12").finish_prompt().press("*").finish_prompt()
+    assert call.nodes[-1] == "ask"
+    call.press("12").finish_prompt().press("34").finish_prompt()
+    assert call.nodes[-1] == "more" and call.of(ev.ERROR) == []

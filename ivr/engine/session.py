@@ -36,6 +36,7 @@ class _Frame:
     flow: Flow
     node: Node
     return_to: str
+    history_len: int  # input nodes visited before the sub-flow: "back" never crosses this
 
 
 class Session:
@@ -212,6 +213,8 @@ class Session:
         elif command == "back":
             self._go_back()
         elif command == "restart":
+            if self._stack:  # the sub-flows' input nodes are no longer places to go back to
+                del self.history[self._stack[0].history_len:]
             self._stack.clear()
             self.flow = self.flows.get(self._root_flow_id())
             self.goto(self.flow.start)
@@ -225,9 +228,10 @@ class Session:
 
     def _go_back(self) -> None:
         current = (self.flow, self.node_id)
-        while self.history and self.history[-1] == current:
+        floor = self._stack[-1].history_len if self._stack else 0  # this (sub-)flow's first
+        while len(self.history) > floor and self.history[-1] == current:
             self.history.pop()
-        if not self.history:
+        if len(self.history) <= floor:
             self.goto(self.node_id or self.flow.start)
             return
         flow, node_id = self.history.pop()
@@ -238,7 +242,7 @@ class Session:
         """Run sub-flow ``flow_id`` from its start; its ``return`` node comes back to
         ``return_to`` in the current flow."""
         assert self.node is not None
-        self._stack.append(_Frame(self.flow, self.node, return_to))
+        self._stack.append(_Frame(self.flow, self.node, return_to, len(self.history)))
         self.flow = self.flows.get(flow_id)
         self.goto(self.flow.start)
 
@@ -247,6 +251,8 @@ class Session:
             self.fail(f"return in flow {self.flow.id!r} with no caller flow")
             return
         frame = self._stack.pop()
+        # A finished sub-flow cannot be gone back into: its input nodes leave the history.
+        del self.history[frame.history_len:]
         self.flow, self.node = frame.flow, frame.node
         self.leave("next", frame.return_to)
 
