@@ -543,3 +543,28 @@ def test_back_inside_a_subflow_stays_inside_it() -> None:
     assert call.nodes[-1] == "ask"
     call.press("12").finish_prompt().press("34").finish_prompt()
     assert call.nodes[-1] == "more" and call.of(ev.ERROR) == []
+
+
+AMOUNT = """
+flow: a
+start: ask
+nodes:
+  ask:
+    recognize:
+      prompt: "How much?"
+      grammar: amount
+      into: amount
+      next: ok
+      no_match: {reprompt: "Sorry.", after: 5, goto: bye}
+      no_input: {goto: bye}
+  ok: {hangup: {prompt: "You'd like to repay {amount|amount}."}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+
+
+def test_an_empty_or_zero_amount_is_a_no_match() -> None:
+    call = Call(AMOUNT).start().finish_prompt().press("#").finish_prompt()
+    call.press("0#").finish_prompt().press("000#").finish_prompt().say("zero").finish_prompt()
+    assert len(call.of(ev.NO_MATCH)) == 4 and "amount" not in call.session.vars
+    call.press("120#")
+    assert call.session.vars["amount"] == "120.00" and call.nodes[-1] == "ok"

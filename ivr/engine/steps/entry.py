@@ -138,7 +138,13 @@ class RecognizeStep(_DigitEntry):
         return super().on_dtmf(digit)
 
     def accept(self, value: str) -> None:
-        if self.builtin_grammar() == "amount" and value:
+        if not value:  # the terminator alone is no entry
+            self.no_match(value)
+            return
+        if self.builtin_grammar() == "amount":
+            if int(value) <= 0:  # "0#": nothing to pay or send
+                self.no_match(value)
+                return
             value = f"{int(value):.2f}"
         self._store(value)
 
@@ -152,7 +158,8 @@ class RecognizeStep(_DigitEntry):
     def _interpret(self, result: SpeechResult) -> str | None:
         builtin = self.builtin_grammar()
         if builtin == "amount":
-            return spoken_amount(result.text)
+            amount = spoken_amount(result.text)
+            return amount if amount is not None and float(amount) > 0 else None
         if builtin == "digits":
             return spoken_digits(result.text)
         if builtin == "yes_no":
