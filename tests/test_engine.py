@@ -507,7 +507,8 @@ start: menu
 globals: {"*": back}
 nodes:
   menu:
-    menu: {prompt: "1 to verify.", choices: {"1": verify}, no_input: {goto: bye}, no_match: {goto: bye}}
+    menu:
+      {prompt: "1 to verify.", choices: {"1": verify}, no_input: {goto: bye}, no_match: {goto: bye}}
   verify: {subflow: {flow: vsub, next: more}}
   more:
     menu: {prompt: "1 to end.", choices: {"1": bye}, no_input: {goto: bye}, no_match: {goto: bye}}

@@ -48,7 +48,8 @@ ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
 
 def check_flow(
-    result: BuildResult, positions: Positions, allow_known: bool = True, graph: bool = True
+    result: BuildResult, positions: Positions, allow_known: bool = True, graph: bool = True,
+    partial: dict[str, set[str]] | None = None,
 ) -> list[Diagnostic]:
     """Every semantic problem of one built flow.
 
@@ -57,12 +58,16 @@ def check_flow(
         positions: the document's position table.
         allow_known: whether the transfer allow-list is known (False: no ivr.yaml was given and
             the flow has none, so constant targets cannot be judged).
-        graph: run the graph checks (off when some nodes failed the schema and are missing).
+        graph: run every graph check (off when some nodes failed the schema and are missing).
+        partial: with ``graph`` off, the likely targets of the missing nodes: the unreachable
+            node warnings are still given (see :func:`check_graph`).
     """
     checker = _Checker(result, positions, allow_known)
     checker.run()
     if graph:
         checker.out.extend(check_graph(result.flow, positions))
+    elif partial is not None:
+        checker.out.extend(check_graph(result.flow, positions, partial))
     return checker.out
 
 
