@@ -356,3 +356,27 @@ def test_warnings_are_shown_next_to_schema_errors_outside_nodes() -> None:
         "5:1 error: the flow: unknown key 'bogus'",
         "8:3 warning: node 'c' is never reached from start 'a'",
         "8:21 warning: prompt 'c' has text in 'fr', which is not one of the flow's languages (en)"]
+
+
+def test_an_empty_translation_is_an_error() -> None:
+    found = problems("""
+        flow: t
+        languages: [en, zh]
+        start: a
+        nodes:
+          a: {hangup: {prompt: {en: "Goodbye.", zh: ""}}}
+    """)
+    assert found == ["6:24 error: prompt 'a' has empty zh text (callers in that language would "
+                     "hear nothing)"]
+
+
+def test_a_template_reaching_for_attributes_is_an_error() -> None:
+    found = problems("""
+        flow: t
+        languages: [en]
+        start: a
+        nodes:
+          a: {hangup: {prompt: "Balance {balance.__class__}."}}
+    """)
+    assert len(found) == 1 and found[0].startswith("6:")
+    assert "'__class__' is not a variable or field" in found[0]

@@ -211,6 +211,11 @@ class _Checker:
             if missing:
                 self.report(part.pos, f"prompt '{part.id}' has no {' or '.join(missing)} text "
                             "(every prompt needs each language of the flow, or audio:)")
+            # `zh: ""` would be dead air for every caller in that language.
+            empty = [lang for lang, text in part.text.items() if not text.strip()]
+            if empty:
+                self.report(part.pos, f"prompt '{part.id}' has empty {' and '.join(empty)} "
+                            "text (callers in that language would hear nothing)")
 
     # --- templates and expressions ---------------------------------------------------------
 

@@ -158,6 +158,9 @@ def _parse_field(text: str, start: int, end: int) -> Field:
     for offset, part in _segments(name):
         if not part.isidentifier():
             raise TemplateError(f"bad variable name {name!r}", name_col + offset)
+        if part.startswith("__"):  # {x.__class__}: no attributes, only variables and fields
+            raise TemplateError(f"'{part}' is not a variable or field: templates read "
+                                "variables and record fields only", name_col + offset)
     fmt: str | None = None
     if bar:
         fmt = fmt_part.strip()
