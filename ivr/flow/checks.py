@@ -37,6 +37,7 @@ from ivr.flow.model import (
     SurveyNode,
     TransferNode,
 )
+from ivr.flow.regex import RegexError, compile_regex
 from ivr.flow.schema import did_you_mean
 from ivr.flow.transferallow import allowed as transfer_allowed
 from ivr.flow.transferallow import bad_entry
@@ -273,11 +274,11 @@ class _Checker:
                         f"node '{node.id}': min ({node.min}) is more than max ({node.max})")
         if node.pattern is not None:
             try:
-                re.compile(node.pattern)
-            except re.error as exc:
-                where = self.pos.inside(self.at(node, "pattern"), exc.pos or 0)
+                compile_regex(node.pattern)
+            except RegexError as exc:
+                where = self.pos.inside(self.at(node, "pattern"), _syntax_offset(node.pattern))
                 self.report(where, f"node '{node.id}': pattern {node.pattern!r} is not a "
-                            f"regular expression: {exc.msg}")
+                            f"regular expression RE2 runs: {exc}")
         if node.validate is not None and not VALIDATE.match(node.validate):
             self.report(self.pos.value(self.at(node, "validate")),
                         f"node '{node.id}': validate must be luhn or python:module:function, "
@@ -399,3 +400,13 @@ def _node_prompts(node: Node) -> list[Prompt]:
     if isinstance(node, SurveyNode):
         prompts.extend(q.prompt for q in node.questions)
     return prompts
+
+
+def _syntax_offset(pattern: str) -> int:
+    """Where Python's parser finds a syntax error in ``pattern`` (RE2 does not say; compiling
+    never runs the pattern, so this is safe for any pattern), else 0."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return exc.pos or 0
+    return 0

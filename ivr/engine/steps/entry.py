@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ivr.core import events as ev
@@ -13,6 +12,7 @@ from ivr.engine.speech import is_no, is_yes, match_phrase, spoken_amount, spoken
 from ivr.engine.steps.inputs import InputStep
 from ivr.engine.validators import validate
 from ivr.flow.model import CollectNode, RecognizeNode
+from ivr.flow.regex import search as regex_search
 
 
 class _DigitEntry(InputStep[Any]):
@@ -107,7 +107,7 @@ class CollectStep(_DigitEntry):
     def accept(self, value: str) -> None:
         node = self.node
         valid = node.min <= len(value) <= node.max
-        valid = valid and (node.pattern is None or re.search(node.pattern, value) is not None)
+        valid = valid and (node.pattern is None or regex_search(node.pattern, value))
         valid = valid and (node.validate is None or validate(node.validate, value, self.session))
         if not valid:
             self.no_match(value)
