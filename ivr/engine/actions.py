@@ -41,6 +41,7 @@ from ivr.engine.runtime import ActionDone, ActionResult
 from ivr.flow.expr import lookup
 from ivr.flow.model import ActionNode
 from ivr.flow.template import compile_template
+from ivr.flow.webhookurl import HostRule, host_allowed, parse_rule, render_url
 
 log = logging.getLogger("ivr.actions")
 
@@ -128,15 +129,22 @@ class _Refused(Exception):
 
 
 def prepare(
-    node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None
+    node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None,
+    webhook_allow: tuple[HostRule, ...] | None = None,
 ) -> _HttpRequest | _PythonCall:
     """Render the node's request from ``scope`` (on the session's thread: scope is not shared).
+
+    Args:
+        node: the action node.
+        scope: the call's variables.
+        actions_path: the folder of Python action modules.
+        webhook_allow: the hosts webhooks may reach (None: any; no ivr.yaml list).
 
     Raises:
         _Refused: with a short, secret-free reason.
     """
     if node.webhook is not None:
-        return _prepare_webhook(node, scope)
+        return _prepare_webhook(node, scope, webhook_allow)
     if node.python:
         try:
             args = render_value(dict(node.args), scope)
@@ -146,12 +154,13 @@ def prepare(
     raise _Refused("action has neither webhook nor python")
 
 
-def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest:
+def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any],
+                     webhook_allow: tuple[HostRule, ...] | None) -> _HttpRequest:  # fmt: skip
     hook = node.webhook
     assert hook is not None
     method = hook.method.upper()
     try:
-        url = _text(hook.url, scope).strip()
+        url = render_url(hook.url, scope).strip()  # values percent-encoded (webhookurl.py)
         params = render_value(hook.params, scope) if hook.params else None
         body = render_value(hook.body, scope) if hook.body is not None else None
         headers = {str(k): _text(v, scope) for k, v in hook.headers.items()}
@@ -160,6 +169,8 @@ def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise _Refused(f"webhook URL scheme {scheme or 'missing'!r} not allowed (http/https)")
+    if webhook_allow is not None and not host_allowed(url, webhook_allow):
+        raise _Refused("webhook host not in webhook_allow")  # never the URL: it may hold a PIN
     if any("\r" in v or "\n" in v for v in headers.values()):
         raise _Refused("invalid header value")
     if params:
@@ -176,6 +187,14 @@ def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest
     all_headers.update(headers)
     secrets = (*_leaves(body), *_leaves(params), *headers.values())
     return _HttpRequest(method, url, data, all_headers, node.timeout, tuple(secrets))
+
+
+def host_rules(entries: Iterable[str] | None) -> tuple[HostRule, ...] | None:
+    """ivr.yaml's ``webhook_allow`` as rules (None stays None: any host); entries that do not
+    parse are left out (ivr.yaml's reader refuses them first)."""
+    if entries is None:
+        return None
+    return tuple(rule for rule in map(parse_rule, entries) if rule is not None)
 
 
 # --- performing --------------------------------------------------------------------------------
@@ -306,13 +325,15 @@ def perform(request: _HttpRequest | _PythonCall) -> tuple[bool, Any, str | None]
     return _call_python(request)
 
 
-def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None) -> ActionResult:
+def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None,
+            webhook_allow: tuple[HostRule, ...] | None = None) -> ActionResult:  # fmt: skip
     """Run ``node``'s webhook or Python function with variables ``scope`` (blocking).
 
     Args:
         node: the action node.
         scope: the call's variables (unmasked: a PIN may go to the verify webhook).
         actions_path: the folder of Python action modules (ivr.yaml ``actions_path``).
+        webhook_allow: the hosts webhooks may reach (None: any).
 
     Returns:
         ``ok`` False (the flow takes ``on_error``) on a timeout, a connection error, a non-2xx
@@ -321,7 +342,7 @@ def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | Non
     """
     started = time.monotonic()
     try:
-        ok, data, error = perform(prepare(node, scope, actions_path))
+        ok, data, error = perform(prepare(node, scope, actions_path, webhook_allow))
     except _Refused as exc:
         ok, data, error = False, None, str(exc)
     duration = time.monotonic() - started
@@ -347,11 +368,13 @@ class InlineActionRunner:
     sees a webhook as instantaneous (a real timeout still costs real seconds).
     """
 
-    def __init__(self, actions_path: Path | None = None) -> None:
+    def __init__(self, actions_path: Path | None = None,
+                 webhook_allow: Iterable[str] | None = None) -> None:  # fmt: skip
         self.actions_path = actions_path
+        self.webhook_allow = host_rules(webhook_allow)
 
     def run(self, node: ActionNode, scope: Mapping[str, Any], done: ActionDone) -> _Done:
-        done(execute(node, scope, self.actions_path))
+        done(execute(node, scope, self.actions_path, self.webhook_allow))
         return _Done()
 
 
@@ -405,6 +428,7 @@ class ThreadActionRunner:
         loop: the event loop the sessions run on.
         actions_path: the folder of Python action modules.
         max_workers: how many actions may run at once; more wait in line.
+        webhook_allow: ivr.yaml's ``webhook_allow`` (None: any host).
 
     A watchdog on the loop gives up ``WATCHDOG_GRACE`` seconds after ``node.timeout`` (a Python
     function cannot be interrupted, and a socket timeout bounds each read, not the whole reply).
@@ -415,16 +439,18 @@ class ThreadActionRunner:
         loop: asyncio.AbstractEventLoop,
         actions_path: Path | None = None,
         max_workers: int = 16,
+        webhook_allow: Iterable[str] | None = None,
     ) -> None:
         self.loop = loop
         self.actions_path = actions_path
+        self.webhook_allow = host_rules(webhook_allow)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ivr-action")
 
     def run(self, node: ActionNode, scope: Mapping[str, Any], done: ActionDone) -> _Pending:
         started = time.monotonic()
         pending = _Pending(self.loop, done, started)
         try:
-            request = prepare(node, scope, self.actions_path)
+            request = prepare(node, scope, self.actions_path, self.webhook_allow)
         except _Refused as exc:
             failed = ActionResult(False, None, str(exc), 0.0)
             self.loop.call_soon(pending.deliver, failed)

@@ -121,7 +121,8 @@ class EngineHost:
             await self._build_prompts()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         await self._start_speech()
-        self.actions = ThreadActionRunner(loop, self.config.actions_path)
+        self.actions = ThreadActionRunner(loop, self.config.actions_path,
+                                          webhook_allow=self.config.webhook_allow)
         await self._start_acd(loop)
         self.runtime = Runtime(
             actions=self.actions,

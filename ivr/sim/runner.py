@@ -161,7 +161,7 @@ def make_runtime(config: Config | None) -> Runtime:
 
     actions_path = config.actions_path if config is not None else Path("flows/actions")
     return Runtime(
-        actions=InlineActionRunner(actions_path),
+        actions=InlineActionRunner(actions_path, config.webhook_allow if config else None),
         config_vars=dict(config.vars) if config is not None else {},
         transfer_allow=config.transfer_allow if config is not None else (),
         actions_path=actions_path,
