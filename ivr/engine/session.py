@@ -92,6 +92,10 @@ class Session:
     def vars(self) -> dict[str, Any]:
         return self.scope.values
 
+    def is_secret(self, name: str) -> bool:
+        """True when variable ``name`` (or the record it is a field of) holds a secret."""
+        return self.scope.is_secret(name)
+
     @property
     def jump_pending(self) -> bool:
         """A jump is queued (the running step has left; the trampoline enters the next node)."""
