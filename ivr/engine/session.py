@@ -17,6 +17,7 @@ from ivr.core import events as ev
 from ivr.core.clock import Clock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import Channel, RecordResult, RenderedPrompt, SpeechResult
+from ivr.engine.counters import Counters, MemoryCounters
 from ivr.engine.runtime import Runtime
 from ivr.engine.scope import Scope
 from ivr.engine.steps import Step, make_step
@@ -77,6 +78,8 @@ class Session:
         # Clock time the caller joined an agent queue, while they wait (see on_hangup).
         self.queued_at: float | None = None
         self.scope = Scope(self._initial_vars(initial_vars))
+        # Counts across calls: the runtime's store, else this call's own (tools, tests).
+        self.counters: Counters = runtime.counters or MemoryCounters()
 
     # --- public state ---------------------------------------------------------------------
 

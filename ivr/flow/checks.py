@@ -21,6 +21,7 @@ from ivr.flow.model import (
     BUILTIN_COMMANDS,
     ActionNode,
     CollectNode,
+    CounterNode,
     EnqueueNode,
     Flow,
     GlobalCommand,
@@ -342,6 +343,12 @@ class _Checker:
     def node_set(self, node: SetNode) -> None:
         for name in node.vars:
             self.identifier(node, name, self.at(node, "vars", name), "variable", key=True)
+
+    def node_counter(self, node: CounterNode) -> None:
+        self.identifier(node, node.into, self.at(node, "into"), "into")
+        if node.reset and node.add:
+            self.report(self.pos.value(self.at(node, "add")),
+                        f"node '{node.id}': a counter either adds or resets, not both")
 
     def node_action(self, node: ActionNode) -> None:
         if node.into is not None:

@@ -49,6 +49,7 @@ from ivr.host.acd import HostAcd
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
+from ivr.store.counters import StoreCounters
 from ivr.store.db import CallStore, connect
 from ivr.tts.build import build_prompts
 from ivr.tts.cache import PromptCache
@@ -116,6 +117,7 @@ class EngineHost:
             raise FlowError(diagnostics)
         loop = asyncio.get_running_loop()
         self.store = CallStore(self.config.store_path)
+        self.counters = StoreCounters(self.config.store_path)  # lockouts across calls
         self.prompts = PromptCache(self.config.prompts_dir)
         if self.options.build_prompts:
             await self._build_prompts()
@@ -130,6 +132,7 @@ class EngineHost:
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,
             queues=self.acd.queues if self.acd is not None else None,
+            counters=self.counters,
         )
         if self.options.watch_interval > 0:
             self._watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
@@ -182,6 +185,7 @@ class EngineHost:
             await self.acd.stop()
         self.actions.shutdown(wait=False)
         await asyncio.to_thread(self.store.close)
+        self.counters.close()
 
     # --- flows ----------------------------------------------------------------------------
 

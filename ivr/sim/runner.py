@@ -26,6 +26,7 @@ from ivr.config import Config
 from ivr.core.clock import Clock, TimerHandle, VirtualClock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import CallInfo
+from ivr.engine.counters import MemoryCounters
 from ivr.engine.runtime import Runtime
 from ivr.flow.model import EnqueueNode, FlowSet
 from ivr.host.queues import AuthorityQueues
@@ -183,6 +184,17 @@ def simulated_queues(agents: Sequence[SimAgent], flows: FlowSet,
     return AuthorityQueues(authority)
 
 
+def _script_counters(script: Script, wall: float) -> MemoryCounters | None:
+    """The call's counters, starting as the script's ``counters:`` say (an hour to live);
+    None (each call its own, empty) when it says nothing."""
+    if not script.counters:
+        return None
+    counters = MemoryCounters()
+    for key, value in script.counters.items():
+        counters.preset(key, value, wall + 3600)
+    return counters
+
+
 def agent_plans(agents: Sequence[SimAgent]) -> Callable[[str], AgentPlan | None]:
     """How each simulated agent behaves when rung (for the SimChannel)."""
     return {a.id: AgentPlan(a.answer_after, a.handle, a.rejects) for a in agents}.get
@@ -212,7 +224,8 @@ class _Call:
             record_seconds=script.record_seconds,
             agents=agent_plans(script.agents),
         )
-        runtime = replace(runtime, queues=simulated_queues(script.agents, flows, self.clock))
+        runtime = replace(runtime, queues=simulated_queues(script.agents, flows, self.clock),
+                          counters=_script_counters(script, self.clock.wall()))  # fmt: skip
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:

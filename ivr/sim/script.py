@@ -444,6 +444,7 @@ _TOP_KEYS = {
     "transfer_fails",
     "record_seconds",
     "agents",
+    "counters",
 }
 
 
@@ -479,6 +480,15 @@ def _parse_transfer_fails(r: _Reader, node: yaml.Node) -> tuple[str, ...]:
     if isinstance(node, yaml.SequenceNode):
         return tuple(r.text(item, "a transfer_fails pattern") for item in node.value)
     raise r.error(node, "transfer_fails must be true, false, a pattern or a list of patterns")
+
+
+def _parse_counters(r: _Reader, node: yaml.Node) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in r.vars(node, "counters").items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise r.error(node, f"counters: {key!r} needs a whole number of 0 or more")
+        out[key] = value
+    return out
 
 
 def parse_script(text: str, path: str = "<script>") -> Script:
@@ -517,6 +527,7 @@ def parse_script(text: str, path: str = "<script>") -> Script:
         transfer_fails=opt("transfer_fails", lambda n: _parse_transfer_fails(r, n), ()),
         record_seconds=opt("record_seconds", lambda n: r.number(n, "record_seconds"), 5.0),
         agents=opt("agents", lambda n: _parse_agents(r, n), ()),
+        counters=opt("counters", lambda n: _parse_counters(r, n), {}),
         line=_line(entries.get("call")),
         outcome_line=_line(entries.get("outcome")),
         timeout_line=_line(entries.get("timeout")),

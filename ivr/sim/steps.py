@@ -175,6 +175,8 @@ class Script:
     transfer_fails: tuple[str, ...] = ()
     record_seconds: float = 5.0
     agents: tuple[SimAgent, ...] = ()
+    # Counts left by earlier calls (a counter node's key -> value), e.g. a locked-out account.
+    counters: dict[str, int] = field(default_factory=dict)
     line: int = 1  # of `call:`
     outcome_line: int = 0
     timeout_line: int = 0
