@@ -569,3 +569,24 @@ def test_an_empty_or_zero_amount_is_a_no_match() -> None:
     assert len(call.of(ev.NO_MATCH)) == 4 and "amount" not in call.session.vars
     call.press("120#")
     assert call.session.vars["amount"] == "120.00" and call.nodes[-1] == "ok"
+
+
+def _recording_started(call: Call) -> Call:
+    call.start().finish_prompt().press("3").finish_prompt().finish_prompt()  # prompt, beep
+    assert call.channel.recording
+    return call.run(2)
+
+
+def test_a_voicemail_ended_by_the_callers_hangup_is_kept_and_linked() -> None:
+    call = _recording_started(Call(ENDINGS)).hangup()
+    assert call.outcome == "voicemail"
+    (recording,) = call.of(ev.RECORDING)
+    assert recording.node == "voicemail" and recording.data["duration"] == 2.0
+    assert recording.data["ended"] == "with_call"
+    assert call.of(ev.CALL_END)[0].data["outcome"] == "voicemail"
+
+
+def test_a_voicemail_cut_by_a_drain_is_linked_to_the_call() -> None:
+    call = _recording_started(Call(ENDINGS))
+    call.session.fail("server draining")  # what EngineHost.cut_calls does at the timeout
+    assert [e.node for e in call.of(ev.RECORDING)] == ["voicemail"]

@@ -77,6 +77,9 @@ class Session:
         self.outcome: str | None = None
         # Clock time the caller joined an agent queue, while they wait (see on_hangup).
         self.queued_at: float | None = None
+        # The record node whose recording is under way: one that ends with the call (the caller
+        # hangs up, a drain cuts the call) is still written, and linked here when it is.
+        self.recording: Node | None = None
         self.scope = Scope(self._initial_vars(initial_vars))
         # Counts across calls: the runtime's store, else this call's own (tools, tests).
         self.counters: Counters = runtime.counters or MemoryCounters()
@@ -339,8 +342,22 @@ class Session:
             self._step.on_speech(result)
 
     def on_recording_done(self, result: RecordResult) -> None:
-        if not self.finished and self._step is not None:
+        if self.finished:
+            self._late_recording(result)
+        elif self._step is not None:
             self._step.on_recording_done(result)
+
+    def _late_recording(self, result: RecordResult) -> None:
+        """A recording that the end of the call stopped: written after all, so it belongs in
+        the call's record (the caller who hangs up after their message is the usual case)."""
+        node, self.recording = self.recording, None
+        if node is None:
+            return
+        into = getattr(node, "into", None)
+        if into:
+            self.scope.set(into, result.path or "")
+        self.emit(ev.RECORDING, path=result.path, duration=round(result.duration, 2),
+                  ended="with_call")  # fmt: skip
 
     def on_transfer_result(self, ok: bool, reason: str) -> None:
         if not self.finished and self._step is not None:

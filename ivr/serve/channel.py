@@ -207,7 +207,9 @@ class SipChannel:
         except Exception:
             log.exception("call %s: recording failed", self.info.call_id)
             path, duration = None, 0.0
-        if self._listener is not None and not self.ended:
+        # Also after the end: a message the caller's hang-up (or a drain) ended is still the
+        # call's; the engine links it to the record (Session.on_recording_done).
+        if self._listener is not None:
             self._listener.on_recording_done(RecordResult(path, duration))
 
     def hangup(self) -> None:

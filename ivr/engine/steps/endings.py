@@ -72,9 +72,15 @@ class RecordStep(_PromptThen):
             self.session.play_rendered(RenderedPrompt(BEEP, self.session.language, "", BEEP))
             return
         spec = RecordSpec(self.node.max_seconds, self.node.finish_key, self.node.beep)
+        self.session.recording = self.node
         self.session.channel.record(spec)
 
+    def hangup_outcome(self) -> str:
+        # Hanging up is how many callers end a message: it was left, not abandoned.
+        return "voicemail" if self.session.recording is not None else "abandoned"
+
     def on_recording_done(self, result: RecordResult) -> None:
+        self.session.recording = None
         self.session.scope.set(self.node.into, result.path or "")
         self.session.emit(ev.RECORDING, path=result.path, duration=round(result.duration, 2))
         self.leave("next", self.node.next)
