@@ -10,6 +10,7 @@ from engine_harness import Call
 
 from ivr.core import events as ev
 from ivr.core.events import MASK
+from ivr.engine.session import MAX_TYPEAHEAD
 
 MENU = """
 flow: t
@@ -590,3 +591,10 @@ def test_a_voicemail_cut_by_a_drain_is_linked_to_the_call() -> None:
     call = _recording_started(Call(ENDINGS))
     call.session.fail("server draining")  # what EngineHost.cut_calls does at the timeout
     assert [e.node for e in call.of(ev.RECORDING)] == ["voicemail"]
+
+
+def test_the_type_ahead_buffer_is_bounded() -> None:
+    call = Call(FULL_PIN).start()
+    for _ in range(MAX_TYPEAHEAD * 4):
+        call.channel.caller_dtmf("7")  # during "Hello." (no barge-in): all type-ahead
+    assert len(call.session.typeahead) == MAX_TYPEAHEAD

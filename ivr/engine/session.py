@@ -28,6 +28,9 @@ log = logging.getLogger("ivr.engine")
 
 # A flow that jumps this many times without waiting for the caller is looping: end the call.
 MAX_JUMPS_WITHOUT_INPUT = 500
+# Keys kept while no node takes them (a long prompt, an action): more are dropped, so a caller
+# holding keys down through a long message cannot grow the buffer without bound.
+MAX_TYPEAHEAD = 64
 
 
 @dataclass
@@ -330,7 +333,9 @@ class Session:
         absorb, self._absorb = self._absorb, None
         if absorb is not None and digit == absorb[0] and self.clock.now() <= absorb[1]:
             return
-        if self._step is None or not self._step.on_dtmf(digit):
+        if (self._step is None or not self._step.on_dtmf(digit)) and (
+            len(self.typeahead) < MAX_TYPEAHEAD
+        ):
             self.typeahead.append(digit)
 
     def on_speech_start(self) -> None:
