@@ -356,3 +356,9 @@ def test_pending_drops_result_after_cancel() -> None:
         assert [r.data for r in got] == [{"n": 1}]
     finally:
         loop.close()
+
+
+def test_a_reply_nested_past_the_stack_is_invalid_json_not_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert actions._judge_reply(200, deep, []) == (False, None, "invalid JSON reply")
+    assert actions._judge_reply(500, deep, []) == (False, None, "HTTP 500")

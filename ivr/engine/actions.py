@@ -255,7 +255,7 @@ def _network_error(reason: object, timeout: float) -> str:
 def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # "[[[[..." nests past the stack
         return None
 
 
@@ -266,7 +266,7 @@ def _judge_reply(status: int, raw: bytes, secrets: Iterable[str]) -> tuple[bool,
         return True, {}, None  # 204 No Content and friends: success with nothing to store
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # too deep is as bad as broken
         return False, None, "invalid JSON reply"
     return _judge_data(data, secrets)
 
