@@ -41,6 +41,12 @@ def test_anything_else_is_refused(target: str) -> None:
     assert not allowed(target, BANK)
 
 
+def test_a_port_wildcard_admits_any_port_of_that_host_only() -> None:
+    entries = ("sip:*@127.0.0.1:*",)
+    assert allowed("sip:agent@127.0.0.1:5071", entries) and allowed("sip:a@127.0.0.1", entries)
+    assert not allowed("sip:a@127.0.0.2:5071", entries)
+
+
 def test_entries_must_be_numbers_or_plain_sip_uris() -> None:
     assert bad_entry("sip:*@agents.bank.example") is None and bad_entry("+86955*") is None
     assert bad_entry("sip:*@*") is not None  # no glob in the host

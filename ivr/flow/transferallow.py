@@ -10,7 +10,7 @@ target is first parsed, strictly, as one of:
   password: USER is letters, digits and ``-_.!~'()+``; HOST is a domain name or IPv4 address.
 
 An allow-list entry is of the same two forms, with ``*`` and ``?`` allowed in the number (after
-its first digit) and in the SIP user only. A SIP target matches an entry when scheme, host
+its first digit) and in the SIP user only, and ``:*`` for any port of the host. A SIP target matches an entry when scheme, host
 (case-insensitive) and port are equal and the user matches the entry's user glob; a number
 matches a number entry's glob.
 Anything that does not parse is refused.
@@ -29,8 +29,10 @@ _USER_PATTERN = r"[A-Za-z0-9\-_.!~'()+*?]{1,64}"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _HOST = rf"(?:{_LABEL}\.)*{_LABEL}"
 _PORT = r"(?::([0-9]{1,5}))?"
+_PORT_PATTERN = r"(?::([0-9]{1,5}|\*))?"  # ":*": any port of that host
 _SIP = re.compile(rf"(sips?):({_USER})@({_HOST}){_PORT}")
-_SIP_PATTERN = re.compile(rf"(sips?):({_USER_PATTERN})@({_HOST}){_PORT}")
+_SIP_PATTERN = re.compile(rf"(sips?):({_USER_PATTERN})@({_HOST}){_PORT_PATTERN}")
+ANY_PORT = -1
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ def parse_target(text: str, *, pattern: bool = False) -> Target | None:
     if sip is None:
         return None
     scheme, user, host, port = sip.groups()
+    if port == "*":
+        return Target(scheme.lower(), user, host.lower(), ANY_PORT)
     if port is not None and not 0 < int(port) < 65536:
         return None
     return Target(scheme.lower(), user, host.lower(), int(port) if port else None)
@@ -80,6 +84,8 @@ def allowed(target: str, entries: tuple[str, ...] | list[str]) -> bool:
 
 
 def _matches(target: Target, rule: Target) -> bool:
-    if (target.scheme, target.host, target.port) != (rule.scheme, rule.host, rule.port):
+    if (target.scheme, target.host) != (rule.scheme, rule.host):
+        return False
+    if rule.port != ANY_PORT and target.port != rule.port:
         return False
     return fnmatchcase(target.user, rule.user)
