@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import re
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ivr.core.events import MASK
@@ -296,13 +299,47 @@ def load_action(spec: str, actions_path: Path | None) -> Callable[..., Any]:
         if not sep or not module_name or not func_name:
             raise ImportError(f"{spec!r} is not module:function")
         if actions_path is not None and str(actions_path) not in sys.path:
-            sys.path.insert(0, str(actions_path))
-        module = importlib.import_module(module_name)
+            # Last, for the actions' own imports of siblings: a file there never shadows the
+            # standard library or an installed package for the rest of the process.
+            sys.path.append(str(actions_path))
+        module = _import_from_folder(module_name, actions_path)
         func = getattr(module, func_name)
         if not callable(func):
             raise TypeError(f"{spec} is not a function")
         _FUNCTIONS[key] = func
         return func
+
+
+def _import_from_folder(module_name: str, actions_path: Path | None) -> ModuleType:
+    """The module ``module_name`` loaded from its file in ``actions_path``, never from elsewhere
+    on the import path: ``python: os:system`` must not run, and a module of the same name that
+    another folder (or the standard library) already put in ``sys.modules`` is not this one.
+
+    Raises:
+        ModuleNotFoundError: no such file in ``actions_path`` (or no folder at all).
+    """
+    refused = ModuleNotFoundError(f"module {module_name!r} is not in the actions folder")
+    if actions_path is None:
+        raise refused
+    folder = actions_path.resolve()
+    base = folder.joinpath(*module_name.split("."))
+    candidates = (base.with_suffix(".py"), base / "__init__.py")
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None or not path.resolve().is_relative_to(folder):
+        raise refused
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
+    unique = f"ivr_action_{digest}_{module_name.replace('.', '__')}"
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise refused
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module  # before running it: dataclasses and pickling look it up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    return module
 
 
 def _call_python(call: _PythonCall) -> tuple[bool, Any, str | None]:

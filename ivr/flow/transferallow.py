@@ -10,9 +10,9 @@ target is first parsed, strictly, as one of:
   password: USER is letters, digits and ``-_.!~'()+``; HOST is a domain name or IPv4 address.
 
 An allow-list entry is of the same two forms, with ``*`` and ``?`` allowed in the number (after
-its first digit) and in the SIP user only, and ``:*`` for any port of the host. A SIP target matches an entry when scheme, host
-(case-insensitive) and port are equal and the user matches the entry's user glob; a number
-matches a number entry's glob.
+its first digit) and in the SIP user only, and ``:*`` for any port of the host. A SIP target
+matches an entry when scheme, host (case-insensitive) and port are equal and the user matches
+the entry's user glob; a number matches a number entry's glob.
 Anything that does not parse is refused.
 """
 
