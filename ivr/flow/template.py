@@ -91,15 +91,23 @@ class Template:
         return "".join(out)
 
 
+#: The most characters one field adds to spoken text: a value from a webhook reply or a caller
+#: (a 1 MB "name") must not become minutes of synthesis on the call's time.
+MAX_SPOKEN_FIELD = 200
+
+
 def _value_text(value: Any, fmt: str | None, language: str, speak: bool) -> str:
     if value is None:
         return ""
+    if speak and isinstance(value, str):
+        value = value[:MAX_SPOKEN_FIELD]
     if speak and fmt is not None:
         try:
             return say_as(value, fmt, language)
         except ValueError:
             pass
-    return str(value)
+    text = str(value)
+    return text[:MAX_SPOKEN_FIELD] if speak else text
 
 
 @functools.lru_cache(maxsize=4096)
