@@ -24,8 +24,8 @@ CREATE TABLE IF NOT EXISTS counters (
     expires REAL NOT NULL
 ) WITHOUT ROWID;
 """
-#: How long an update waits for another writer before it gives up (seconds).
-BUSY_TIMEOUT = 0.25
+#: How long an update waits for another writer before it gives up (seconds); and set-up.
+BUSY_TIMEOUT, SETUP_TIMEOUT = 0.25, 10.0
 #: Expired rows deleted per clean-up, and how many updates between clean-ups.
 PURGE_BATCH, PURGE_EVERY = 500, 200
 
@@ -35,10 +35,12 @@ class StoreCounters:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None,
+        # Workers start together and may all create the table at once: wait longer for that.
+        self._db = sqlite3.connect(str(path), timeout=SETUP_TIMEOUT, isolation_level=None,
                                    check_same_thread=False)  # fmt: skip
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         self._lock = threading.Lock()
         self._updates = 0
 
