@@ -10,7 +10,7 @@ from sip_phone import run, setup
 
 from ivr.core import events as ev
 from ivr.core.callinfo import CallInfo
-from ivr.core.textsafe import MAX_CALLER_TEXT, printable
+from ivr.core.textsafe import MAX_CALLER_TEXT, MAX_FILE_STEM, file_stem, printable
 
 
 def test_control_characters_become_visible_escapes() -> None:
@@ -54,3 +54,10 @@ def test_a_from_header_with_encoded_newline_and_escape_is_logged_printable(
     lines = [r.getMessage() for r in caplog.records if "INVITE from" in r.getMessage()]
     assert lines and "bob\\x0aFAKE LINE\\x1b[2J" in lines[0]
     assert not any("\n" in line or "\x1b" in line for line in lines)
+
+
+def test_a_call_id_becomes_a_file_stem_that_stays_in_its_folder() -> None:
+    assert file_stem("r9lnrekhk55dwbf20b2qoewo@127.0.0.1") == "r9lnrekhk55dwbf20b2qoewo@127.0.0.1"
+    assert file_stem("../../etc/passwd") == "_._.._etc_passwd"
+    assert file_stem("a\x00b/c") == "a_b_c" and file_stem("") == "_"
+    assert len(file_stem("x" * 1000)) == MAX_FILE_STEM

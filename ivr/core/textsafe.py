@@ -39,3 +39,16 @@ def _escape(ch: str) -> str:
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+#: Longest file-name stem made from caller text (a Call-ID may be far longer than a file name).
+MAX_FILE_STEM = 96
+
+
+def file_stem(text: str) -> str:
+    """``text`` (a Call-ID: the caller's choice, and ``/`` and ``..`` are legal in it) as a
+    file-name stem that stays in its folder: letters, digits, ``-``, ``_``, ``.`` and ``@``,
+    anything else ``_``, no leading dot, at most :data:`MAX_FILE_STEM` characters."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_.@" else "_" for c in text)
+    safe = safe[:MAX_FILE_STEM]
+    return "_" + safe[1:] if not safe or safe.startswith(".") else safe
