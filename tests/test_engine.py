@@ -598,3 +598,19 @@ def test_the_type_ahead_buffer_is_bounded() -> None:
     for _ in range(MAX_TYPEAHEAD * 4):
         call.channel.caller_dtmf("7")  # during "Hello." (no barge-in): all type-ahead
     assert len(call.session.typeahead) == MAX_TYPEAHEAD
+
+
+def test_a_variable_computed_from_a_secret_is_secret_too() -> None:
+    flow = """
+    flow: s
+    start: pin
+    defaults: {escalate: bye}
+    nodes:
+      pin: {collect: {prompt: "PIN.", into: pin, min: 4, max: 4, secret: true, next: copy}}
+      copy: {set: {vars: {again: "= pin", tail: "{pin}-x", plain: "= 1 + 1"}, next: bye}}
+      bye: {hangup: {prompt: "Bye {again}."}}
+    """
+    call = Call(flow).start().finish_prompt().press("9071").run(5)
+    shown = {e.data["name"]: e.data["value"] for e in call.of(ev.VAR_SET)}
+    assert shown == {"pin": MASK, "again": MASK, "tail": MASK, "plain": 2}
+    assert all("9071" not in str(e.data) for e in call.events)

@@ -7,7 +7,7 @@ import logging
 from ivr.core import events as ev
 from ivr.engine.counters import MAX_KEY
 from ivr.engine.steps.base import Step
-from ivr.engine.values import compute, truthy
+from ivr.engine.values import compute, names_read, truthy
 from ivr.flow.calendar import status
 from ivr.flow.expr import ExprError
 from ivr.flow.model import (
@@ -52,7 +52,8 @@ class SetStep(Step[SetNode]):
         scope = self.session.scope
         try:
             for name, raw in self.node.vars.items():
-                scope.set(name, compute(raw, scope.values))
+                secret = any(scope.is_secret(read) for read in names_read(raw))  # "= pin"
+                scope.set(name, compute(raw, scope.values), secret=secret)
                 self.session.emit(ev.VAR_SET, name=name, value=scope.shown(name, scope.get(name)))
         except ExprError as exc:
             self.session.fail(f"set {self.node.id}: {exc}")
