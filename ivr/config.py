@@ -13,7 +13,8 @@ The sections and their keys::
     store: {path}                                       the SQLite call records
     languages: [en, ...]                                default languages of flows
     numbers: {"95588": flow-id, default: flow-id}       dialled number -> flow
-    transfer_allow: [pattern, ...]                      fnmatch patterns for transfer targets
+    transfer_allow: [pattern, ...]                      numbers or sip:USER@HOST, * ? in USER
+    webhook_allow: [host, ...]                          hosts webhooks may reach (absent: any)
     vars: {...}                                         free: config.<name> in flows
     timers: {...}                                       free here; checked when flows are built
     asr: {backend, workers, models_dir}                 speech recognition (AsrConfig)
@@ -43,6 +44,8 @@ from ivr.consoleconf import ConsoleConfig, read_console
 from ivr.core.priority import PRIORITIES
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
+from ivr.flow.transferallow import bad_entry
+from ivr.flow.webhookurl import parse_rule
 from ivr.flow.yamlload import Positions, load_yaml, pointer
 from ivr.sip.admission import SourceLimits
 from ivr.sip.errors import SipParseError
@@ -59,8 +62,8 @@ LOG_FORMATS = ("text", "json")
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 _TOP = ("flows_dir", "prompts_dir", "scripts_dir", "actions_path", "store", "languages",
-        "numbers", "transfer_allow", "vars", "timers", "asr", "sip", "pyvoip", "log",
-        "acd", "console")  # fmt: skip
+        "numbers", "transfer_allow", "webhook_allow", "vars", "timers", "asr", "sip", "pyvoip",
+        "log", "acd", "console")  # fmt: skip
 _SIP = ("listen", "rtp_host", "rtp_ports", "max_calls", "ringing", "drain_timeout",
         "test_headers", "workers", "register", "priority", "per_source", "refuse_without_store",
         "media_timeout")  # fmt: skip
@@ -186,6 +189,7 @@ class Config:
     languages: tuple[str, ...] = ("en",)
     numbers: dict[str, str] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
+    webhook_allow: tuple[str, ...] | None = None  # None: not set, webhooks may reach any host
     vars: dict[str, Any] = field(default_factory=dict)
     timers: dict[str, Any] = field(default_factory=dict)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -321,7 +325,8 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         store_path=path("/store/path", "var/calls.db"),
         languages=r.text_list("/languages", ("en",)) or ("en",),
         numbers={key: r.text(pointer("numbers", key), "") for key in numbers},
-        transfer_allow=r.text_list("/transfer_allow", ()),
+        transfer_allow=_transfer_allow(r),
+        webhook_allow=_webhook_allow(r),
         vars=dict(r.mapping("/vars")),
         timers=dict(r.mapping("/timers")),
         asr=_asr(r, path),
@@ -333,6 +338,28 @@ def _read(r: Reader, root: Path, display: str, positions: Positions) -> Config:
         file=display,
         positions=positions,
     )
+
+
+def _transfer_allow(r: Reader) -> tuple[str, ...]:
+    """The allow-list, every entry a number or plain SIP URI pattern (flow/transferallow.py)."""
+    entries = r.text_list("/transfer_allow", ())
+    for i, entry in enumerate(entries):
+        problem = bad_entry(entry)
+        if problem is not None:
+            r.problem(pointer("transfer_allow", i), problem)
+    return entries
+
+
+def _webhook_allow(r: Reader) -> tuple[str, ...] | None:
+    """The hosts webhooks may reach: ``host``, ``host:port`` or a URL (flow/webhookurl.py)."""
+    if r.get("/webhook_allow") is MISSING:
+        return None
+    entries = r.text_list("/webhook_allow", ())
+    for i, entry in enumerate(entries):
+        if parse_rule(entry) is None:
+            r.problem(pointer("webhook_allow", i), f"webhook_allow entry {entry!r} is not a "
+                      "host, host:port or http(s) URL (hosts are named exactly, no globs)")
+    return entries
 
 
 def _asr(r: Reader, path: Callable[[str, str], Path]) -> AsrConfig:

@@ -12,6 +12,7 @@ from ivr.core.clock import VirtualClock
 from ivr.core.events import Event
 from ivr.engine.actions import InlineActionRunner
 from ivr.engine.channel import CallInfo, SpeechResult
+from ivr.engine.counters import Counters
 from ivr.engine.queueing import Queues
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
@@ -36,6 +37,7 @@ class Call:
         queues: Queues | None = None,
         agents: Callable[[str], AgentPlan | None] | None = None,
         call_id: str = "call-1",
+        counters: Counters | None = None,
     ) -> None:
         flows = [load_text(textwrap.dedent(t), f"flow{i}.yaml") for i, t in
                  enumerate((flow_yaml, *extra_flows))]
@@ -54,6 +56,7 @@ class Call:
             transfer_allow=("sip:*@agents.example",),
             actions_path=actions_path,
             queues=queues,
+            counters=counters,
         )
         self.session = Session(
             self.flowset, flows[0].id, self.channel, self.clock, runtime, [self.events.append]

@@ -356,3 +356,29 @@ def test_pending_drops_result_after_cancel() -> None:
         assert [r.data for r in got] == [{"n": 1}]
     finally:
         loop.close()
+
+
+def test_a_reply_nested_past_the_stack_is_invalid_json_not_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert actions._judge_reply(200, deep, []) == (False, None, "invalid JSON reply")
+    assert actions._judge_reply(500, deep, []) == (False, None, "HTTP 500")
+
+
+@pytest.mark.parametrize("spec", ["os:system", "subprocess:getoutput", "ivr.engine.actions:run"])
+def test_a_python_action_outside_the_actions_folder_never_runs(
+    actions_dir: Path, spec: str
+) -> None:
+    result = execute(py_node(spec, {"cmd": "true"}), {}, actions_dir)
+    assert not result.ok and result.error is not None
+    assert result.error.startswith("ModuleNotFoundError") and "not in the actions folder" in (
+        result.error)
+
+
+def test_the_actions_folder_module_wins_over_one_of_the_same_name(actions_dir: Path) -> None:
+    (actions_dir / "json.py").write_text("def dumps(args):\n    return {'mine': 1}\n",
+                                         encoding="utf-8")  # fmt: skip
+    result = execute(py_node("json:dumps", {}), {}, actions_dir)  # sys.modules has the real one
+    assert result.ok and result.data == {"mine": 1}
+    import json  # the point: a plain import still finds the standard library
+
+    assert json.dumps([1]) == "[1]"

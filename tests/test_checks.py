@@ -324,3 +324,59 @@ def test_semantic_errors_raise_semantic_error_with_all_diagnostics() -> None:
         load_text("flow: t\nstart: a\nnodes:\n  a: {goto: b}\n  b: {goto: c}\n", "t.yaml")
     assert all(d.severity is Severity.ERROR for d in info.value.diagnostics)
     assert "unknown node 'c'" in str(info.value)
+
+
+def test_warnings_are_shown_next_to_schema_errors_inside_nodes() -> None:
+    found = problems("""
+        flow: t
+        languages: [en]
+        start: a
+        nodes:
+          a: {say: {prompt: "Hi.", next: e, bogus: 1}}
+          e: {say: {prompt: "Hi.", next: b}}
+          b: {hangup: {}}
+          c: {hangup: {}}
+    """)
+    # 'e' and 'b' follow the broken node 'a' (its targets are read from its raw data).
+    assert found == ["6:37 error: node 'a': unknown key 'bogus'",
+                     "9:3 warning: node 'c' is never reached from start 'a'"]
+
+
+def test_warnings_are_shown_next_to_schema_errors_outside_nodes() -> None:
+    found = problems("""
+        flow: t
+        languages: [en]
+        start: a
+        bogus: 1
+        nodes:
+          a: {hangup: {}}
+          c: {say: {prompt: {en: "x", fr: "y"}, next: a}}
+    """)
+    assert found == [
+        "5:1 error: the flow: unknown key 'bogus'",
+        "8:3 warning: node 'c' is never reached from start 'a'",
+        "8:21 warning: prompt 'c' has text in 'fr', which is not one of the flow's languages (en)"]
+
+
+def test_an_empty_translation_is_an_error() -> None:
+    found = problems("""
+        flow: t
+        languages: [en, zh]
+        start: a
+        nodes:
+          a: {hangup: {prompt: {en: "Goodbye.", zh: ""}}}
+    """)
+    assert found == ["6:24 error: prompt 'a' has empty zh text (callers in that language would "
+                     "hear nothing)"]
+
+
+def test_a_template_reaching_for_attributes_is_an_error() -> None:
+    found = problems("""
+        flow: t
+        languages: [en]
+        start: a
+        nodes:
+          a: {hangup: {prompt: "Balance {balance.__class__}."}}
+    """)
+    assert len(found) == 1 and found[0].startswith("6:")
+    assert "'__class__' is not a variable or field" in found[0]

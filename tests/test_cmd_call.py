@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from sip_phone import App, start_ua
 
+from ivr.cli.cmd_call import _secret_entry_times, _shown
 from ivr.cli.main import main
+from ivr.core import events as ev
+from ivr.core.events import MASK, Event
+from ivr.sim.live_call import Sent
 
 
 def test_a_target_that_is_not_a_sip_uri_is_a_usage_error(
@@ -37,3 +41,21 @@ def test_a_rejected_call_fails_and_says_why(
     out = capsys.readouterr().out
     assert code == 1
     assert f"to sip:95588@{host}:{port}: 100 Trying, 180 Ringing, 486 Busy Here" in out
+
+
+def test_keys_sent_into_a_secret_entry_are_masked_in_the_report() -> None:
+    def event(seq: int, t: float, what: str, node: str | None, **data: object) -> Event:
+        return Event("c", seq, t, what, node, dict(data))
+
+    events = [
+        event(1, 0.0, ev.NODE_ENTER, "main_menu", kind="menu"),
+        event(2, 3.0, ev.INPUT, "main_menu", mode="dtmf", value="1"),
+        event(3, 3.1, ev.NODE_ENTER, "ask_pin", kind="collect"),
+        event(4, 9.0, ev.INPUT, "ask_pin", mode="dtmf", value=MASK),
+        event(5, 9.1, ev.NODE_ENTER, "anything_else", kind="menu"),
+    ]
+    spans = _secret_entry_times(events)
+    assert spans == [(3.1, 9.1)]
+    assert _shown(Sent(2.0, "dtmf", "1"), 2.0, spans) == "1"
+    assert _shown(Sent(8.0, "dtmf", "123456"), 8.0, spans) == MASK
+    assert _shown(Sent(10.0, "dtmf", "2"), 10.0, spans) == "2"

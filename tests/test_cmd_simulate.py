@@ -129,3 +129,19 @@ def test_without_agents_the_queue_is_left_at_once(
 ) -> None:
     _, lines = simulate(config, monkeypatch, "0\n")
     assert any(line.startswith("(left the queue: no_agents") for line in lines)
+
+
+def test_vars_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "pin.yaml").write_text(
+        "flow: sim-main\nlanguages: [en]\nstart: pin\ndefaults: {escalate: bye}\nnodes:\n"
+        "  pin: {collect: {prompt: PIN., into: pin, min: 4, max: 4, secret: true, next: menu}}\n"
+        "  menu: {menu: {prompt: Press 1., choices: {'1': bye}}}\n"
+        "  bye: {hangup: {}}\n", encoding="utf-8")
+    (tmp_path / "ivr.yaml").write_text("flows_dir: flows\n", encoding="utf-8")
+    _, lines = simulate(tmp_path / "ivr.yaml", monkeypatch, "9071\nvars\nhangup\n")
+    start = lines.index("{")
+    end = lines.index("}", start)
+    values = json.loads("\n".join(lines[start : end + 1]))
+    assert values["pin"] == "****"
+    assert not any("9071" in line for line in lines)

@@ -152,3 +152,30 @@ def test_nothing_is_stored_by_default(project: Path) -> None:
     write(project, "a.yaml", PASSING)
     assert ivr_test(project) == 0
     assert not (project / "var").exists()
+
+
+SECRET_MISMATCH = """\
+name: wrong pin expected
+call: sim-main
+steps:
+  - expect: welcome
+  - expect: main_menu
+  - press: "5"
+  - expect: ask_pin
+  - press: "9071"
+  - assert: {vars: {pin: "1234"}}
+"""
+
+
+def test_a_failing_check_on_a_secret_shows_neither_value(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(project, "s.yaml", SECRET_MISMATCH)
+    report = project / "junit.xml"
+    assert ivr_test(project, "--junit", str(report)) == 1
+    out = capsys.readouterr().out
+    assert "expected pin = ****, got another value (secret: not shown)" in out
+    junit = report.read_text(encoding="utf-8")
+    assert "secret: not shown" in junit
+    for text in (out, junit):
+        assert "9071" not in text and "1234" not in text

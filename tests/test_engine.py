@@ -10,6 +10,7 @@ from engine_harness import Call
 
 from ivr.core import events as ev
 from ivr.core.events import MASK
+from ivr.engine.session import MAX_TYPEAHEAD
 
 MENU = """
 flow: t
@@ -461,3 +462,156 @@ def test_a_call_keeps_the_flow_version_it_started_with_across_a_reload(tmp_path:
     flow_file.write_text("flow: t\nstart: nowhere\nnodes: {}\n")  # broken: refused
     assert FlowRegistry.has_errors(registry.reload())
     assert "Version two" in str(registry.current.flows["t"].nodes["balance"])
+
+
+FULL_PIN = """
+flow: p
+start: hello
+globals: {"#": back, "0": agent}
+nodes:
+  hello: {say: {prompt: "Hello.", next: pin}}
+  pin:
+    collect: {prompt: "PIN please.", into: pin, min: 6, max: 6, secret: true, next: menu}
+  menu:
+    menu:
+      prompt: "1 for balance."
+      choices: {"1": bye}
+      no_input: {goto: bye}
+      no_match: {goto: bye}
+  agent: {hangup: {prompt: "Agent.", outcome: agent}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+
+
+def test_a_terminator_after_a_full_length_entry_is_not_the_next_menus_back() -> None:
+    call = Call(FULL_PIN).start().finish_prompt().finish_prompt().press("123456#")
+    assert call.nodes == ["hello", "pin", "menu"] and call.of(ev.GLOBAL) == []
+    call.press("#")  # pressed on purpose later, at the menu: "back" works as before
+    assert call.nodes[-1] == "pin"
+
+
+def test_a_typed_ahead_terminator_after_a_full_length_entry_is_dropped() -> None:
+    call = Call(FULL_PIN).start().press("123456#", gap=0.05)  # during "Hello.": type-ahead
+    call.finish_prompt().finish_prompt()
+    assert call.nodes == ["hello", "pin", "menu"] and call.of(ev.GLOBAL) == []
+    assert call.of(ev.NO_MATCH) == [] and call.session.typeahead == []
+
+
+def test_keys_typed_past_a_full_entry_go_to_the_next_node() -> None:
+    call = Call(FULL_PIN).start().press("1234561", gap=0.05)  # PIN, then "1" for the menu
+    call.finish_prompt().finish_prompt().run(0.1)
+    assert call.nodes == ["hello", "pin", "menu", "bye"] and call.of(ev.NO_MATCH) == []
+
+
+BACK_MAIN = """
+flow: main
+start: menu
+globals: {"*": back}
+nodes:
+  menu:
+    menu:
+      {prompt: "1 to verify.", choices: {"1": verify}, no_input: {goto: bye}, no_match: {goto: bye}}
+  verify: {subflow: {flow: vsub, next: more}}
+  more:
+    menu: {prompt: "1 to end.", choices: {"1": bye}, no_input: {goto: bye}, no_match: {goto: bye}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+BACK_SUB = """
+flow: vsub
+start: ask
+globals: {"*": back}
+defaults: {escalate: done}
+nodes:
+  ask:
+    collect: {prompt: "Account.", into: account, min: 2, max: 2, next: pin}
+  pin:
+    collect: {prompt: "Code.", into: code, min: 2, max: 2, next: done}
+  done: {return: {}}
+"""
+
+
+def test_back_after_a_finished_subflow_goes_to_the_caller_flows_previous_node() -> None:
+    call = Call(BACK_MAIN, BACK_SUB).start().finish_prompt().press("1").finish_prompt()
+    call.press("12").finish_prompt().press("34").finish_prompt()
+    assert call.nodes[-1] == "more"
+    call.press("*").finish_prompt()
+    assert call.nodes[-1] == "menu" and call.of(ev.ERROR) == [] and not call.session.finished
+
+
+def test_back_inside_a_subflow_stays_inside_it() -> None:
+    call = Call(BACK_MAIN, BACK_SUB).start().finish_prompt().press("1").finish_prompt()
+    call.press("*").finish_prompt()  # at the sub-flow's first node: nothing before it here
+    assert call.nodes[-1] == "ask" and call.session.flow.id == "vsub"
+    call.press("12").finish_prompt().press("*").finish_prompt()
+    assert call.nodes[-1] == "ask"
+    call.press("12").finish_prompt().press("34").finish_prompt()
+    assert call.nodes[-1] == "more" and call.of(ev.ERROR) == []
+
+
+AMOUNT = """
+flow: a
+start: ask
+nodes:
+  ask:
+    recognize:
+      prompt: "How much?"
+      grammar: amount
+      into: amount
+      next: ok
+      no_match: {reprompt: "Sorry.", after: 5, goto: bye}
+      no_input: {goto: bye}
+  ok: {hangup: {prompt: "You'd like to repay {amount|amount}."}}
+  bye: {hangup: {prompt: "Bye."}}
+"""
+
+
+def test_an_empty_or_zero_amount_is_a_no_match() -> None:
+    call = Call(AMOUNT).start().finish_prompt().press("#").finish_prompt()
+    call.press("0#").finish_prompt().press("000#").finish_prompt().say("zero").finish_prompt()
+    assert len(call.of(ev.NO_MATCH)) == 4 and "amount" not in call.session.vars
+    call.press("120#")
+    assert call.session.vars["amount"] == "120.00" and call.nodes[-1] == "ok"
+
+
+def _recording_started(call: Call) -> Call:
+    call.start().finish_prompt().press("3").finish_prompt().finish_prompt()  # prompt, beep
+    assert call.channel.recording
+    return call.run(2)
+
+
+def test_a_voicemail_ended_by_the_callers_hangup_is_kept_and_linked() -> None:
+    call = _recording_started(Call(ENDINGS)).hangup()
+    assert call.outcome == "voicemail"
+    (recording,) = call.of(ev.RECORDING)
+    assert recording.node == "voicemail" and recording.data["duration"] == 2.0
+    assert recording.data["ended"] == "with_call"
+    assert call.of(ev.CALL_END)[0].data["outcome"] == "voicemail"
+
+
+def test_a_voicemail_cut_by_a_drain_is_linked_to_the_call() -> None:
+    call = _recording_started(Call(ENDINGS))
+    call.session.fail("server draining")  # what EngineHost.cut_calls does at the timeout
+    assert [e.node for e in call.of(ev.RECORDING)] == ["voicemail"]
+
+
+def test_the_type_ahead_buffer_is_bounded() -> None:
+    call = Call(FULL_PIN).start()
+    for _ in range(MAX_TYPEAHEAD * 4):
+        call.channel.caller_dtmf("7")  # during "Hello." (no barge-in): all type-ahead
+    assert len(call.session.typeahead) == MAX_TYPEAHEAD
+
+
+def test_a_variable_computed_from_a_secret_is_secret_too() -> None:
+    flow = """
+    flow: s
+    start: pin
+    defaults: {escalate: bye}
+    nodes:
+      pin: {collect: {prompt: "PIN.", into: pin, min: 4, max: 4, secret: true, next: copy}}
+      copy: {set: {vars: {again: "= pin", tail: "{pin}-x", plain: "= 1 + 1"}, next: bye}}
+      bye: {hangup: {prompt: "Bye {again}."}}
+    """
+    call = Call(flow).start().finish_prompt().press("9071").run(5)
+    shown = {e.data["name"]: e.data["value"] for e in call.of(ev.VAR_SET)}
+    assert shown == {"pin": MASK, "again": MASK, "tail": MASK, "plain": 2}
+    assert all("9071" not in str(e.data) for e in call.events)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -100,7 +101,9 @@ def test_sequence_and_timestamps_stay_continuous_when_the_clock_wakes_late() -> 
     run(body)
 
 
-def test_rfc4733_digits_arrive_exactly_once_each() -> None:
+def test_rfc4733_digits_arrive_exactly_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="ivr.rtp")
+
     async def body(engine: MediaEngine) -> None:
         a, b = await pair(engine)
         digits: list[str] = []
@@ -113,6 +116,9 @@ def test_rfc4733_digits_arrive_exactly_once_each() -> None:
         assert a.receiver.jitter.stats.lost == 0
 
     run(body)
+    dtmf_lines = [r.getMessage() for r in caplog.records if "DTMF" in r.getMessage()]
+    assert dtmf_lines, "the keys are logged (without their values) at debug"
+    assert not any(d in line for line in dtmf_lines for d in "123#")  # a PIN is never logged
 
 
 @pytest.mark.parametrize("payload_type", [PCMU, PCMA])

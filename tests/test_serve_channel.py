@@ -13,7 +13,7 @@ from ivr.acd.authority import QueueAuthority
 from ivr.acd.model import AgentSpec, QueueSpec
 from ivr.core.clock import LoopClock
 from ivr.engine.actions import InlineActionRunner
-from ivr.engine.channel import RecordResult, SpeechResult
+from ivr.engine.channel import RecordResult, RecordSpec, SpeechResult
 from ivr.engine.runtime import Runtime
 from ivr.engine.session import Session
 from ivr.flow.loader import load_text
@@ -74,7 +74,7 @@ class AnsweredCall:
 
 
 async def answered_call(ports: tuple[int, int], config: StreamConfig | None = None,
-                        ) -> AnsweredCall:  # fmt: skip
+                        call_id: str | None = None) -> AnsweredCall:  # fmt: skip
     """Dial the user agent from a scripted phone and start the answered call's stream (the
     phone itself never sends RTP)."""
     media = MediaEngine(asyncio.get_running_loop(), "127.0.0.1", ports, config=config)
@@ -90,6 +90,8 @@ async def answered_call(ports: tuple[int, int], config: StreamConfig | None = No
     ua = await start_ua(on_incoming=app, local_media_factory=local_media)
     phone = await Phone.open()
     leg = phone.leg(ua.address)
+    if call_id is not None:
+        leg.call_id = call_id
     await leg.establish()
     call = app.calls[0]
     await asyncio.wait_for(call.wait_established(), 2)
@@ -119,6 +121,33 @@ def test_a_caller_that_sends_no_rtp_is_hung_up_and_the_engine_is_told(tmp_path: 
         await answered.close()
 
     run(scenario(), 20)
+
+
+def test_a_call_id_with_dot_dot_slash_records_inside_the_recordings_folder(
+    tmp_path: Path,
+) -> None:
+    recordings = tmp_path / "a" / "recordings"
+    recordings.mkdir(parents=True)
+
+    async def scenario() -> None:
+        answered = await answered_call((36000, 36999), call_id="../../escape@127.0.0.1")
+        listener = Listener()
+        loop = asyncio.get_running_loop()
+        channel = SipChannel(answered.call, answered.stream, lambda p: loop.create_future(),
+                             recordings)  # fmt: skip
+        channel.attach(listener)
+        channel.record(RecordSpec(max_seconds=5, finish_key="#", beep=False))
+        await asyncio.sleep(0.1)
+        channel.hangup()
+        for _ in range(200):
+            if "recording_done" in listener.told:
+                break
+            await asyncio.sleep(0.01)
+        await answered.close()
+
+    run(scenario(), 20)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.wav"))
+    assert written == [Path("a/recordings/_._.._escape@127.0.0.1-1.wav")]  # no "/": stays here
 
 
 QUEUE_FLOW = """\

@@ -151,3 +151,14 @@ def test_render_reads_any_mapping_scope() -> None:
     template = compile_template("{a.b}")
     assert template.render(MappingProxyType({"a": MappingProxyType({"b": 1})})) == "1"
     assert template.render({"a": "not a record"}) == ""
+
+
+def test_a_huge_value_is_cut_when_spoken_but_not_in_plain_values() -> None:
+    from ivr.flow.template import MAX_SPOKEN_FIELD, compile_template
+
+    template = compile_template("Thank you, {name}.")
+    scope = {"name": "x" * 1_000_000}
+    assert len(template.render(scope)) == MAX_SPOKEN_FIELD + len("Thank you, .")
+    assert len(template.render(scope, speak=False)) == 1_000_000 + len("Thank you, .")
+    digits = compile_template("{ref|digits}").render({"ref": "7" * 1_000_000})
+    assert 0 < len(digits) < 10 * MAX_SPOKEN_FIELD

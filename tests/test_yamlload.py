@@ -9,7 +9,17 @@ import yaml
 
 from ivr.flow.errors import YamlError
 from ivr.flow.model import Pos
-from ivr.flow.yamlload import FlowLoader, child, load_yaml, parent, pointer, resolve_plain
+from ivr.flow.yamlload import (
+    MAX_DEPTH,
+    MAX_TEXT,
+    MAX_VALUES,
+    FlowLoader,
+    child,
+    load_yaml,
+    parent,
+    pointer,
+    resolve_plain,
+)
 
 
 def load(text: str) -> object:
@@ -164,3 +174,34 @@ def test_pointer_helpers_escape_slash_and_tilde() -> None:
     assert child("", "x") == "/x"
     assert parent("/nodes/a") == "/nodes"
     assert parent("/nodes") == ""
+
+
+def _bomb(levels: int) -> str:
+    lines = ['flow: bomb', 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_with_its_position_not_a_memory_error() -> None:
+    with pytest.raises(YamlError) as caught:
+        load_yaml(_bomb(10), "bomb.yaml")  # 9**10 values: 3 GB before
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.pos.file == "bomb.yaml" and 3 <= diagnostic.pos.line <= 11
+    assert f"more than {MAX_VALUES} values" in diagnostic.message
+    assert load_yaml(_bomb(4)).data["a3"][0][0][0][0] == "lol"  # a modest use of aliases is fine
+
+
+def test_nesting_deeper_than_the_limit_is_an_error_at_its_position() -> None:
+    text = "a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n"
+    doc = load_yaml(text, "deep.yaml")
+    assert [(d.pos.line, d.pos.col) for d in doc.diagnostics] == [(1, 3 + MAX_DEPTH)]
+    assert f"nested more than {MAX_DEPTH} deep" in doc.diagnostics[0].message
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing() -> None:
+    text = "flow: big\n" + "# padding\n" * (MAX_TEXT // 10)
+    with pytest.raises(YamlError) as caught:
+        load_yaml(text, "big.yaml")
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.pos.line > 1 and "longer than" in diagnostic.message

@@ -23,8 +23,16 @@ from numpy.typing import NDArray
 
 from ivr.config import Config
 from ivr.core import events as ev
+from ivr.core.events import MASK, Event
 from ivr.sim.live import AT_HEADER, target_uri
-from ivr.sim.live_call import DTMF_MODES, LiveCaller, LivePhone, Segment, synthesize_speech
+from ivr.sim.live_call import (
+    DTMF_MODES,
+    LiveCaller,
+    LivePhone,
+    Segment,
+    Sent,
+    synthesize_speech,
+)
 from ivr.sim.records import CallRecords
 
 NAME = "call"
@@ -163,10 +171,32 @@ def report(caller: LiveCaller) -> str:
         text = str(prompt.data.get("text", ""))
         rows.append((prompt.t, f"prompt {prompt.data.get('prompt')} [{heard}] {text[:90]!r}"))
     rows += [(s.start - t0, f"heard {_span(s, t0)}") for s in segments]
-    rows += [(s.at - t0, f"sent {s.kind} {s.detail}".rstrip()) for s in caller.sent]
+    secret_at = _secret_entry_times(caller.events)
+    rows += [(s.at - t0, f"sent {s.kind} {_shown(s, s.at - t0, secret_at)}".rstrip())
+             for s in caller.sent]  # fmt: skip
     lines = [f"{t:8.2f}  {what}" for t, what in sorted(rows, key=lambda row: row[0])]
     lines.append(_ending(caller))
     return "\n".join(lines)
+
+
+def _secret_entry_times(events: list[Event]) -> list[tuple[float, float]]:
+    """When the server was in a node whose entry it recorded masked (a PIN, a card number):
+    (entered, left) on the call's timeline."""
+    secret_nodes = {e.node for e in events if e.kind == ev.INPUT and e.data.get("value") == MASK}
+    enters = [e for e in events if e.kind in (ev.NODE_ENTER, ev.CALL_END)]
+    spans = []
+    for i, enter in enumerate(enters):
+        if enter.kind == ev.NODE_ENTER and enter.node in secret_nodes:
+            left = enters[i + 1].t if i + 1 < len(enters) else float("inf")
+            spans.append((enter.t, left))
+    return spans
+
+
+def _shown(sent: Sent, at: float, secret_at: list[tuple[float, float]]) -> str:
+    """What a sent key group may show: masked when the server took it as a secret entry."""
+    if sent.kind == "dtmf" and any(start <= at < end for start, end in secret_at):
+        return MASK
+    return str(sent.detail)
 
 
 def _span(segment: Segment, t0: float) -> str:

@@ -144,7 +144,8 @@ class _Caller:
         elif word == "hangup":
             self.channel.caller_hangup()
         elif word == "vars":
-            print(json.dumps(self.session.vars, indent=2, sort_keys=True, default=str))
+            # Secrets (PIN, account) masked: the terminal may be shared, recorded or scrolled back.
+            print(json.dumps(self.session.scope.masked(), indent=2, sort_keys=True, default=str))
         elif word in ("quit", "exit"):
             self.channel.caller_hangup()
             return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.core.textsafe import printable
+
 
 @dataclass(frozen=True)
 class CallInfo:
@@ -23,3 +25,11 @@ class CallInfo:
         """The value of the X- header ``name`` (any case), or ""."""
         wanted = name.lower()
         return next((v for k, v in self.x_headers if k.lower() == wanted), "")
+
+    def __post_init__(self) -> None:
+        # The caller chooses these (From, Request-URI, X- headers): they reach logs, records and
+        # flows only as printable text (control characters escaped, length bounded).
+        object.__setattr__(self, "caller", printable(self.caller))
+        object.__setattr__(self, "called", printable(self.called))
+        object.__setattr__(self, "x_headers",
+                           tuple((printable(k), printable(v)) for k, v in self.x_headers))

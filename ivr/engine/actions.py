@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import re
@@ -34,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ivr.core.events import MASK
@@ -41,6 +44,7 @@ from ivr.engine.runtime import ActionDone, ActionResult
 from ivr.flow.expr import lookup
 from ivr.flow.model import ActionNode
 from ivr.flow.template import compile_template
+from ivr.flow.webhookurl import HostRule, host_allowed, parse_rule, render_url
 
 log = logging.getLogger("ivr.actions")
 
@@ -128,15 +132,22 @@ class _Refused(Exception):
 
 
 def prepare(
-    node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None
+    node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None,
+    webhook_allow: tuple[HostRule, ...] | None = None,
 ) -> _HttpRequest | _PythonCall:
     """Render the node's request from ``scope`` (on the session's thread: scope is not shared).
+
+    Args:
+        node: the action node.
+        scope: the call's variables.
+        actions_path: the folder of Python action modules.
+        webhook_allow: the hosts webhooks may reach (None: any; no ivr.yaml list).
 
     Raises:
         _Refused: with a short, secret-free reason.
     """
     if node.webhook is not None:
-        return _prepare_webhook(node, scope)
+        return _prepare_webhook(node, scope, webhook_allow)
     if node.python:
         try:
             args = render_value(dict(node.args), scope)
@@ -148,12 +159,13 @@ def prepare(
     raise _Refused("action has neither webhook nor python")
 
 
-def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest:
+def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any],
+                     webhook_allow: tuple[HostRule, ...] | None) -> _HttpRequest:  # fmt: skip
     hook = node.webhook
     assert hook is not None
     method = hook.method.upper()
     try:
-        url = _text(hook.url, scope).strip()
+        url = render_url(hook.url, scope).strip()  # values percent-encoded (webhookurl.py)
         params = render_value(hook.params, scope) if hook.params else None
         body = render_value(hook.body, scope) if hook.body is not None else None
         headers = {str(k): _text(v, scope) for k, v in hook.headers.items()}
@@ -162,6 +174,8 @@ def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise _Refused(f"webhook URL scheme {scheme or 'missing'!r} not allowed (http/https)")
+    if webhook_allow is not None and not host_allowed(url, webhook_allow):
+        raise _Refused("webhook host not in webhook_allow")  # never the URL: it may hold a PIN
     if any("\r" in v or "\n" in v for v in headers.values()):
         raise _Refused("invalid header value")
     if params:
@@ -178,6 +192,14 @@ def _prepare_webhook(node: ActionNode, scope: Mapping[str, Any]) -> _HttpRequest
     all_headers.update(headers)
     secrets = (*_leaves(body), *_leaves(params), *headers.values())
     return _HttpRequest(method, url, data, all_headers, node.timeout, tuple(secrets))
+
+
+def host_rules(entries: Iterable[str] | None) -> tuple[HostRule, ...] | None:
+    """ivr.yaml's ``webhook_allow`` as rules (None stays None: any host); entries that do not
+    parse are left out (ivr.yaml's reader refuses them first)."""
+    if entries is None:
+        return None
+    return tuple(rule for rule in map(parse_rule, entries) if rule is not None)
 
 
 # --- performing --------------------------------------------------------------------------------
@@ -238,7 +260,7 @@ def _network_error(reason: object, timeout: float) -> str:
 def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # "[[[[..." nests past the stack
         return None
 
 
@@ -249,7 +271,7 @@ def _judge_reply(status: int, raw: bytes, secrets: Iterable[str]) -> tuple[bool,
         return True, {}, None  # 204 No Content and friends: success with nothing to store
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # too deep is as bad as broken
         return False, None, "invalid JSON reply"
     return _judge_data(data, secrets)
 
@@ -279,13 +301,47 @@ def load_action(spec: str, actions_path: Path | None) -> Callable[..., Any]:
         if not sep or not module_name or not func_name:
             raise ImportError(f"{spec!r} is not module:function")
         if actions_path is not None and str(actions_path) not in sys.path:
-            sys.path.insert(0, str(actions_path))
-        module = importlib.import_module(module_name)
+            # Last, for the actions' own imports of siblings: a file there never shadows the
+            # standard library or an installed package for the rest of the process.
+            sys.path.append(str(actions_path))
+        module = _import_from_folder(module_name, actions_path)
         func = getattr(module, func_name)
         if not callable(func):
             raise TypeError(f"{spec} is not a function")
         _FUNCTIONS[key] = func
         return func
+
+
+def _import_from_folder(module_name: str, actions_path: Path | None) -> ModuleType:
+    """The module ``module_name`` loaded from its file in ``actions_path``, never from elsewhere
+    on the import path: ``python: os:system`` must not run, and a module of the same name that
+    another folder (or the standard library) already put in ``sys.modules`` is not this one.
+
+    Raises:
+        ModuleNotFoundError: no such file in ``actions_path`` (or no folder at all).
+    """
+    refused = ModuleNotFoundError(f"module {module_name!r} is not in the actions folder")
+    if actions_path is None:
+        raise refused
+    folder = actions_path.resolve()
+    base = folder.joinpath(*module_name.split("."))
+    candidates = (base.with_suffix(".py"), base / "__init__.py")
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None or not path.resolve().is_relative_to(folder):
+        raise refused
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
+    unique = f"ivr_action_{digest}_{module_name.replace('.', '__')}"
+    spec = importlib.util.spec_from_file_location(unique, path)
+    if spec is None or spec.loader is None:
+        raise refused
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module  # before running it: dataclasses and pickling look it up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(unique, None)
+        raise
+    return module
 
 
 def _call_python(call: _PythonCall) -> tuple[bool, Any, str | None]:
@@ -308,13 +364,15 @@ def perform(request: _HttpRequest | _PythonCall) -> tuple[bool, Any, str | None]
     return _call_python(request)
 
 
-def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None) -> ActionResult:
+def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | None,
+            webhook_allow: tuple[HostRule, ...] | None = None) -> ActionResult:  # fmt: skip
     """Run ``node``'s webhook or Python function with variables ``scope`` (blocking).
 
     Args:
         node: the action node.
         scope: the call's variables (unmasked: a PIN may go to the verify webhook).
         actions_path: the folder of Python action modules (ivr.yaml ``actions_path``).
+        webhook_allow: the hosts webhooks may reach (None: any).
 
     Returns:
         ``ok`` False (the flow takes ``on_error``) on a timeout, a connection error, a non-2xx
@@ -323,7 +381,7 @@ def execute(node: ActionNode, scope: Mapping[str, Any], actions_path: Path | Non
     """
     started = time.monotonic()
     try:
-        ok, data, error = perform(prepare(node, scope, actions_path))
+        ok, data, error = perform(prepare(node, scope, actions_path, webhook_allow))
     except _Refused as exc:
         ok, data, error = False, None, str(exc)
     duration = time.monotonic() - started
@@ -349,11 +407,13 @@ class InlineActionRunner:
     sees a webhook as instantaneous (a real timeout still costs real seconds).
     """
 
-    def __init__(self, actions_path: Path | None = None) -> None:
+    def __init__(self, actions_path: Path | None = None,
+                 webhook_allow: Iterable[str] | None = None) -> None:  # fmt: skip
         self.actions_path = actions_path
+        self.webhook_allow = host_rules(webhook_allow)
 
     def run(self, node: ActionNode, scope: Mapping[str, Any], done: ActionDone) -> _Done:
-        done(execute(node, scope, self.actions_path))
+        done(execute(node, scope, self.actions_path, self.webhook_allow))
         return _Done()
 
 
@@ -407,6 +467,7 @@ class ThreadActionRunner:
         loop: the event loop the sessions run on.
         actions_path: the folder of Python action modules.
         max_workers: how many actions may run at once; more wait in line.
+        webhook_allow: ivr.yaml's ``webhook_allow`` (None: any host).
 
     A watchdog on the loop gives up ``WATCHDOG_GRACE`` seconds after ``node.timeout`` (a Python
     function cannot be interrupted, and a socket timeout bounds each read, not the whole reply).
@@ -417,16 +478,18 @@ class ThreadActionRunner:
         loop: asyncio.AbstractEventLoop,
         actions_path: Path | None = None,
         max_workers: int = 16,
+        webhook_allow: Iterable[str] | None = None,
     ) -> None:
         self.loop = loop
         self.actions_path = actions_path
+        self.webhook_allow = host_rules(webhook_allow)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ivr-action")
 
     def run(self, node: ActionNode, scope: Mapping[str, Any], done: ActionDone) -> _Pending:
         started = time.monotonic()
         pending = _Pending(self.loop, done, started)
         try:
-            request = prepare(node, scope, self.actions_path)
+            request = prepare(node, scope, self.actions_path, self.webhook_allow)
         except _Refused as exc:
             failed = ActionResult(False, None, str(exc), 0.0)
             self.loop.call_soon(pending.deliver, failed)

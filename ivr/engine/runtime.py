@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ivr.core.clock import TimerHandle
+from ivr.engine.counters import Counters
 from ivr.engine.queueing import Queues
 from ivr.flow.model import ActionNode
 
@@ -48,3 +49,4 @@ class Runtime:
     transfer_allow: tuple[str, ...] = ()
     actions_path: Path | None = None
     queues: Queues | None = None  # the agent queue (None: an enqueue takes its no-agents exit)
+    counters: Counters | None = None  # counts across calls (None: each call counts its own)

@@ -17,6 +17,7 @@ from ivr.core import events as ev
 from ivr.core.clock import Clock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import Channel, RecordResult, RenderedPrompt, SpeechResult
+from ivr.engine.counters import Counters, MemoryCounters
 from ivr.engine.runtime import Runtime
 from ivr.engine.scope import Scope
 from ivr.engine.steps import Step, make_step
@@ -27,6 +28,9 @@ log = logging.getLogger("ivr.engine")
 
 # A flow that jumps this many times without waiting for the caller is looping: end the call.
 MAX_JUMPS_WITHOUT_INPUT = 500
+# Keys kept while no node takes them (a long prompt, an action): more are dropped, so a caller
+# holding keys down through a long message cannot grow the buffer without bound.
+MAX_TYPEAHEAD = 64
 
 
 @dataclass
@@ -36,6 +40,7 @@ class _Frame:
     flow: Flow
     node: Node
     return_to: str
+    history_len: int  # input nodes visited before the sub-flow: "back" never crosses this
 
 
 class Session:
@@ -67,13 +72,20 @@ class Session:
         self._dispatching = False
         self._playing: set[int] = set()
         self.typeahead: list[str] = []
+        # A terminator the caller may still press after an entry that filled up: (key, until).
+        self._absorb: tuple[str, float] | None = None
         self.history: list[tuple[Flow, str]] = []  # input nodes visited, for "back"
         self.node: Node | None = None
         self.finished = False
         self.outcome: str | None = None
         # Clock time the caller joined an agent queue, while they wait (see on_hangup).
         self.queued_at: float | None = None
+        # The record node whose recording is under way: one that ends with the call (the caller
+        # hangs up, a drain cuts the call) is still written, and linked here when it is.
+        self.recording: Node | None = None
         self.scope = Scope(self._initial_vars(initial_vars))
+        # Counts across calls: the runtime's store, else this call's own (tools, tests).
+        self.counters: Counters = runtime.counters or MemoryCounters()
 
     # --- public state ---------------------------------------------------------------------
 
@@ -93,6 +105,15 @@ class Session:
     @property
     def vars(self) -> dict[str, Any]:
         return self.scope.values
+
+    def is_secret(self, name: str) -> bool:
+        """True when variable ``name`` (or the record it is a field of) holds a secret."""
+        return self.scope.is_secret(name)
+
+    @property
+    def jump_pending(self) -> bool:
+        """A jump is queued (the running step has left; the trampoline enters the next node)."""
+        return self._pending is not None
 
     @property
     def language(self) -> str:
@@ -214,6 +235,8 @@ class Session:
         elif command == "back":
             self._go_back()
         elif command == "restart":
+            if self._stack:  # the sub-flows' input nodes are no longer places to go back to
+                del self.history[self._stack[0].history_len:]
             self._stack.clear()
             self.flow = self.flows.get(self._root_flow_id())
             self.goto(self.flow.start)
@@ -227,9 +250,10 @@ class Session:
 
     def _go_back(self) -> None:
         current = (self.flow, self.node_id)
-        while self.history and self.history[-1] == current:
+        floor = self._stack[-1].history_len if self._stack else 0  # this (sub-)flow's first
+        while len(self.history) > floor and self.history[-1] == current:
             self.history.pop()
-        if not self.history:
+        if len(self.history) <= floor:
             self.goto(self.node_id or self.flow.start)
             return
         flow, node_id = self.history.pop()
@@ -240,7 +264,7 @@ class Session:
         """Run sub-flow ``flow_id`` from its start; its ``return`` node comes back to
         ``return_to`` in the current flow."""
         assert self.node is not None
-        self._stack.append(_Frame(self.flow, self.node, return_to))
+        self._stack.append(_Frame(self.flow, self.node, return_to, len(self.history)))
         self.flow = self.flows.get(flow_id)
         self.goto(self.flow.start)
 
@@ -249,6 +273,8 @@ class Session:
             self.fail(f"return in flow {self.flow.id!r} with no caller flow")
             return
         frame = self._stack.pop()
+        # A finished sub-flow cannot be gone back into: its input nodes leave the history.
+        del self.history[frame.history_len:]
         self.flow, self.node = frame.flow, frame.node
         self.leave("next", frame.return_to)
 
@@ -300,10 +326,25 @@ class Session:
         if not self._playing and self._step is not None:
             self._step.on_prompts_done()
 
+    def absorb_terminator(self, key: str, within: float) -> None:
+        """An entry just filled up: a ``key`` (its terminator) typed ahead or pressed next,
+        within ``within`` seconds, belongs to it and is dropped (else ``#`` after a full PIN
+        would be the next menu's "back")."""
+        if self.typeahead:
+            if self.typeahead[0] == key:
+                self.typeahead.pop(0)
+            return
+        self._absorb = (key, self.clock.now() + within)
+
     def on_dtmf(self, digit: str) -> None:
         if self.finished:
             return
-        if self._step is None or not self._step.on_dtmf(digit):
+        absorb, self._absorb = self._absorb, None
+        if absorb is not None and digit == absorb[0] and self.clock.now() <= absorb[1]:
+            return
+        if (self._step is None or not self._step.on_dtmf(digit)) and (
+            len(self.typeahead) < MAX_TYPEAHEAD
+        ):
             self.typeahead.append(digit)
 
     def on_speech_start(self) -> None:
@@ -315,8 +356,22 @@ class Session:
             self._step.on_speech(result)
 
     def on_recording_done(self, result: RecordResult) -> None:
-        if not self.finished and self._step is not None:
+        if self.finished:
+            self._late_recording(result)
+        elif self._step is not None:
             self._step.on_recording_done(result)
+
+    def _late_recording(self, result: RecordResult) -> None:
+        """A recording that the end of the call stopped: written after all, so it belongs in
+        the call's record (the caller who hangs up after their message is the usual case)."""
+        node, self.recording = self.recording, None
+        if node is None:
+            return
+        into = getattr(node, "into", None)
+        if into:
+            self.scope.set(into, result.path or "")
+        self.emit(ev.RECORDING, path=result.path, duration=round(result.duration, 2),
+                  ended="with_call")  # fmt: skip
 
     def on_transfer_result(self, ok: bool, reason: str) -> None:
         if not self.finished and self._step is not None:

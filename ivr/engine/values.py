@@ -7,6 +7,7 @@ from typing import Any
 
 from ivr.engine.actions import render_value
 from ivr.flow.expr import compile_expr
+from ivr.flow.template import compile_template
 
 
 def compute(raw: Any, scope: Mapping[str, Any]) -> Any:
@@ -20,3 +21,17 @@ def compute(raw: Any, scope: Mapping[str, Any]) -> Any:
 
 def truthy(expr: str, scope: Mapping[str, Any]) -> bool:
     return bool(compile_expr(expr).evaluate(scope))
+
+
+def names_read(raw: Any) -> set[str]:
+    """The dotted variable names a flow value reads (an expression's, a template's, inside
+    containers too): a value computed from a secret is a secret."""
+    if isinstance(raw, str):
+        if raw.startswith("="):
+            return set(compile_expr(raw[1:].strip()).names)
+        return set(compile_template(raw).names)
+    if isinstance(raw, Mapping):
+        return {n for item in raw.values() for n in names_read(item)}
+    if isinstance(raw, list | tuple):
+        return {n for item in raw for n in names_read(item)}
+    return set()

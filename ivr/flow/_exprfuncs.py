@@ -14,12 +14,12 @@ its column. Rules, chosen for flows written by ops staff:
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
+
+from ivr.flow.regex import RegexError, compile_regex
 
 MAX_TEXT = 100_000  # longest text an operator may build ('x' * 10**9 must not eat the memory)
 
@@ -245,12 +245,11 @@ def f_contains(haystack: Any, needle: Any) -> bool:
     return cmp_in(needle, haystack)
 
 
-@functools.lru_cache(maxsize=256)
-def regex(pattern: str) -> re.Pattern[str]:
-    """The compiled pattern; Fail if it is not a valid regular expression."""
+def regex(pattern: str) -> Any:
+    """The compiled pattern (RE2: linear time); Fail if RE2 refuses it."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return compile_regex(pattern)
+    except RegexError as exc:
         raise Fail(f"invalid regular expression: {exc}") from None
 
 

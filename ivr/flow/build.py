@@ -28,6 +28,7 @@ from ivr.flow.model import (
     CollectNode,
     Condition,
     ConfirmNode,
+    CounterNode,
     Defaults,
     EnqueueNode,
     Flow,
@@ -240,6 +241,12 @@ class _Builder(PartsBuilder):
         for name, value in values.items():
             self.value_source(value, child(child(ptr, "vars"), name))
         return SetNode(nid, pos, values, b["next"], self.vpos(ptr, "next"))
+
+    def n_counter(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
+        self.source("template", b["key"], child(ptr, "key"))
+        return CounterNode(nid, pos, b["key"], b["into"], b["next"], int(b.get("add", 0)),
+                           bool(b.get("reset", False)), float(b.get("expire", 900)),
+                           self.vpos(ptr, "next"))  # fmt: skip
 
     def n_branch(self, nid: str, pos: Pos, b: dict[str, Any], ptr: str) -> Node:
         conditions = []

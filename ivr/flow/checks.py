@@ -7,7 +7,6 @@ fail ``ivr lint``. The call graph (every target, escalation and global command) 
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +21,7 @@ from ivr.flow.model import (
     BUILTIN_COMMANDS,
     ActionNode,
     CollectNode,
+    CounterNode,
     EnqueueNode,
     Flow,
     GlobalCommand,
@@ -38,7 +38,10 @@ from ivr.flow.model import (
     SurveyNode,
     TransferNode,
 )
+from ivr.flow.regex import RegexError, compile_regex
 from ivr.flow.schema import did_you_mean
+from ivr.flow.transferallow import allowed as transfer_allowed
+from ivr.flow.transferallow import bad_entry
 from ivr.flow.yamlload import Positions, child, pointer
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -48,7 +51,8 @@ ERROR, WARNING = Severity.ERROR, Severity.WARNING
 
 
 def check_flow(
-    result: BuildResult, positions: Positions, allow_known: bool = True, graph: bool = True
+    result: BuildResult, positions: Positions, allow_known: bool = True, graph: bool = True,
+    partial: dict[str, set[str]] | None = None,
 ) -> list[Diagnostic]:
     """Every semantic problem of one built flow.
 
@@ -57,12 +61,16 @@ def check_flow(
         positions: the document's position table.
         allow_known: whether the transfer allow-list is known (False: no ivr.yaml was given and
             the flow has none, so constant targets cannot be judged).
-        graph: run the graph checks (off when some nodes failed the schema and are missing).
+        graph: run every graph check (off when some nodes failed the schema and are missing).
+        partial: with ``graph`` off, the likely targets of the missing nodes: the unreachable
+            node warnings are still given (see :func:`check_graph`).
     """
     checker = _Checker(result, positions, allow_known)
     checker.run()
     if graph:
         checker.out.extend(check_graph(result.flow, positions))
+    elif partial is not None:
+        checker.out.extend(check_graph(result.flow, positions, partial))
     return checker.out
 
 
@@ -94,6 +102,7 @@ class _Checker:
         self.check_globals(self.flow.globals, "/globals", None)
         self.check_prompts()
         self.check_sources()
+        self.check_transfer_allow()
         for node in self.flow.nodes.values():
             method = getattr(self, "node_" + node.kind, None)
             if method is not None:
@@ -129,6 +138,17 @@ class _Checker:
         options = sorted(self.node_ids | BUILTIN_COMMANDS)
         self.report(pos, f"{where}: {label} goes to unknown node '{target}'"
                     f"{did_you_mean(target, options)}")
+
+    def check_transfer_allow(self) -> None:
+        """The flow's own allow-list entries must be numbers or plain SIP URIs (ivr.yaml's are
+        checked when it is read)."""
+        for i, entry in enumerate(self.flow.transfer_allow):
+            ptr = pointer("transfer_allow", i)
+            if ptr not in self.pos:
+                break  # past the flow's own entries: ivr.yaml's follow
+            problem = bad_entry(entry)
+            if problem is not None:
+                self.report(self.pos.value(ptr), problem)
 
     # --- global commands -------------------------------------------------------------------
 
@@ -194,6 +214,11 @@ class _Checker:
             if missing:
                 self.report(part.pos, f"prompt '{part.id}' has no {' or '.join(missing)} text "
                             "(every prompt needs each language of the flow, or audio:)")
+            # `zh: ""` would be dead air for every caller in that language.
+            empty = [lang for lang, text in part.text.items() if not text.strip()]
+            if empty:
+                self.report(part.pos, f"prompt '{part.id}' has empty {' and '.join(empty)} "
+                            "text (callers in that language would hear nothing)")
 
     # --- templates and expressions ---------------------------------------------------------
 
@@ -251,11 +276,11 @@ class _Checker:
                         f"node '{node.id}': min ({node.min}) is more than max ({node.max})")
         if node.pattern is not None:
             try:
-                re.compile(node.pattern)
-            except re.error as exc:
-                where = self.pos.inside(self.at(node, "pattern"), exc.pos or 0)
+                compile_regex(node.pattern)
+            except RegexError as exc:
+                where = self.pos.inside(self.at(node, "pattern"), _syntax_offset(node.pattern))
                 self.report(where, f"node '{node.id}': pattern {node.pattern!r} is not a "
-                            f"regular expression: {exc.msg}")
+                            f"regular expression RE2 runs: {exc}")
         if node.validate is not None and not VALIDATE.match(node.validate):
             self.report(self.pos.value(self.at(node, "validate")),
                         f"node '{node.id}': validate must be luhn or python:module:function, "
@@ -320,6 +345,12 @@ class _Checker:
         for name in node.vars:
             self.identifier(node, name, self.at(node, "vars", name), "variable", key=True)
 
+    def node_counter(self, node: CounterNode) -> None:
+        self.identifier(node, node.into, self.at(node, "into"), "into")
+        if node.reset and node.add:
+            self.report(self.pos.value(self.at(node, "add")),
+                        f"node '{node.id}': a counter either adds or resets, not both")
+
     def node_action(self, node: ActionNode) -> None:
         if node.into is not None:
             self.identifier(node, node.into, self.at(node, "into"), "into")
@@ -380,7 +411,7 @@ class _Checker:
         allow = self.flow.transfer_allow
         if not self.allow_known and not allow:
             return
-        if not any(fnmatch.fnmatchcase(target, pattern) for pattern in allow):
+        if not transfer_allowed(target, allow):
             listed = ", ".join(allow) if allow else "nothing is allowed"
             self.report(where, f"node '{node.id}': transfer target '{target}' is not in "
                         f"transfer_allow ({listed}); add it to the flow's or ivr.yaml's list")
@@ -403,3 +434,13 @@ def _node_prompts(node: Node) -> list[Prompt]:
     if isinstance(node, SurveyNode):
         prompts.extend(q.prompt for q in node.questions)
     return prompts
+
+
+def _syntax_offset(pattern: str) -> int:
+    """Where Python's parser finds a syntax error in ``pattern`` (RE2 does not say; compiling
+    never runs the pattern, so this is safe for any pattern), else 0."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return exc.pos or 0
+    return 0

@@ -29,15 +29,29 @@ from ivr.flow.yamlload import Positions
 END = "<end>"  # the pseudo node for "the call ends here"
 
 
-def check_graph(flow: Flow, positions: Positions) -> list[Diagnostic]:
-    """Unreachable nodes (warnings), dead ends, endless loops and trapped input nodes."""
+def check_graph(
+    flow: Flow, positions: Positions, partial: dict[str, set[str]] | None = None
+) -> list[Diagnostic]:
+    """Unreachable nodes (warnings), dead ends, endless loops and trapped input nodes.
+
+    Args:
+        flow: the built flow.
+        positions: the document's position table.
+        partial: when some nodes could not be built (schema errors), their likely targets
+            (node ids found in them): then only the unreachable-node warnings are given, so
+            that lint still shows them next to the errors; the traps need the whole graph.
+    """
     graph = _edges(flow)
+    if partial is not None:
+        graph.update(partial)
     reachable = _reachable(flow, graph)
     out: list[Diagnostic] = []
     for node_id, node in flow.nodes.items():
         if node_id not in reachable:
             out.append(Diagnostic(node.pos, f"node '{node_id}' is never reached from start "
                                   f"'{flow.start}'", Severity.WARNING, stage="semantic"))
+    if partial is not None:
+        return out
     out.extend(_traps(flow, graph, reachable))
     out.extend(_trapped_inputs(flow))
     return out
@@ -94,7 +108,7 @@ def _active_globals(flow: Flow, opts: InputOptions) -> list[GlobalCommand]:
 
 def _reachable(flow: Flow, graph: dict[str, set[str]]) -> set[str]:
     seen: set[str] = set()
-    todo = [flow.start] if flow.start in flow.nodes else []
+    todo = [flow.start] if flow.start in graph else []
     while todo:
         node_id = todo.pop()
         if node_id in seen or node_id not in graph:

@@ -28,7 +28,7 @@ from ivr.flow.flowset import check_flowset
 from ivr.flow.model import Flow, FlowSet, Pos
 from ivr.flow.schema import check_schema
 from ivr.flow.settings import FlowSettings
-from ivr.flow.yamlload import load_yaml, unescape
+from ivr.flow.yamlload import Document, load_yaml, unescape
 
 _STAGE_ERRORS: dict[str, type[FlowError]] = {
     "yaml": YamlError,
@@ -102,17 +102,55 @@ def _check_text(text: str, source: str, config: FlowSettings | None) -> Loaded:
     diagnostics.extend(report.diagnostics)
     broken = _broken_nodes(report.pointers)
     if broken is None:
+        diagnostics.extend(_warnings_despite(doc, config))
         return Loaded(source, None, sorted_diagnostics(diagnostics))
     result = build_flow(doc, config, frozenset(broken))
     diagnostics.extend(result.diagnostics)
     allow_known = config is not None or bool(result.flow.transfer_allow)
-    diagnostics.extend(
-        check_flow(result, doc.positions, allow_known, graph=not broken and not doc.diagnostics)
-    )
+    whole = not broken and not doc.diagnostics
+    partial = None if whole else _raw_edges(doc.data, broken)
+    diagnostics.extend(check_flow(result, doc.positions, allow_known, graph=whole,
+                                  partial=partial))  # fmt: skip
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     flow = replace(result.flow, digest=digest)
     result.flow = flow
     return Loaded(source, flow, sorted_diagnostics(diagnostics), result)
+
+
+def _warnings_despite(doc: Document, config: FlowSettings | None) -> list[Diagnostic]:
+    """The warnings of a flow with a schema error outside its nodes (lint shows them with the
+    errors). The model is built as far as it goes; its errors would only repeat the schema's,
+    and data that does not fit the schema may stop the builder: then there are none."""
+    try:
+        result = build_flow(doc, config, frozenset())
+        found = check_flow(result, doc.positions, True, graph=False,
+                           partial=_raw_edges(doc.data, set()))  # fmt: skip
+    except Exception:  # the data does not fit the model: the schema errors say why
+        return []
+    return [d for d in found if d.severity is Severity.WARNING]
+
+
+def _raw_edges(data: object, broken: set[str]) -> dict[str, set[str]]:
+    """Likely targets of nodes that could not be built: every node id found among their
+    values (so the nodes after a broken one are not reported as unreachable)."""
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict):
+        return {}
+    ids = set(nodes)
+    edges: dict[str, set[str]] = {}
+    for node_id in broken:
+        found: set[str] = set()
+        todo: list[object] = [nodes.get(node_id)]
+        while todo:
+            value = todo.pop()
+            if isinstance(value, str) and value in ids:
+                found.add(value)
+            elif isinstance(value, dict):
+                todo.extend(value.values())
+            elif isinstance(value, list):
+                todo.extend(value)
+        edges[node_id] = found
+    return edges
 
 
 def _broken_nodes(pointers: Sequence[str]) -> set[str] | None:

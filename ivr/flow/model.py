@@ -300,6 +300,23 @@ class SetNode(Node):
 
 
 @dataclass(frozen=True)
+class CounterNode(Node):
+    """A count kept across calls (docs/FLOWS.md "counter"): read, add to or reset it."""
+
+    KIND = "counter"
+    key: str  # template: "login:{account}"
+    into: str
+    next: str
+    add: int = 0
+    reset: bool = False
+    expire: float = 900.0
+    next_pos: Pos = NOWHERE
+
+    def targets(self) -> list[tuple[str, str, Pos]]:
+        return [("next", self.next, self.next_pos)]
+
+
+@dataclass(frozen=True)
 class Condition:
     expr: str
     goto: str
@@ -534,6 +551,7 @@ NODE_TYPES: dict[str, type[Node]] = {
         ConfirmNode,
         LanguageNode,
         SetNode,
+        CounterNode,
         BranchNode,
         ActionNode,
         SubflowNode,

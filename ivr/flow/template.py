@@ -91,15 +91,23 @@ class Template:
         return "".join(out)
 
 
+#: The most characters one field adds to spoken text: a value from a webhook reply or a caller
+#: (a 1 MB "name") must not become minutes of synthesis on the call's time.
+MAX_SPOKEN_FIELD = 200
+
+
 def _value_text(value: Any, fmt: str | None, language: str, speak: bool) -> str:
     if value is None:
         return ""
+    if speak and isinstance(value, str):
+        value = value[:MAX_SPOKEN_FIELD]
     if speak and fmt is not None:
         try:
             return say_as(value, fmt, language)
         except ValueError:
             pass
-    return str(value)
+    text = str(value)
+    return text[:MAX_SPOKEN_FIELD] if speak else text
 
 
 @functools.lru_cache(maxsize=4096)
@@ -158,6 +166,9 @@ def _parse_field(text: str, start: int, end: int) -> Field:
     for offset, part in _segments(name):
         if not part.isidentifier():
             raise TemplateError(f"bad variable name {name!r}", name_col + offset)
+        if part.startswith("__"):  # {x.__class__}: no attributes, only variables and fields
+            raise TemplateError(f"'{part}' is not a variable or field: templates read "
+                                "variables and record fields only", name_col + offset)
     fmt: str | None = None
     if bar:
         fmt = fmt_part.strip()

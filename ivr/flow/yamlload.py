@@ -46,6 +46,15 @@ _HINTS = {
 }
 _TAB_HINT = "tabs cannot indent YAML; use spaces"
 
+# Limits that keep a hostile or broken file from taking unbounded time and memory: aliases let
+# a few lines stand for billions of values ("billion laughs": 3 GB and a MemoryError before).
+#: Characters in one file (a large flow is some tens of kB).
+MAX_TEXT = 1 << 20
+#: Values (scalars, mappings, lists) built from one file, each alias counted as often as used.
+MAX_VALUES = 100_000
+#: Mappings and lists inside each other.
+MAX_DEPTH = 64
+
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -212,6 +221,11 @@ def load_yaml(text: str, source: str = "<memory>") -> Document:
     Raises:
         YamlError: the text is not YAML (with the position of the problem).
     """
+    if len(text) > MAX_TEXT:
+        line = text.count("\n", 0, MAX_TEXT) + 1
+        col = MAX_TEXT - (text.rfind("\n", 0, MAX_TEXT) + 1) + 1
+        raise YamlError([Diagnostic(Pos(source, line, col), f"the file is longer than "
+                                    f"{MAX_TEXT} characters", stage="yaml")])  # fmt: skip
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
@@ -226,7 +240,12 @@ def load_yaml(text: str, source: str = "<memory>") -> Document:
     data = None
     if node is not None:
         positions.table[""] = (1, 1, node.start_mark.line + 1, node.start_mark.column + 1)
-        data = builder.value(node, "")
+        try:
+            data = builder.value(node, "")
+        except _TooManyValues as exc:
+            raise YamlError([Diagnostic(Pos(source, *exc.where), f"more than {MAX_VALUES} "
+                                        "values, counting every use of an alias (an alias "
+                                        "bomb?)", stage="yaml")]) from None  # fmt: skip
     return Document(data, positions, source, text, builder.diagnostics)
 
 
@@ -245,6 +264,15 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, source: str, text: str) -> Dia
     return Diagnostic(Pos(source, line, col), message, stage="yaml")
 
 
+class _TooManyValues(Exception):
+    """The file stands for more than MAX_VALUES values; ``where`` is (line, col) of the key or
+    list item being built when the count passed it."""
+
+    def __init__(self, where: tuple[int, int]) -> None:
+        super().__init__(where)
+        self.where = where
+
+
 class _Builder:
     """Turns composed YAML nodes into plain data, filling the position table on the way."""
 
@@ -253,18 +281,33 @@ class _Builder:
         self.table = positions.table
         self.diagnostics: list[Diagnostic] = []
         self._active: set[int] = set()  # nodes being built: catches recursive aliases
+        self._values = 0
+        self._depth = 0
+        self._where = (1, 1)  # the key or item being built, for the MAX_VALUES error
+        self._built: set[int] = set()  # mappings and lists built once: again means an alias
+        self._in_alias = 0  # > 0 while expanding an alias: _where stays at its use
 
     def error(self, node: Node, message: str) -> None:
         pos = Pos(self.positions.file, node.start_mark.line + 1, node.start_mark.column + 1)
         self.diagnostics.append(Diagnostic(pos, message, Severity.ERROR, stage="yaml"))
 
     def value(self, node: Node, ptr: str) -> Any:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _TooManyValues(self._where)
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if id(node) in self._active:
             self.error(node, "an alias refers to the mapping or list that contains it")
             return None
+        if self._depth >= MAX_DEPTH:
+            self.error(node, f"mappings and lists are nested more than {MAX_DEPTH} deep")
+            return None
+        alias = id(node) in self._built
+        self._built.add(id(node))
         self._active.add(id(node))
+        self._depth += 1
+        self._in_alias += alias
         try:
             if isinstance(node, MappingNode):
                 return self.mapping(node, ptr)
@@ -272,7 +315,14 @@ class _Builder:
                 return self.sequence(node, ptr)
             return None
         finally:
+            self._in_alias -= alias
+            self._depth -= 1
             self._active.discard(id(node))
+
+    def _at(self, line: int, col: int) -> None:
+        """The key or item being built is at ``line``:``col`` (kept at an alias's use)."""
+        if not self._in_alias:
+            self._where = (line, col)
 
     def scalar(self, node: ScalarNode) -> Any:
         tag, text = node.tag, node.value
@@ -299,6 +349,7 @@ class _Builder:
             item_ptr = f"{ptr}/{index}"
             line, col = item.start_mark.line + 1, item.start_mark.column + 1
             table[item_ptr] = (line, col, line, col)
+            self._at(line, col)
             out.append(self.value(item, item_ptr))
         return out
 
@@ -320,6 +371,7 @@ class _Builder:
             key_ptr = child(ptr, key)
             vmark = value_node.start_mark
             table[key_ptr] = (kmark.line + 1, kmark.column + 1, vmark.line + 1, vmark.column + 1)
+            self._at(kmark.line + 1, kmark.column + 1)
             out[key] = self.value(value_node, key_ptr)
         return out
 

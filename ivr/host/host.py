@@ -53,6 +53,7 @@ from ivr.host.metrics import EngineMetrics
 from ivr.host.speech import CallSpeech
 from ivr.host.watch import FolderWatch
 from ivr.media.tones import beep
+from ivr.store.counters import StoreCounters
 from ivr.store.db import CallStore, close_interrupted, connect
 from ivr.tts.build import build_prompts
 from ivr.tts.cache import PromptCache
@@ -124,12 +125,14 @@ class EngineHost:
         if self.options.share == 1:  # several workers: prepare_machine did it, before any began
             await asyncio.to_thread(close_interrupted, self.config.store_path)
         self.store = CallStore(self.config.store_path)
+        self.counters = StoreCounters(self.config.store_path)  # lockouts across calls
         self.prompts = PromptCache(self.config.prompts_dir)
         if self.options.build_prompts:
             await self._build_prompts()
         self.recordings_dir.mkdir(parents=True, exist_ok=True)
         await self._start_speech()
-        self.actions = ThreadActionRunner(loop, self.config.actions_path)
+        self.actions = ThreadActionRunner(loop, self.config.actions_path,
+                                          webhook_allow=self.config.webhook_allow)
         await self._start_acd(loop)
         actions: ActionRunner = self.actions
         if self.acd is not None:  # action: {acd: ...}, the phone agent line
@@ -141,6 +144,7 @@ class EngineHost:
             transfer_allow=self.config.transfer_allow,
             actions_path=self.config.actions_path,
             queues=self._queues(loop),
+            counters=self.counters,
         )
         if self.options.watch_interval > 0:
             self._watch = FolderWatch(self.config.flows_dir, "*.yaml", self._flows_changed,
@@ -213,6 +217,7 @@ class EngineHost:
             await self.acd.stop()
         self.actions.shutdown(wait=False)
         await asyncio.to_thread(self.store.close)
+        self.counters.close()
 
     # --- flows ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from ivr.core.textsafe import file_stem
 from ivr.engine.channel import (
     AgentOffer,
     CallInfo,
@@ -189,7 +190,9 @@ class SipChannel:
         if self.ended:
             return
         self._record_count += 1
-        path = self._recordings_dir / f"{self.info.call_id}-{self._record_count}.wav"
+        # The Call-ID is the caller's ("../" is legal in it): a safe stem keeps the file here.
+        stem = file_stem(self.info.call_id)
+        path = self._recordings_dir / f"{stem}-{self._record_count}.wav"
         self._recorder = Recorder(self.stream)
         self._record_spec = spec
         self._recorder.start(path, spec.max_seconds, on_limit=self._finish_recording)
@@ -207,7 +210,9 @@ class SipChannel:
         except Exception:
             log.exception("call %s: recording failed", self.info.call_id)
             path, duration = None, 0.0
-        if self._listener is not None and not self.ended:
+        # Also after the end: a message the caller's hang-up (or a drain) ended is still the
+        # call's; the engine links it to the record (Session.on_recording_done).
+        if self._listener is not None:
             self._listener.on_recording_done(RecordResult(path, duration))
 
     def hangup(self) -> None:

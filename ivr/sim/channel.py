@@ -312,14 +312,19 @@ class SimChannel:
     def _recording_done(self) -> None:
         if self.ended or self._record_spec is None:
             return
+        result = self._take_recording()
+        if self.listener is not None:
+            self.listener.on_recording_done(result)
+        self._changed()
+
+    def _take_recording(self) -> RecordResult:
+        """Stop the recording under way and keep what was recorded."""
         duration = round(self.clock.now() - self._record_started, 3)
         self._cancel_recording()
         result = RecordResult(path=None, duration=duration)
         self.recordings.append(result)
         self._note("recording_done", duration)
-        if self.listener is not None:
-            self.listener.on_recording_done(result)
-        self._changed()
+        return result
 
     def _cancel_recording(self) -> None:
         if self._record_timer is not None:
@@ -331,7 +336,10 @@ class SimChannel:
         if self.ended:
             return
         self._note("hangup")
+        recorded = self._take_recording() if self._record_spec is not None else None
         self._end("hangup")
+        if recorded is not None and self.listener is not None:
+            self.listener.on_recording_done(recorded)  # written all the same, as a server does
         self._changed()
 
     def _end(self, how: str) -> None:
@@ -380,9 +388,12 @@ class SimChannel:
         if self.ended:
             return
         self._note("caller_hangup")
+        recorded = self._take_recording() if self._record_spec is not None else None
         self._end("caller_hangup")
         if self.listener is not None:
             self.listener.on_hangup()
+            if recorded is not None:  # the message is kept (a server writes it after the BYE)
+                self.listener.on_recording_done(recorded)
         self._changed()
 
     @property

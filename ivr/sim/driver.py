@@ -52,6 +52,8 @@ class SessionLike(Protocol):
     @property
     def vars(self) -> dict[str, Any]: ...
 
+    def is_secret(self, name: str) -> bool: ...
+
     def start(self) -> None: ...
 
 
@@ -232,7 +234,7 @@ class CallerDriver:
                 )
                 return False
         values = seen.vars if seen.vars is not None else self.session.vars
-        problem = vars_problem(step.vars, values)
+        problem = vars_problem(step.vars, values, self.session.is_secret)
         if problem:
             self._fail(step, f"prompt {got!r}: {problem}", at=at)
             return False
@@ -330,7 +332,7 @@ class CallerDriver:
         return False
 
     def _assert(self, step: sc.Assert) -> bool:
-        problem = vars_problem(step.vars, self.session.vars)
+        problem = vars_problem(step.vars, self.session.vars, self.session.is_secret)
         if problem:
             self._fail(step, problem)
             return False

@@ -29,6 +29,7 @@ from ivr.config import Config
 from ivr.core.clock import Clock, TimerHandle, VirtualClock
 from ivr.core.events import Event, EventSink
 from ivr.engine.channel import CallInfo
+from ivr.engine.counters import MemoryCounters
 from ivr.engine.runtime import Runtime
 from ivr.flow.model import EnqueueNode, FlowSet
 from ivr.host.agentline import AgentLineActions, LineDone
@@ -166,7 +167,7 @@ def make_runtime(config: Config | None) -> Runtime:
 
     actions_path = config.actions_path if config is not None else Path("flows/actions")
     return Runtime(
-        actions=InlineActionRunner(actions_path),
+        actions=InlineActionRunner(actions_path, config.webhook_allow if config else None),
         config_vars=dict(config.vars) if config is not None else {},
         transfer_allow=config.transfer_allow if config is not None else (),
         actions_path=actions_path,
@@ -240,6 +241,15 @@ def simulated_agent_line(runtime: Runtime, agents: Sequence[SimAgent], queues: A
 
     return replace(runtime, queues=queues,
                    actions=AgentLineActions(runtime.actions, clock, accounts, ask))  # fmt: skip
+def _script_counters(script: Script, wall: float) -> MemoryCounters | None:
+    """The call's counters, starting as the script's ``counters:`` say (an hour to live);
+    None (each call its own, empty) when it says nothing."""
+    if not script.counters:
+        return None
+    counters = MemoryCounters()
+    for key, value in script.counters.items():
+        counters.preset(key, value, wall + 3600)
+    return counters
 
 
 def agent_plans(agents: Sequence[SimAgent]) -> Callable[[str], AgentPlan | None]:
@@ -274,6 +284,7 @@ class _Call:
         queues = simulated_queues(script.agents, flows, self.clock)
         runtime = simulated_agent_line(runtime, script.agents, queues, self.clock,
                                        script.agent_line_down_after)
+        runtime = replace(runtime, counters=_script_counters(script, self.clock.wall()))
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:

@@ -458,6 +458,7 @@ _TOP_KEYS = {
     "record_seconds",
     "agents",
     "agent_line_down_after",
+    "counters",
 }
 
 
@@ -493,6 +494,15 @@ def _parse_transfer_fails(r: _Reader, node: yaml.Node) -> tuple[str, ...]:
     if isinstance(node, yaml.SequenceNode):
         return tuple(r.text(item, "a transfer_fails pattern") for item in node.value)
     raise r.error(node, "transfer_fails must be true, false, a pattern or a list of patterns")
+
+
+def _parse_counters(r: _Reader, node: yaml.Node) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, value in r.vars(node, "counters").items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise r.error(node, f"counters: {key!r} needs a whole number of 0 or more")
+        out[key] = value
+    return out
 
 
 def parse_script(text: str, path: str = "<script>") -> Script:
@@ -533,6 +543,7 @@ def parse_script(text: str, path: str = "<script>") -> Script:
         agents=opt("agents", lambda n: _parse_agents(r, n), ()),
         agent_line_down_after=opt("agent_line_down_after",
                                   lambda n: int(r.number(n, "agent_line_down_after")), None),
+        counters=opt("counters", lambda n: _parse_counters(r, n), {}),
         line=_line(entries.get("call")),
         outcome_line=_line(entries.get("outcome")),
         timeout_line=_line(entries.get("timeout")),

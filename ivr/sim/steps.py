@@ -180,6 +180,8 @@ class Script:
     record_seconds: float = 5.0
     agents: tuple[SimAgent, ...] = ()
     agent_line_down_after: int | None = None  # agent line requests answered before it is gone
+    # Counts left by earlier calls (a counter node's key -> value), e.g. a locked-out account.
+    counters: dict[str, int] = field(default_factory=dict)
     line: int = 1  # of `call:`
     outcome_line: int = 0
     timeout_line: int = 0

@@ -7,10 +7,11 @@ texts by :class:`difflib.SequenceMatcher` ratio after normalising case, punctuat
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ivr.core.events import MASK
 from ivr.engine.speech import normalise
 
 
@@ -81,12 +82,21 @@ def text_ratio(expected: str, actual: str) -> float:
     return difflib.SequenceMatcher(None, normalise(expected), normalise(actual)).ratio()
 
 
-def vars_problem(expected: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
-    """The first variable that differs, as a message; None when all match."""
+def vars_problem(expected: Mapping[str, Any], values: Mapping[str, Any],
+                 is_secret: Callable[[str], bool] = lambda name: False) -> str | None:  # fmt: skip
+    """The first variable that differs, as a message; None when all match.
+
+    A secret variable (``is_secret``: a PIN, a card number) is never shown, neither the value
+    the script expected nor the one the call had: failures go to the terminal and JUnit files.
+    """
     for name, want in expected.items():
         found, got = lookup(values, name)
+        secret = is_secret(name)
+        shown = MASK if secret else repr(str(want))
         if not found:
-            return f"expected {name} = {str(want)!r}, but {name} is not set"
+            return f"expected {name} = {shown}, but {name} is not set"
         if not same_value(got, want):
-            return f"expected {name} = {str(want)!r}, got {str(got)!r}"
+            if secret:
+                return f"expected {name} = {MASK}, got another value (secret: not shown)"
+            return f"expected {name} = {shown}, got {str(got)!r}"
     return None

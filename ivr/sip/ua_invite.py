@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from ivr.core.clock import TimerHandle
+from ivr.core.textsafe import printable
 from ivr.sip.admission import NO_SOURCE_LIMITS, SourceAdmission, SourceLimits
 from ivr.sip.call import CallControl, CallState, SipCall
 from ivr.sip.dialog import Dialog, dialog_id_of
@@ -185,8 +186,9 @@ class InviteHandler:
         self._by_invite[tx.key] = call
         self._by_origin[origin] = call
         call.add_done_callback(lambda _call: self._forget(tx.key, origin))
-        log.info("call %s: INVITE from %s to %s via %s:%d (record %s)", call_id, call.caller,
-                 call.called, *source, call.ref)  # fmt: skip
+        # The caller chose both (a decoded %0a would forge a log line): printable text only.
+        log.info("call %s: INVITE from %s to %s via %s:%d (record %s)", call_id,
+                 printable(call.caller), printable(call.called), *source, call.ref)  # fmt: skip
         ua.spawn(self._offer(call), call_id)
 
     def _busy(self, call_id: str, why: str | None = None) -> None:

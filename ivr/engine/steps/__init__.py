@@ -8,6 +8,7 @@ from ivr.engine.steps.action import ActionStep
 from ivr.engine.steps.base import Step
 from ivr.engine.steps.control import (
     BranchStep,
+    CounterStep,
     GotoStep,
     HoursStep,
     ReturnStep,
@@ -33,6 +34,7 @@ STEP_TYPES: dict[str, type[Step[Any]]] = {
     "confirm": ConfirmStep,
     "language": LanguageStep,
     "set": SetStep,
+    "counter": CounterStep,
     "branch": BranchStep,
     "action": ActionStep,
     "subflow": SubflowStep,

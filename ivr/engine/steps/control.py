@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from ivr.core import events as ev
+from ivr.engine.counters import MAX_KEY
 from ivr.engine.steps.base import Step
-from ivr.engine.values import compute, truthy
+from ivr.engine.values import compute, names_read, truthy
 from ivr.flow.calendar import status
 from ivr.flow.expr import ExprError
 from ivr.flow.model import (
     BranchNode,
+    CounterNode,
     GotoNode,
     HoursNode,
     ReturnNode,
@@ -16,6 +20,9 @@ from ivr.flow.model import (
     SetNode,
     SubflowNode,
 )
+from ivr.flow.template import compile_template
+
+log = logging.getLogger("ivr.engine")
 
 
 class SayStep(Step[SayNode]):
@@ -45,12 +52,33 @@ class SetStep(Step[SetNode]):
         scope = self.session.scope
         try:
             for name, raw in self.node.vars.items():
-                scope.set(name, compute(raw, scope.values))
+                secret = any(scope.is_secret(read) for read in names_read(raw))  # "= pin"
+                scope.set(name, compute(raw, scope.values), secret=secret)
                 self.session.emit(ev.VAR_SET, name=name, value=scope.shown(name, scope.get(name)))
         except ExprError as exc:
             self.session.fail(f"set {self.node.id}: {exc}")
             return
         self.leave("next", self.node.next)
+
+
+class CounterStep(Step[CounterNode]):
+    """Read, add to or reset a count kept across calls (ivr/engine/counters.py)."""
+
+    def start(self) -> None:
+        node, session = self.node, self.session
+        # Rendered from the real values (an account number): the key is stored hashed and is
+        # never part of an event or a log line.
+        key = compile_template(node.key).render(session.scope.values, speak=False)[:MAX_KEY]
+        try:
+            value = session.counters.update(key, node.add, node.reset, node.expire,
+                                            session.clock.wall())  # fmt: skip
+        except Exception as exc:  # a store that cannot answer must not end the call
+            log.error("call %s: counter %s failed: %s", session.call_id, node.id,
+                      type(exc).__name__)  # fmt: skip
+            value = 0
+        session.scope.set(node.into, value)
+        session.emit(ev.VAR_SET, name=node.into, value=value)
+        self.leave("next", node.next)
 
 
 class BranchStep(Step[BranchNode]):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from ivr.core import events as ev
 from ivr.engine.channel import RecordResult, RecordSpec, RenderedPrompt
 from ivr.engine.steps.base import Step
 from ivr.engine.values import compute
 from ivr.flow.model import HangupNode, RecordNode, TransferNode
+from ivr.flow.transferallow import allowed as transfer_allowed
 
 BEEP = "beep"
 
@@ -39,7 +38,7 @@ class TransferStep(_PromptThen):
     def proceed(self) -> None:
         target = str(compute(self.node.to, self.session.scope.values))
         allowed = (*self.session.flow.transfer_allow, *self.session.runtime.transfer_allow)
-        if not any(fnmatchcase(target, pattern) for pattern in allowed):
+        if not transfer_allowed(target, allowed):  # parsed as a SIP URI or number, not globbed
             self._failed(target, "target not in the transfer allow-list")
             return
         self.target = target
@@ -73,9 +72,15 @@ class RecordStep(_PromptThen):
             self.session.play_rendered(RenderedPrompt(BEEP, self.session.language, "", BEEP))
             return
         spec = RecordSpec(self.node.max_seconds, self.node.finish_key, self.node.beep)
+        self.session.recording = self.node
         self.session.channel.record(spec)
 
+    def hangup_outcome(self) -> str:
+        # Hanging up is how many callers end a message: it was left, not abandoned.
+        return "voicemail" if self.session.recording is not None else "abandoned"
+
     def on_recording_done(self, result: RecordResult) -> None:
+        self.session.recording = None
         self.session.scope.set(self.node.into, result.path or "")
         self.session.emit(ev.RECORDING, path=result.path, duration=round(result.duration, 2))
         self.leave("next", self.node.next)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ivr.core import events as ev
@@ -13,6 +12,7 @@ from ivr.engine.speech import is_no, is_yes, match_phrase, spoken_amount, spoken
 from ivr.engine.steps.inputs import InputStep
 from ivr.engine.validators import validate
 from ivr.flow.model import CollectNode, RecognizeNode
+from ivr.flow.regex import search as regex_search
 
 
 class _DigitEntry(InputStep[Any]):
@@ -69,6 +69,8 @@ class _DigitEntry(InputStep[Any]):
             return
         self.digits += digit
         if len(self.digits) >= self.max_digits:
+            if self.terminator:  # "123456#" out of habit: that "#" ends this entry, not the next
+                self.session.absorb_terminator(self.terminator, self.inter_digit_timeout)
             self._complete()
         else:
             self._inter_digit = self.later(self.inter_digit_timeout, self._inter_digit_expired)
@@ -105,7 +107,7 @@ class CollectStep(_DigitEntry):
     def accept(self, value: str) -> None:
         node = self.node
         valid = node.min <= len(value) <= node.max
-        valid = valid and (node.pattern is None or re.search(node.pattern, value) is not None)
+        valid = valid and (node.pattern is None or regex_search(node.pattern, value))
         valid = valid and (node.validate is None or validate(node.validate, value, self.session))
         if not valid:
             self.no_match(value)
@@ -136,7 +138,13 @@ class RecognizeStep(_DigitEntry):
         return super().on_dtmf(digit)
 
     def accept(self, value: str) -> None:
-        if self.builtin_grammar() == "amount" and value:
+        if not value:  # the terminator alone is no entry
+            self.no_match(value)
+            return
+        if self.builtin_grammar() == "amount":
+            if int(value) <= 0:  # "0#": nothing to pay or send
+                self.no_match(value)
+                return
             value = f"{int(value):.2f}"
         self._store(value)
 
@@ -150,7 +158,8 @@ class RecognizeStep(_DigitEntry):
     def _interpret(self, result: SpeechResult) -> str | None:
         builtin = self.builtin_grammar()
         if builtin == "amount":
-            return spoken_amount(result.text)
+            amount = spoken_amount(result.text)
+            return amount if amount is not None and float(amount) > 0 else None
         if builtin == "digits":
             return spoken_digits(result.text)
         if builtin == "yes_no":

@@ -170,7 +170,8 @@ class InputStep(Step[N]):
 
     def _drain_typeahead(self) -> None:
         buffer = self.session.typeahead
-        while buffer and not self.cancelled:
+        # A step that left (its jump still queued) takes no more keys: they are the next node's.
+        while buffer and not self.cancelled and not self.session.jump_pending:
             self._key(buffer.pop(0))
         if not self.cancelled and not self.session.playing and self._waiting_for_first_input():
             self.restart_no_input_timer()
