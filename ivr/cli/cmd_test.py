@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ivr.cli.status import ExitStatus
@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the scripts in N processes (default 1)",
     )
     parser.add_argument(
+        "--backend",
+        action="store_true",
+        help="run the actions the stubs.yaml of the scripts' folders stub against the real "
+        "backend (a script's own stubs: still apply)",
+    )
+    parser.add_argument(
         "--store",
         metavar="PATH",
         help="write the call records to this SQLite store (default: none)",
@@ -75,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="live: press keys as soon as the prompt starts (faster)")
     live.add_argument("--max-wait", type=float, default=30.0, metavar="S",
                       help="live: cap for silence/wait steps (default 30)")
+    live.add_argument("--ignore-at", action="store_true",
+                      help="live: run scripts with at: on a server without sip.test_headers "
+                      "(its own clock decides business hours)")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -99,15 +108,19 @@ def run(args: argparse.Namespace, config: Config) -> int:
         where = ", ".join(args.paths) or display_path(config.scripts_dir)
         print(f"ivr test: no call scripts found in {where}", file=sys.stderr)
         return USAGE
-    scripts, bad = _parse(files)
+    scripts, bad = _parse(files, shared_stubs=not args.backend and not args.live)
+    if args.live and not _server_ready(args, config, scripts):
+        return USAGE
     started = time.perf_counter()
     if args.live:
+        _print_results(bad, args.verbose)
         results = _run_live(args, config, scripts) if scripts else []
     else:
         results = _simulate(args, config, flows, flows_dir, scripts)
     elapsed = time.perf_counter() - started
+    if not args.live:  # live results were printed as they came
+        _print_results(_in_file_order(files, results, bad), args.verbose)
     results = _in_file_order(files, results, bad)
-    _print_results(results, args.verbose)
     skipped = sum(1 for r in results if r.skipped is not None)
     failed = sum(1 for r in results if not r.passed) - skipped
     print(f"{len(results) - failed - skipped} passed, {failed} failed"
@@ -157,6 +170,25 @@ def _live_target_ok(target: str) -> bool:
     return True
 
 
+def _server_ready(args: argparse.Namespace, config: Config, scripts: Sequence[Script]) -> bool:
+    """Before any call: does the server honour what the scripts need? Scripts with ``at:`` (the
+    call's business hours) need ``sip: {test_headers: true}`` on the server, which runs on this
+    machine with this configuration; without it they would fail one by one, minutes later."""
+    timed = [s for s in scripts if s.at is not None]
+    if not timed or config.sip.test_headers or args.ignore_at:
+        return True
+    print(
+        f"ivr test --live: {len(timed)} of {len(scripts)} scripts set at: (the call's date and "
+        "time), which the server honours only with `sip: {test_headers: true}` in its "
+        "configuration, and this one has it off. Start the QA server with a configuration that "
+        "sets it and give the same one here (`ivr -c qa.yaml serve`, `ivr -c qa.yaml test "
+        "--live ...`; never on a public line), or pass --ignore-at to run them on the "
+        "server's clock.",
+        file=sys.stderr,
+    )
+    return False
+
+
 def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
               ) -> list[ScriptResult]:  # fmt: skip
     from ivr.asr.service import speech_support
@@ -174,8 +206,24 @@ def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
         dtmf=args.dtmf,
         prompts_dir=config.prompts_dir,
         speech=speech,
+        on_result=_progress(len(scripts), args.verbose),
     )
+    print(f"calling {args.live}: {len(scripts)} scripts, {options.jobs} at a time "
+          "(prompts play in real time)", flush=True)
     return run_live_scripts(scripts, options)
+
+
+def _progress(total: int, verbose: bool) -> Callable[[ScriptResult], None]:
+    """Prints each live result as it comes, numbered ``[n/N]``."""
+    done = 0
+
+    def show(result: ScriptResult) -> None:
+        nonlocal done
+        done += 1
+        head, *rest = _result_lines(result, verbose)
+        print("\n".join([f"[{done}/{total}] {head}", *rest]), flush=True)
+
+    return show
 
 
 def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | None:
@@ -194,11 +242,12 @@ def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | Non
     return flows
 
 
-def _parse(files: Sequence[Path]) -> tuple[list[Script], list[ScriptResult]]:
+def _parse(files: Sequence[Path], *, shared_stubs: bool
+           ) -> tuple[list[Script], list[ScriptResult]]:  # fmt: skip
     scripts, bad = [], []
     for path in files:
         try:
-            scripts.append(load_script(path))
+            scripts.append(load_script(path, shared_stubs=shared_stubs))
         except ScriptError as exc:
             bad.append(script_error_result(exc))
         except OSError as exc:
@@ -215,12 +264,18 @@ def _in_file_order(
 
 def _print_results(results: Sequence[ScriptResult], verbose: bool) -> None:
     for result in results:
-        print(result.summary())
-        if verbose and not result.passed and result.events:
-            for event in result.events:
-                node = f" {event.node}" if event.node else ""
-                data = {k: v for k, v in event.data.items() if k != "flow"}
-                print(f"    {event.t:8.2f} {event.kind}{node} {data}")
+        print("\n".join(_result_lines(result, verbose)))
+
+
+def _result_lines(result: ScriptResult, verbose: bool) -> list[str]:
+    """The summary of one result; with ``verbose`` the events of a failed one."""
+    lines = [result.summary()]
+    if verbose and not result.passed and result.events:
+        for event in result.events:
+            node = f" {event.node}" if event.node else ""
+            data = {k: v for k, v in event.data.items() if k != "flow"}
+            lines.append(f"    {event.t:8.2f} {event.kind}{node} {data}")
+    return lines
 
 
 def _coverage_ok(report: CoverageReport, required: float | None) -> bool:
