@@ -286,7 +286,7 @@ class _Call:
         if script.call not in flows.flows:
             self.error = f"unknown flow {script.call!r} (flows: {', '.join(sorted(flows.flows))})"
             return
-        stray = unknown_keys(script.all_stubs, flows)
+        stray = unknown_keys(script.stubs, flows)  # stubs.yaml may serve other flows too
         if stray:
             self.error = (f"stub {stray[0].key!r} ({stray[0].where}) names no action of the "
                           "flows (a node id, flow.node, a webhook path or module:function)")
