@@ -89,10 +89,11 @@ def test_live_shows_each_result_as_it_comes(
     assert lines[-1] == "1 passed, 1 failed"
 
 
-def test_live_refuses_up_front_when_the_server_ignores_at(
+def test_live_refuses_up_front_without_test_headers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Scripts with at: against a server without sip.test_headers: one message, no calls."""
+    """A server without sip.test_headers: one message, no calls (at: would be ignored and the
+    calls not marked as QA)."""
     flows = tmp_path / "flows"
     flows.mkdir()
     (flows / "e2e-menu.yaml").write_text(MENU_FLOW, encoding="utf-8")
@@ -105,8 +106,9 @@ def test_live_refuses_up_front_when_the_server_ignores_at(
                  f"sip:127.0.0.1:{port}", str(script)])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 2
-    assert "1 of 1 scripts set at:" in captured.err
-    assert "sip: {test_headers: true}" in captured.err and "--ignore-at" in captured.err
+    assert "1 of 1 scripts would run at the wrong time" in captured.err
+    assert "no call would be marked as a QA call" in captured.err
+    assert "sip: {test_headers: true}" in captured.err and "--without-test-headers" in captured.err
     assert captured.out == ""
     assert time.monotonic() - began < 10  # refused before dialling (a call would take longer)
     assert not config.store_path.exists()

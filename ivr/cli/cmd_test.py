@@ -81,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="live: press keys as soon as the prompt starts (faster)")
     live.add_argument("--max-wait", type=float, default=30.0, metavar="S",
                       help="live: cap for silence/wait steps (default 30)")
-    live.add_argument("--ignore-at", action="store_true",
-                      help="live: run scripts with at: on a server without sip.test_headers "
-                      "(its own clock decides business hours)")
+    live.add_argument("--without-test-headers", action="store_true",
+                      help="live: run although the configuration lacks sip.test_headers (at: "
+                      "is ignored, calls are not marked as QA)")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -171,19 +171,21 @@ def _live_target_ok(target: str) -> bool:
 
 
 def _server_ready(args: argparse.Namespace, config: Config, scripts: Sequence[Script]) -> bool:
-    """Before any call: does the server honour what the scripts need? Scripts with ``at:`` (the
-    call's business hours) need ``sip: {test_headers: true}`` on the server, which runs on this
-    machine with this configuration; without it they would fail one by one, minutes later."""
-    timed = [s for s in scripts if s.at is not None]
-    if not timed or config.sip.test_headers or args.ignore_at:
+    """Before any call: does the server honour what live QA calls need? ``sip.test_headers``
+    makes it start a call at the script's ``at:`` (business hours) and mark the call's record
+    as QA (reports leave it out). The server runs on this machine with this configuration;
+    without the setting the scripts with ``at:`` would fail one by one, minutes later."""
+    if config.sip.test_headers or args.without_test_headers:
         return True
+    timed = sum(1 for s in scripts if s.at is not None)
     print(
-        f"ivr test --live: {len(timed)} of {len(scripts)} scripts set at: (the call's date and "
-        "time), which the server honours only with `sip: {test_headers: true}` in its "
-        "configuration, and this one has it off. Start the QA server with a configuration that "
-        "sets it and give the same one here (`ivr -c qa.yaml serve`, `ivr -c qa.yaml test "
-        "--live ...`; never on a public line), or pass --ignore-at to run them on the "
-        "server's clock.",
+        "ivr test --live: the server needs `sip: {test_headers: true}` in its configuration "
+        "(a QA server's; never a public line's), and this one has it off: without it "
+        f"{timed} of {len(scripts)} scripts would run at the wrong time (their at: is "
+        "ignored) and no call would be marked as a QA call (reports would count them). Start "
+        "the server with a configuration that sets it and give the same one here (`ivr -c "
+        "qa.yaml serve`, `ivr -c qa.yaml test --live ...`; docs/TESTING.md), or pass "
+        "--without-test-headers to run anyway.",
         file=sys.stderr,
     )
     return False
