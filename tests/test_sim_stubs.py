@@ -281,13 +281,15 @@ def test_the_bank_stubs_answer_as_the_demo_api_does() -> None:
     assert checked > 30
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ivr_test_passes_with_no_backend_running(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    jobs: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The issue's "done when": `ivr test`, no argument, nothing listening for the webhooks."""
+    """The issue's "done when": `ivr test`, no argument, nothing listening for the webhooks
+    (also with the scripts spread over worker processes)."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("IVR_BANK_API", f"http://127.0.0.1:{_closed_port()}")
-    status = main(["test"])
+    status = main(["test", "-j", jobs])
     out = capsys.readouterr().out
     assert status == 0, out
     assert " 0 failed" in out.splitlines()[-1]

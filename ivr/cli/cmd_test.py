@@ -1,4 +1,10 @@
-"""``ivr test``: run QA call scripts on a virtual clock (docs/TESTING.md)."""
+"""``ivr test``: run QA call scripts on a virtual clock (docs/TESTING.md).
+
+Actions answer from the scripts' stubs (their own ``stubs:``, then their folder's
+``stubs.yaml``), so no backend has to run; ``--backend`` leaves the folder's out. With
+``--live`` the scripts are real calls to a running server, each result printed as it comes,
+after checking that the server's configuration honours the QA test headers.
+"""
 
 from __future__ import annotations
 
