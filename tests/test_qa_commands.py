@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -13,7 +16,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from serve_helpers import MENU_FLOW, ServerThread, calls, free_port, write_config
+from serve_helpers import (
+    MENU_FLOW,
+    ServerThread,
+    calls,
+    events,
+    free_port,
+    wait_for,
+    write_config,
+)
 
 from ivr.cli import cmd_call
 from ivr.cli.main import main
@@ -131,6 +142,32 @@ def test_ivr_call_waits_for_the_call_to_end_by_default(
     assert code == 0, out
     assert "ended: remote bye; outcome failed" in out  # the menu timed out: the flow hung up
     assert any(c["caller"] == "+8613800000083" for c in calls(menu_server.db))
+
+
+def test_ivr_call_hangs_up_on_ctrl_c(menu_server: ServerThread) -> None:
+    """With no limit by default, Ctrl-C is how a tester ends a call: the caller sends BYE."""
+    host, port = menu_server.address
+    config = str(menu_server.config.root / "ivr.yaml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "-c", config, "call", f"sip:7001@{host}:{port}",
+         "--caller", "+8613800000084"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        answered = proc.stdout.readline()  # the progress line comes once the call is up
+        assert "200 OK" in answered, answered
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    mine = wait_for(lambda: [c for c in calls(menu_server.db)
+                             if c["caller"] == "+8613800000084" and c["outcome"]], 10)
+    (call,) = mine
+    hangups = [d for k, _, d in events(menu_server.db, call["call_id"]) if k == "hangup"]
+    assert hangups and hangups[0]["by"] == "caller"
 
 
 SIM_CONFIG_FLOWS = Path(__file__).parent / "flows" / "sim"
