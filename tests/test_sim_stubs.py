@@ -294,3 +294,41 @@ def test_ivr_test_passes_with_no_backend_running(
     assert status == 0, out
     assert " 0 failed" in out.splitlines()[-1]
     assert "FAIL" not in out
+
+
+# --- hostile script files ---------------------------------------------------------------------
+
+LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (HEAD + STEPS + "vars:\n" + "".join(f"  {line}\n" for line in LAUGHS.splitlines()),
+         "more than 100000 values (aliases expanded)"),
+        (HEAD + "stubs:\n  lookup: {result: " + "[" * 60 + "]" * 60 + "}\n" + STEPS,
+         "nested deeper than 50 levels"),
+    ],
+)
+def test_alias_bombs_and_deep_nesting_are_refused(text: str, message: str) -> None:
+    with pytest.raises(ScriptError) as caught:
+        parse_script(text, "s.yaml")
+    assert caught.value.message == message
+
+
+def test_a_huge_script_file_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"call: x\n" + b"#" * (2 << 20))
+    with pytest.raises(ScriptError) as caught:
+        load_script(path)
+    assert caught.value.message == "larger than 1048576 bytes"

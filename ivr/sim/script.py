@@ -599,16 +599,49 @@ def _parse_transfer_fails(r: _Reader, node: yaml.Node) -> tuple[str, ...]:
     raise r.error(node, "transfer_fails must be true, false, a pattern or a list of patterns")
 
 
+#: limits on a script or stubs file: its size, its nesting, its values once aliases are expanded
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 50
+MAX_NODES = 100_000
+
+
 def _compose(text: str, path: str, what: str = "the script") -> yaml.Node:
+    if len(text) > MAX_FILE_BYTES:
+        raise ScriptError(path, 1, 1, f"{what} is larger than {MAX_FILE_BYTES} bytes")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ScriptError(path, line, col, f"not valid YAML: {exc.problem or exc}") from None
+    except RecursionError:
+        raise ScriptError(path, 1, 1, f"{what} is nested too deeply") from None
     if root is None:
         raise ScriptError(path, 1, 1, f"{what} is empty")
+    _check_size(root, path)
     return root
+
+
+def _check_size(root: yaml.Node, path: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and more than MAX_NODES values counted with every
+    alias expanded (a "billion laughs" file would otherwise take all memory when read)."""
+    todo: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while todo:
+        node, depth = todo.pop()
+        count += 1
+        mark = node.start_mark
+        if depth > MAX_DEPTH:
+            raise ScriptError(path, mark.line + 1, mark.column + 1,
+                              f"nested deeper than {MAX_DEPTH} levels")  # fmt: skip
+        if count > MAX_NODES:
+            raise ScriptError(path, mark.line + 1, mark.column + 1,
+                              f"more than {MAX_NODES} values (aliases expanded)")  # fmt: skip
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend((item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                todo.extend(((key, depth + 1), (value, depth + 1)))
 
 
 def parse_script(text: str, path: str = "<script>") -> Script:
@@ -656,13 +689,24 @@ def _line(entry: tuple[yaml.Node, yaml.Node] | None) -> int:
 def load_script(path: str | Path, *, shared_stubs: bool = True) -> Script:
     """Read and parse one script file, with its folder's ``stubs.yaml`` unless
     ``shared_stubs`` is False (the actions it stubs then run for real)."""
-    text = Path(path).read_text(encoding="utf-8")
-    script = parse_script(text, str(path))
+    script = parse_script(_read(Path(path)), str(path))
     found = shared_stubs_for(Path(path)) if shared_stubs else None
     if found is None:
         return script
-    shared = parse_stub_file(found.read_text(encoding="utf-8"), str(found))
+    shared = parse_stub_file(_read(found), str(found))
     return replace(script, shared_stubs=shared)
+
+
+def _read(path: Path) -> str:
+    """The file's text, reading no more than MAX_FILE_BYTES (+1, to know it is larger)."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ScriptError(str(path), 1, 1, f"larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(str(path), 1, 1, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def discover_scripts(paths: list[Path]) -> list[Path]:
