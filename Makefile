@@ -32,7 +32,7 @@ serve: $(STAMP)
 	$(BIN)/ivr serve
 
 test: $(STAMP)
-	$(BIN)/ruff check ivr tests bench
+	$(BIN)/ruff check ivr tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/ivr validate
 	$(BIN)/python -m pytest

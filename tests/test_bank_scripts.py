@@ -1,8 +1,9 @@
 """Every call script in tests/scripts passes against the bank flows, with full coverage.
 
-The scripts call the demo bank API (the ``bank_api`` fixture) through ivr.yaml's
-``bank_api: ${IVR_BANK_API:-...}``; ``main`` reads the configuration after the fixture has set
-the variable.
+With ``--backend`` the actions that tests/scripts/stubs.yaml stubs call the demo bank API (the
+``bank_api`` fixture) through ivr.yaml's ``bank_api: ${IVR_BANK_API:-...}``; ``main`` reads the
+configuration after the fixture has set the variable. (Without it they need no backend:
+tests/test_sim_stubs.py.)
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ def test_bank_scripts_pass_with_full_coverage(
 ) -> None:
     monkeypatch.chdir(ROOT)
     status = main(
-        ["-c", str(ROOT / "ivr.yaml"), "test", "--coverage", "--require-coverage", "100",
-         "tests/scripts"]
+        ["-c", str(ROOT / "ivr.yaml"), "test", "--backend", "--coverage", "--require-coverage",
+         "100", "tests/scripts"]
     )
     out = capsys.readouterr().out
     assert status == 0, out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", default="en", help="language of --say (default en)")
     parser.add_argument("--wait", type=float, metavar="S", help="after the last input, listen S "
                         "seconds, then hang up (default: until the server hangs up)")  # fmt: skip
-    parser.add_argument("--hangup-after", type=float, default=60.0, metavar="S",
-                        help="hang up S seconds after the answer at the latest (default 60)")
+    parser.add_argument("--hangup-after", type=float, default=None, metavar="S",
+                        help="hang up S seconds after the answer at the latest (default: wait "
+                        "for the call to end; Ctrl-C hangs up)")
     parser.add_argument("--db", metavar="PATH", help="the server's call store (default: store.path "
                         "of ivr.yaml); the report reads the call's prompts from it")  # fmt: skip
     parser.add_argument("--caller", default="ivr-call", help="the calling number (From user)")
@@ -115,11 +117,17 @@ async def _place(args: argparse.Namespace, target: str, db: Path,
         records.close()
 
 
+def call_deadline(answered: float, hangup_after: float | None) -> float:
+    """When the caller hangs up at the latest: never by default, a full call plays out (a bank
+    call with a queue and a survey takes minutes)."""
+    return math.inf if hangup_after is None else answered + hangup_after
+
+
 async def _script(caller: LiveCaller, args: argparse.Namespace,
                   speech: NDArray[np.int16] | None) -> None:  # fmt: skip
     """Digits, speech, the final wait; hang up unless the server did."""
     loop = asyncio.get_running_loop()
-    deadline = caller.t0 + args.hangup_after
+    deadline = call_deadline(caller.t0, args.hangup_after)
     since = caller.t0
     groups = args.digits.split(",") if args.digits else []
     for group in groups:

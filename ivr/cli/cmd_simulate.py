@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--called", default="", metavar="NUMBER", help="called number")
     parser.add_argument("--flows", metavar="DIR", help="flows folder (default: flows_dir)")
-    parser.add_argument("--at", metavar="ISO", help="wall-clock time of the call, with offset")
+    parser.add_argument("--at", metavar="ISO", help="wall-clock time of the call, with offset "
+                        "(default: now)")
     parser.add_argument("--transfer-fails", action="store_true", help="make transfers fail")
     parser.add_argument("--agents", type=int, default=0, metavar="N",
                         help="N simulated agents (any skill, full tier) answer the queues")
@@ -173,6 +174,18 @@ def _agents(args: argparse.Namespace, flows: FlowSet) -> list[SimAgent]:
             for n in range(1, max(0, args.agents) + 1)]  # fmt: skip
 
 
+def _start_time(at: str | None) -> datetime | None:
+    """The call's wall-clock start: ``--at`` (None when it has no UTC offset or is no date),
+    else now, in this machine's time zone (a fixed default date could be a public holiday)."""
+    if not at:
+        return datetime.now().astimezone()
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
 def run(args: argparse.Namespace, config: Config) -> int:
     from ivr.engine.session import Session
     from ivr.flow.loader import load_flowset
@@ -187,20 +200,16 @@ def run(args: argparse.Namespace, config: Config) -> int:
         known = ", ".join(sorted(flows.flows)) or "none"
         print(f"ivr simulate: no flow {args.flow!r} (flows: {known})", file=sys.stderr)
         return USAGE
+    when = _start_time(args.at)
+    if when is None:
+        print(
+            f"ivr simulate: --at {args.at!r}: give an ISO date and time with its UTC "
+            "offset, e.g. 2027-01-04T10:00:00+08:00",
+            file=sys.stderr,
+        )
+        return USAGE
     clock = VirtualClock()
-    if args.at:
-        try:
-            when = datetime.fromisoformat(args.at)
-        except ValueError:
-            when = None
-        if when is None or when.tzinfo is None:
-            print(
-                f"ivr simulate: --at {args.at!r}: give an ISO date and time with its UTC "
-                "offset, e.g. 2027-01-04T10:00:00+08:00",
-                file=sys.stderr,
-            )
-            return USAGE
-        clock.set_wall(when.timestamp())
+    clock.set_wall(when.timestamp())  # the calendar (hours, holidays) sees this time
     info = CallInfo("sim-interactive", args.caller, args.called, "sim")
     agents = _agents(args, flows)
     channel = SimChannel(clock, info, transfer_fails=bool(args.transfer_fails),
@@ -216,7 +225,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         initial_vars={"lang": args.lang} if args.lang else None,
     )
     caller = _Caller(clock, channel, session)
-    print(f"calling {args.flow} ({COMMANDS})")
+    print(f"calling {args.flow} at {when.isoformat(timespec='minutes')} ({COMMANDS})")
     session.start()
     caller.settle()
     interactive = sys.stdin.isatty()

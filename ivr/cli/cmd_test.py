@@ -1,11 +1,17 @@
-"""``ivr test``: run QA call scripts on a virtual clock (docs/TESTING.md)."""
+"""``ivr test``: run QA call scripts on a virtual clock (docs/TESTING.md).
+
+Actions answer from the scripts' stubs (their own ``stubs:``, then their folder's
+``stubs.yaml``), so no backend has to run; ``--backend`` leaves the folder's out. With
+``--live`` the scripts are real calls to a running server, each result printed as it comes,
+after checking that the server's configuration honours the QA test headers.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ivr.cli.status import ExitStatus
@@ -56,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the scripts in N processes (default 1)",
     )
     parser.add_argument(
+        "--backend",
+        action="store_true",
+        help="run the actions the stubs.yaml of the scripts' folders stub against the real "
+        "backend (a script's own stubs: still apply)",
+    )
+    parser.add_argument(
         "--store",
         metavar="PATH",
         help="write the call records to this SQLite store (default: none)",
@@ -75,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="live: press keys as soon as the prompt starts (faster)")
     live.add_argument("--max-wait", type=float, default=30.0, metavar="S",
                       help="live: cap for silence/wait steps (default 30)")
+    live.add_argument("--without-test-headers", action="store_true",
+                      help="live: run although the configuration lacks sip.test_headers (at: "
+                      "is ignored, calls are not marked as QA)")
     parser.add_argument(
         "-v",
         "--verbose",
@@ -99,15 +114,19 @@ def run(args: argparse.Namespace, config: Config) -> int:
         where = ", ".join(args.paths) or display_path(config.scripts_dir)
         print(f"ivr test: no call scripts found in {where}", file=sys.stderr)
         return USAGE
-    scripts, bad = _parse(files)
+    scripts, bad = _parse(files, shared_stubs=not args.backend and not args.live)
+    if args.live and not _server_ready(args, config, scripts):
+        return USAGE
     started = time.perf_counter()
     if args.live:
+        _print_results(bad, args.verbose)
         results = _run_live(args, config, scripts) if scripts else []
     else:
         results = _simulate(args, config, flows, flows_dir, scripts)
     elapsed = time.perf_counter() - started
+    if not args.live:  # live results were printed as they came
+        _print_results(_in_file_order(files, results, bad), args.verbose)
     results = _in_file_order(files, results, bad)
-    _print_results(results, args.verbose)
     skipped = sum(1 for r in results if r.skipped is not None)
     failed = sum(1 for r in results if not r.passed) - skipped
     print(f"{len(results) - failed - skipped} passed, {failed} failed"
@@ -157,6 +176,27 @@ def _live_target_ok(target: str) -> bool:
     return True
 
 
+def _server_ready(args: argparse.Namespace, config: Config, scripts: Sequence[Script]) -> bool:
+    """Before any call: does the server honour what live QA calls need? ``sip.test_headers``
+    makes it start a call at the script's ``at:`` (business hours) and mark the call's record
+    as QA (reports leave it out). The server runs on this machine with this configuration;
+    without the setting the scripts with ``at:`` would fail one by one, minutes later."""
+    if config.sip.test_headers or args.without_test_headers:
+        return True
+    timed = sum(1 for s in scripts if s.at is not None)
+    print(
+        "ivr test --live: the server needs `sip: {test_headers: true}` in its configuration "
+        "(a QA server's; never a public line's), and this one has it off: without it "
+        f"{timed} of {len(scripts)} scripts would run at the wrong time (their at: is "
+        "ignored) and no call would be marked as a QA call (reports would count them). Start "
+        "the server with a configuration that sets it and give the same one here (`ivr -c "
+        "qa.yaml serve`, `ivr -c qa.yaml test --live ...`; docs/TESTING.md), or pass "
+        "--without-test-headers to run anyway.",
+        file=sys.stderr,
+    )
+    return False
+
+
 def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
               ) -> list[ScriptResult]:  # fmt: skip
     from ivr.asr.service import speech_support
@@ -174,8 +214,24 @@ def _run_live(args: argparse.Namespace, config: Config, scripts: list[Script]
         dtmf=args.dtmf,
         prompts_dir=config.prompts_dir,
         speech=speech,
+        on_result=_progress(len(scripts), args.verbose),
     )
+    print(f"calling {args.live}: {len(scripts)} scripts, {options.jobs} at a time "
+          "(prompts play in real time)", flush=True)
     return run_live_scripts(scripts, options)
+
+
+def _progress(total: int, verbose: bool) -> Callable[[ScriptResult], None]:
+    """Prints each live result as it comes, numbered ``[n/N]``."""
+    done = 0
+
+    def show(result: ScriptResult) -> None:
+        nonlocal done
+        done += 1
+        head, *rest = _result_lines(result, verbose)
+        print("\n".join([f"[{done}/{total}] {head}", *rest]), flush=True)
+
+    return show
 
 
 def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | None:
@@ -194,11 +250,12 @@ def _load_flows(flows_dir: Path, config: Config, verbose: bool) -> FlowSet | Non
     return flows
 
 
-def _parse(files: Sequence[Path]) -> tuple[list[Script], list[ScriptResult]]:
+def _parse(files: Sequence[Path], *, shared_stubs: bool
+           ) -> tuple[list[Script], list[ScriptResult]]:  # fmt: skip
     scripts, bad = [], []
     for path in files:
         try:
-            scripts.append(load_script(path))
+            scripts.append(load_script(path, shared_stubs=shared_stubs))
         except ScriptError as exc:
             bad.append(script_error_result(exc))
         except OSError as exc:
@@ -215,12 +272,18 @@ def _in_file_order(
 
 def _print_results(results: Sequence[ScriptResult], verbose: bool) -> None:
     for result in results:
-        print(result.summary())
-        if verbose and not result.passed and result.events:
-            for event in result.events:
-                node = f" {event.node}" if event.node else ""
-                data = {k: v for k, v in event.data.items() if k != "flow"}
-                print(f"    {event.t:8.2f} {event.kind}{node} {data}")
+        print("\n".join(_result_lines(result, verbose)))
+
+
+def _result_lines(result: ScriptResult, verbose: bool) -> list[str]:
+    """The summary of one result; with ``verbose`` the events of a failed one."""
+    lines = [result.summary()]
+    if verbose and not result.passed and result.events:
+        for event in result.events:
+            node = f" {event.node}" if event.node else ""
+            data = {k: v for k, v in event.data.items() if k != "flow"}
+            lines.append(f"    {event.t:8.2f} {event.kind}{node} {data}")
+    return lines
 
 
 def _coverage_ok(report: CoverageReport, required: float | None) -> bool:

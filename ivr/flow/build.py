@@ -102,6 +102,7 @@ def build_flow(
     """
     return _Builder(doc, config, skip).build()
 
+
 class _Builder(PartsBuilder):
     def build(self) -> BuildResult:
         data = self.data

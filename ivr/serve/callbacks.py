@@ -172,6 +172,7 @@ class CallbackDialer:
         record.end(DONE)
         return True
 
+
 async def _first_to_end(*calls: OutgoingCall) -> None:
     """Until one of the calls ends (either side hung up, or a leg was lost)."""
     waits = [asyncio.ensure_future(call.wait_ended()) for call in calls]

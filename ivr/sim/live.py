@@ -82,6 +82,7 @@ class LiveOptions:
         prompts_dir: Where the caller's synthesized speech is cached.
         speech: Language -> why the server cannot recognise it (None: it can); None: unknown,
             every script runs.
+        on_result: Called with each result as soon as it is known (progress).
     """
 
     target: str
@@ -94,6 +95,7 @@ class LiveOptions:
     phone: PhoneOptions = field(default_factory=PhoneOptions)
     prompts_dir: Path = Path("prompts")
     speech: Mapping[str, str | None] | None = None
+    on_result: Callable[[ScriptResult], None] | None = None  # each result as it comes
 
 
 def target_uri(target: str, called: str) -> str:
@@ -128,6 +130,8 @@ def why_skipped(script: sc.Script, speech: Mapping[str, str | None] | None = Non
         return "initial vars cannot be given to a live call"
     if script.agents:
         return "simulated agents (agents:) answer on the virtual clock only"
+    if script.stubs:
+        return "its stubs: cannot reach the server's actions (they call the real backend)"
     return None
 
 
@@ -436,11 +440,15 @@ async def run_live(scripts: Sequence[sc.Script], options: LiveOptions) -> list[S
     async def one(script: sc.Script) -> ScriptResult:
         reason = why_skipped(script, options.speech)
         if reason is not None:
-            return ScriptResult(name=script.name, path=script.path, flow=script.call,
-                                passed=False, steps=len(script.steps), skipped=reason,
-                                live=True)  # fmt: skip
-        async with limit:
-            return await _Run(script, phone, options, records).run()
+            result = ScriptResult(name=script.name, path=script.path, flow=script.call,
+                                  passed=False, steps=len(script.steps), skipped=reason,
+                                  live=True)  # fmt: skip
+        else:
+            async with limit:
+                result = await _Run(script, phone, options, records).run()
+        if options.on_result is not None:
+            options.on_result(result)
+        return result
 
     try:
         return list(await asyncio.gather(*(one(s) for s in scripts)))

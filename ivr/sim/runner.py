@@ -37,6 +37,7 @@ from ivr.host.queues import AuthorityQueues
 from ivr.sim.channel import AgentPlan, SimChannel
 from ivr.sim.driver import CallerDriver, SessionLike
 from ivr.sim.script import Script, ScriptError, SimAgent
+from ivr.sim.stubs import StubActionRunner, unknown_keys
 from ivr.sim.verdict import Divergence
 
 BUSY_QUEUE = "sim-busy"  # where simulated agents who start on a call (on_call: true) took it
@@ -64,6 +65,7 @@ class ScriptResult:
     live: bool = False  # run over SIP/RTP (ivr.sim.live): duration is real seconds
     skipped: str | None = None  # not run, and why (live: a script that speaks)
     notes: list[str] = field(default_factory=list)  # checks the run could not make, and why
+    backend_down: str | None = None  # an unstubbed webhook found nobody there (one line)
 
     def summary(self) -> str:
         """``PASS name (N steps, T s virtual)``, ``SKIP name: why``, or the FAIL line with its
@@ -73,6 +75,8 @@ class ScriptResult:
         if self.passed:
             clock = "" if self.live else " virtual"
             head = f"PASS {self.name} ({self.steps} steps, {self.duration:.1f} s{clock})"
+        elif self.backend_down is not None:
+            head = f"FAIL {display_path(self.path)}: backend down: {self.backend_down}"
         elif self.divergence is None:
             head = f"FAIL {self.name}"
         else:
@@ -241,6 +245,8 @@ def simulated_agent_line(runtime: Runtime, agents: Sequence[SimAgent], queues: A
 
     return replace(runtime, queues=queues,
                    actions=AgentLineActions(runtime.actions, clock, accounts, ask))  # fmt: skip
+
+
 def _script_counters(script: Script, wall: float) -> MemoryCounters | None:
     """The call's counters, starting as the script's ``counters:`` say (an hour to live);
     None (each call its own, empty) when it says nothing."""
@@ -284,11 +290,19 @@ class _Call:
         queues = simulated_queues(script.agents, flows, self.clock)
         runtime = simulated_agent_line(runtime, script.agents, queues, self.clock,
                                        script.agent_line_down_after)
+        # Stubs first: what they do not answer goes to the agent line, then the real actions.
+        self.actions = StubActionRunner(script.all_stubs, flows, self.clock, runtime.actions)
+        runtime = replace(runtime, actions=self.actions)
         runtime = replace(runtime, counters=_script_counters(script, self.clock.wall()))
         self.driver: CallerDriver | None = None
         self.error: str | None = None
         if script.call not in flows.flows:
             self.error = f"unknown flow {script.call!r} (flows: {', '.join(sorted(flows.flows))})"
+            return
+        stray = unknown_keys(script.stubs, flows)  # stubs.yaml may serve other flows too
+        if stray:
+            self.error = (f"stub {stray[0].key!r} ({stray[0].where}) names no action of the "
+                          "flows (a node id, flow.node, a webhook path or module:function)")
             return
         try:
             self.session = factory(
@@ -327,6 +341,16 @@ class _Call:
         if self.driver is not None and not self.driver.done:
             self.driver.fail_error(message)
 
+    def _backend_down(self) -> Divergence:
+        """The failure of a script whose unstubbed webhook found nobody at its backend: that,
+        not the prompt that came instead, is what the tester must hear about."""
+        down = self.actions.unreachable[0]
+        return Divergence(
+            display_path(self.script.path), self.script.line, None, "backend down",
+            f"action {down.action}: {down.host}: {down.error}; start the backend or stub "
+            "the action (stubs:, docs/TESTING.md)",
+        )
+
     def result(self) -> ScriptResult:
         script = self.script
         base = ScriptResult(
@@ -352,6 +376,9 @@ class _Call:
             driver.fail_error("the call stalled: nothing was scheduled")
         base.passed = driver.divergence is None
         base.divergence = driver.divergence
+        if not base.passed and self.actions.unreachable:
+            base.divergence = self._backend_down()
+            base.backend_down = base.divergence.message
         base.events = driver.events
         base.outcome = driver.outcome
         base.duration = driver.duration

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from ivr.sim.steps import (
     SimAgent,
     Step,
 )
+from ivr.sim.stubs import StubReply, StubRule, StubSet
 
 __all__ = [
     "DEFAULT_SIMILARITY",
@@ -443,6 +445,107 @@ def _is_null(r: _Reader, node: yaml.Node | None) -> bool:
     return node is None or (isinstance(node, yaml.ScalarNode) and r.scalar(node) is None)
 
 
+# --- stubs (ivr.sim.stubs) ---------------------------------------------------------------------
+
+_REPLY_KEYS = {"result", "status", "error", "latency"}
+_RULE_KEYS = _REPLY_KEYS | {"when", "replies"}
+STUBS_FILE = "stubs.yaml"  # a folder's shared stubs: not a script
+
+
+def _parse_stubs(r: _Reader, node: yaml.Node) -> StubSet:
+    """``{KEY: reply-or-rule, KEY: [rule, ...]}``: rules in the order written."""
+    rules: list[StubRule] = []
+    for key, (_, value) in r.mapping(node, "stubs").items():
+        items = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        if not items:
+            raise r.error(value, f"stubs {key!r}: give at least one reply")
+        rules.extend(_parse_rule(r, key, item) for item in items)
+    return StubSet(tuple(rules))
+
+
+def _where(r: _Reader, node: yaml.Node) -> str:
+    return f"{r.path}:{node.start_mark.line + 1}"
+
+
+def _parse_rule(r: _Reader, key: str, node: yaml.Node) -> StubRule:
+    entries = r.mapping(node, f"stub {key!r}")
+    r.check_keys(node, entries, _RULE_KEYS, f"stub {key!r}")
+    when: dict[str, str] = {}
+    if "when" in entries:
+        when = {name: _when_text(r, val) for name, (_, val) in
+                r.mapping(entries["when"][1], "when").items()}  # fmt: skip
+    if "replies" in entries:
+        inline = sorted(_REPLY_KEYS & set(entries))
+        if inline:
+            raise r.error(node, f"stub {key!r}: {', '.join(inline)} goes inside replies")
+        listed = entries["replies"][1]
+        if not isinstance(listed, yaml.SequenceNode) or not listed.value:
+            raise r.error(listed, "replies must be a non-empty list of replies")
+        replies = tuple(_parse_reply(r, key, item) for item in listed.value)
+    else:
+        replies = (_reply(r, key, node, entries),)
+    return StubRule(key, replies, when, _where(r, node))
+
+
+def _when_text(r: _Reader, node: yaml.Node) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise r.error(node, "a when value must be a plain value")
+    value = r.scalar(node)
+    if value is None:
+        return ""
+    return str(value).lower() if isinstance(value, bool) else node.value  # 0123 stays 0123
+
+
+def _parse_reply(r: _Reader, key: str, node: yaml.Node) -> StubReply:
+    entries = r.mapping(node, f"a reply of stub {key!r}")
+    r.check_keys(node, entries, _REPLY_KEYS, f"a reply of stub {key!r}")
+    return _reply(r, key, node, entries)
+
+
+def _reply(r: _Reader, key: str, node: yaml.Node,
+           entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> StubReply:  # fmt: skip
+    if not _REPLY_KEYS & set(entries):
+        raise r.error(node, f"stub {key!r}: give result, status, error or latency")
+    error = None
+    if "error" in entries:
+        error = r.text(entries["error"][1], "error")
+    status = 200
+    if "status" in entries:
+        status = int(r.number(entries["status"][1], "status", 100, 599))
+    return StubReply(
+        result=r.value(entries["result"][1]) if "result" in entries else None,
+        status=status,
+        error=error,
+        latency=r.number(entries["latency"][1], "latency", 0.0, 86400.0)
+        if "latency" in entries else 0.0,
+        where=_where(r, node),
+    )
+
+
+def parse_stub_file(text: str, path: str) -> StubSet:
+    """A folder's ``stubs.yaml``: one key, ``stubs:``, as in a script."""
+    r = _Reader(path)
+    root = _compose(text, path, "the stubs file")
+    entries = r.mapping(root, "a stubs file")
+    r.check_keys(root, entries, {"stubs"}, "a stubs file")
+    if "stubs" not in entries:
+        raise r.error(root, "a stubs file needs 'stubs'")
+    return _parse_stubs(r, entries["stubs"][1])
+
+
+def shared_stubs_for(script_path: Path, stop: Path | None = None) -> Path | None:
+    """The nearest ``stubs.yaml`` in the script's folder or above it, up to ``stop`` (default:
+    the working directory; a script outside it sees only its own folder's)."""
+    folder = script_path.resolve().parent
+    top = (stop or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / STUBS_FILE).is_file():
+            return candidate / STUBS_FILE
+        if candidate == top or top not in candidate.parents:
+            return None
+    return None
+
+
 # --- the script --------------------------------------------------------------------------------
 
 _TOP_KEYS = {
@@ -459,6 +562,7 @@ _TOP_KEYS = {
     "agents",
     "agent_line_down_after",
     "counters",
+    "stubs",
 }
 
 
@@ -505,17 +609,55 @@ def _parse_counters(r: _Reader, node: yaml.Node) -> dict[str, int]:
     return out
 
 
-def parse_script(text: str, path: str = "<script>") -> Script:
-    """Parse the text of a call script; raises :class:`ScriptError` with the file and line."""
-    r = _Reader(path)
+#: limits on a script or stubs file: its size, its nesting, its values once aliases are expanded
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 50
+MAX_NODES = 100_000
+
+
+def _compose(text: str, path: str, what: str = "the script") -> yaml.Node:
+    if len(text) > MAX_FILE_BYTES:
+        raise ScriptError(path, 1, 1, f"{what} is larger than {MAX_FILE_BYTES} bytes")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ScriptError(path, line, col, f"not valid YAML: {exc.problem or exc}") from None
+    except RecursionError:
+        raise ScriptError(path, 1, 1, f"{what} is nested too deeply") from None
     if root is None:
-        raise ScriptError(path, 1, 1, "the script is empty")
+        raise ScriptError(path, 1, 1, f"{what} is empty")
+    _check_size(root, path)
+    return root
+
+
+def _check_size(root: yaml.Node, path: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and more than MAX_NODES values counted with every
+    alias expanded (a "billion laughs" file would otherwise take all memory when read)."""
+    todo: list[tuple[yaml.Node, int]] = [(root, 1)]
+    count = 0
+    while todo:
+        node, depth = todo.pop()
+        count += 1
+        mark = node.start_mark
+        if depth > MAX_DEPTH:
+            raise ScriptError(path, mark.line + 1, mark.column + 1,
+                              f"nested deeper than {MAX_DEPTH} levels")  # fmt: skip
+        if count > MAX_NODES:
+            raise ScriptError(path, mark.line + 1, mark.column + 1,
+                              f"more than {MAX_NODES} values (aliases expanded)")  # fmt: skip
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend((item, depth + 1) for item in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                todo.extend(((key, depth + 1), (value, depth + 1)))
+
+
+def parse_script(text: str, path: str = "<script>") -> Script:
+    """Parse the text of a call script; raises :class:`ScriptError` with the file and line."""
+    r = _Reader(path)
+    root = _compose(text, path)
     entries = r.mapping(root, "a call script")
     r.check_keys(root, entries, _TOP_KEYS, "a call script")
     for required in ("call", "steps"):
@@ -544,6 +686,7 @@ def parse_script(text: str, path: str = "<script>") -> Script:
         agent_line_down_after=opt("agent_line_down_after",
                                   lambda n: int(r.number(n, "agent_line_down_after")), None),
         counters=opt("counters", lambda n: _parse_counters(r, n), {}),
+        stubs=opt("stubs", lambda n: _parse_stubs(r, n), StubSet()),
         line=_line(entries.get("call")),
         outcome_line=_line(entries.get("outcome")),
         timeout_line=_line(entries.get("timeout")),
@@ -554,10 +697,27 @@ def _line(entry: tuple[yaml.Node, yaml.Node] | None) -> int:
     return entry[0].start_mark.line + 1 if entry else 0
 
 
-def load_script(path: str | Path) -> Script:
-    """Read and parse one script file."""
-    text = Path(path).read_text(encoding="utf-8")
-    return parse_script(text, str(path))
+def load_script(path: str | Path, *, shared_stubs: bool = True) -> Script:
+    """Read and parse one script file, with its folder's ``stubs.yaml`` unless
+    ``shared_stubs`` is False (the actions it stubs then run for real)."""
+    script = parse_script(_read(Path(path)), str(path))
+    found = shared_stubs_for(Path(path)) if shared_stubs else None
+    if found is None:
+        return script
+    shared = parse_stub_file(_read(found), str(found))
+    return replace(script, shared_stubs=shared)
+
+
+def _read(path: Path) -> str:
+    """The file's text, reading no more than MAX_FILE_BYTES (+1, to know it is larger)."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ScriptError(str(path), 1, 1, f"larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(str(path), 1, 1, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def discover_scripts(paths: list[Path]) -> list[Path]:
@@ -566,7 +726,8 @@ def discover_scripts(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+            found.extend(sorted(p for p in path.rglob("*")
+                                if p.suffix in (".yaml", ".yml") and p.name != STUBS_FILE))
         elif path.exists():
             found.append(path)
         else:

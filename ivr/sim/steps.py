@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ivr.sim.stubs import StubSet
+
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_SIMILARITY = 0.8
 
@@ -185,6 +187,13 @@ class Script:
     line: int = 1  # of `call:`
     outcome_line: int = 0
     timeout_line: int = 0
+    stubs: StubSet = field(default_factory=StubSet)  # the script's own (ivr.sim.stubs)
+    shared_stubs: StubSet = field(default_factory=StubSet)  # its folder's stubs.yaml
+
+    @property
+    def all_stubs(self) -> StubSet:
+        """The rules a simulated call tries: the script's own first, then its folder's."""
+        return self.stubs.then(self.shared_stubs)
 
     @property
     def wants_var_snapshots(self) -> bool:
