@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed
 # the virtual environment below (Debian's python3 comes without it); chromium is the browser
 # Playwright drives in the web console's test (Playwright's own download cannot work offline).
 DEBS := asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sip-tester espeak-ng kamailio \
-	baresip python3-venv chromium
+	baresip python3-venv chromium fonts-wqy-microhei
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)
