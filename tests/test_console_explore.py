@@ -160,6 +160,7 @@ def test_the_heat_map_counts_the_qa_calls_only_when_asked(explore: Explore) -> N
     want = expected["bank-main", "main_menu"]
     assert (int(menu["data-visits"]), int(menu["data-no-input"]), int(menu["data-no-match"])) \
         == (want.visits, want.no_input, want.no_match) and want.visits >= 3  # fmt: skip
+    assert "<title>1× choice 1</title>" in body.decode()  # balance_en.yaml's only, that day
     status, body = client.send("/api/flows/verify-customer?day=2027-01-08&qa=1")
     nodes = {n["id"]: n for n in json.loads(body)["nodes"]}
     assert nodes["ask_pin"]["visits"] == 3  # the wrong PIN, the right one, the hang-up

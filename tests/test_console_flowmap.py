@@ -14,6 +14,7 @@ from ivr.console.flowmap import Traffic, found_nodes, heat_colour, heat_svg, pro
 from ivr.console.records import Timeline
 from ivr.console.timeline import describe, rows
 from ivr.flow.loader import load_flowset, load_text
+from ivr.flow.model import Flow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ nodes:
 """
 
 
-def bank() -> dict[str, object]:
+def bank() -> dict[str, Flow]:
     config = load_config(REPO / "ivr.yaml")
     flows, _ = load_flowset(REPO / "flows", config)
     return dict(flows.flows)
@@ -58,23 +59,31 @@ def test_nodes_carry_their_figures_and_a_heat_colour_by_the_chosen_figure() -> N
     traffic = {"main_menu": Traffic(visits=20, calls=18, no_input=5, no_match=1, ended=2,
                                     hangups=2),
                "choose_language": Traffic(visits=10, calls=10, no_match=4)}  # fmt: skip
-    svg = heat_svg(flow, traffic, "visits")  # type: ignore[arg-type]
+    svg = heat_svg(flow, traffic, "visits")
     menu, language = node_group(svg, "main_menu"), node_group(svg, "choose_language")
     assert 'data-visits="20"' in menu and 'data-no-input="5"' in menu
     assert "20 in · 5 NI · 1 NM · 2 hung up" in menu
     assert f'fill="{heat_colour(1.0)}"' in menu  # the busiest node: the hottest colour
     assert f'fill="{heat_colour(0.5)}"' in language
     assert 'fill="#f1f3f5"' in node_group(svg, "branch_hours")  # no visits: grey
-    by_no_match = heat_svg(flow, traffic, "no_match")  # type: ignore[arg-type]
+    by_no_match = heat_svg(flow, traffic, "no_match")
     assert f'fill="{heat_colour(1.0)}"' in node_group(by_no_match, "choose_language")
     assert f'fill="{heat_colour(0.25)}"' in node_group(by_no_match, "main_menu")
 
 
 def test_a_subflow_node_links_to_its_flow_and_others_to_their_details() -> None:
-    svg = heat_svg(bank()["bank-main"], {})  # type: ignore[arg-type]
+    svg = heat_svg(bank()["bank-main"], {})
     assert re.search(r'<a href="/flows/verify-customer"><g [^>]*data-node="verify_for_balance"',
                      svg)  # fmt: skip
     assert re.search(r'<a href="#n-main_menu"><g [^>]*data-node="main_menu"', svg)
+
+
+def test_arrows_carry_how_often_their_branch_was_taken() -> None:
+    branches = {("main_menu", "verify_for_balance"): 6, ("main_menu", "branch_hours"): 2}
+    svg = heat_svg(bank()["bank-main"], {}, branches=branches)
+    assert re.search(r'<path class="edge down taken w5" [^>]*><title>6× choice 1</title>', svg)
+    assert re.search(r'<path class="edge down taken w2" [^>]*><title>2× choice 4</title>', svg)
+    assert re.search(r'<path class="edge down" [^>]*><title>choice 2</title>', svg)  # untaken
 
 
 def test_search_finds_a_node_by_id_and_by_prompt_text_in_any_language() -> None:
@@ -84,12 +93,12 @@ def test_search_finds_a_node_by_id_and_by_prompt_text_in_any_language() -> None:
     assert "ask_card_digits" in found_nodes(flow, "  card  number ")
     assert found_nodes(flow, "") == set()
     assert found_nodes(flow, "no such words anywhere") == set()
-    svg = heat_svg(flow, {}, find="挂失")  # type: ignore[arg-type]
+    svg = heat_svg(flow, {}, find="挂失")
     assert 'class="node heat input found"' in node_group(svg, "main_menu")
 
 
 def test_prompts_in_every_language_and_reprompts_are_listed() -> None:
-    texts = dict(prompt_texts(bank()["bank-main"].nodes["main_menu"]))  # type: ignore[attr-defined]
+    texts = dict(prompt_texts(bank()["bank-main"].nodes["main_menu"]))
     assert texts["main_menu"]["en"].startswith("For your account balance")
     assert "余额" in texts["main_menu"]["zh"]
     assert "main_menu.no_input.2" in texts and texts["sorry"]["zh"]

@@ -17,11 +17,11 @@ from __future__ import annotations
 import html
 import itertools
 import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from ivr.flow.graph import Graph, GraphNode, build_graph, node_lines
-from ivr.flow.graph_layout import LINE_H, PAD, Box, Layout, layout
+from ivr.flow.graph import GraphNode, build_graph, node_lines
+from ivr.flow.graph_layout import LINE_H, PAD, Box, Layout, Route, layout
 from ivr.flow.graph_svg import _Drawing, box_lines, fit
 from ivr.flow.model import Flow, Node, Prompt, SubflowNode
 
@@ -33,6 +33,7 @@ _STOPS = ((0.0, (255, 247, 214)), (0.35, (254, 217, 118)), (0.7, (253, 141, 60))
           (1.0, (200, 30, 40)))  # fmt: skip
 _IDLE = "#f1f3f5"  # no traffic at all
 MAX_FIND = 100  # characters of a search
+Branches = Mapping[tuple[str, str], int]  # (node id, target) -> times the branch was taken
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,29 @@ class _HeatDrawing(_Drawing):
     """The flow drawing of ``ivr graph``, with heat-coloured boxes that link somewhere."""
 
     def __init__(self, flow: Flow, placed: Layout, traffic: Mapping[str, Traffic], metric: str,
-                 found: set[str]) -> None:  # fmt: skip
+                 found: set[str], branches: Branches) -> None:  # fmt: skip
         super().__init__(placed)
         self.flow = flow
         self.traffic = traffic
         self.metric = metric
         self.found = found
         self.top = max((t.value(metric) for t in traffic.values()), default=0)
+        self.branches = branches
+        self.top_branch = max(branches.values(), default=0)
+
+    def _path(self, d: str, route: Route, cls: str, spots: Sequence[tuple[float, float]]) -> None:
+        """An arrow as the plain drawing has it, thicker the more calls took it, its label
+        led by that count (``12× choice 1``)."""
+        source, target = self.boxes[route.edge.source].node, self.boxes[route.edge.target].node
+        count = self.branches.get((source.id, target.id), 0) if source and target else 0
+        if count:
+            route = replace(route, edge=replace(route.edge, label=f"{count}× {route.edge.label}"))
+            cls += f" taken w{1 + round(4 * count / self.top_branch)}"
+        super()._path(d, route, cls, spots)
+        if count:  # an arrowhead of its own size: the plain one grows with the stroke
+            arrow = next(i for i in range(len(self.parts) - 1, -1, -1)
+                         if self.parts[i].startswith("<path"))  # fmt: skip
+            self.parts[arrow] = self.parts[arrow].replace('"url(#arrow)"', '"url(#arrow-taken)"')
 
     def box(self, box: Box, is_start: bool) -> None:
         node = box.node
@@ -183,13 +200,14 @@ def found_nodes(flow: Flow, find: str) -> set[str]:
 
 
 def heat_svg(flow: Flow, traffic: Mapping[str, Traffic], metric: str = "visits",
-             find: str = "", graph: Graph | None = None) -> str:  # fmt: skip
-    """The flow as an ``<svg>`` heat map of ``metric`` (a key of :data:`METRICS`)."""
+             find: str = "", branches: Branches | None = None) -> str:  # fmt: skip
+    """The flow as an ``<svg>`` heat map of ``metric`` (a key of :data:`METRICS`); arrows
+    carry how often their branch was taken (``branches``)."""
     if metric not in METRICS:
         raise ValueError(f"unknown figure {metric!r}")
-    graph = graph or build_graph(flow)
+    graph = build_graph(flow)
     placed = layout(graph, _lines(traffic))
-    drawing = _HeatDrawing(flow, placed, traffic, metric, found_nodes(flow, find))
+    drawing = _HeatDrawing(flow, placed, traffic, metric, found_nodes(flow, find), branches or {})
     drawing.arrows(placed.routes)
     for row in placed.rows:
         for box in row:
@@ -197,7 +215,10 @@ def heat_svg(flow: Flow, traffic: Mapping[str, Traffic], metric: str = "visits",
     width, height = drawing.right, drawing.bottom
     defs = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
             'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-            'fill="#546e7a"/></marker></defs>')  # fmt: skip
+            'fill="#546e7a"/></marker><marker id="arrow-taken" viewBox="0 0 10 10" refX="9" '
+            'refY="5" markerWidth="13" markerHeight="13" markerUnits="userSpaceOnUse" '
+            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#37474f"/></marker>'
+            "</defs>")  # fmt: skip
     return (f'<svg id="map" role="img" aria-label="flow {html.escape(flow.id)}" '
             f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
             f'data-width="{width:.0f}" data-height="{height:.0f}">{defs}\n'

@@ -17,6 +17,7 @@ from typing import Any
 
 from ivr.console.flowmap import (
     METRICS,
+    Branches,
     Traffic,
     found_nodes,
     heat_colour,
@@ -84,10 +85,10 @@ def _flow_errors(errors: int) -> str:
 
 
 def flow_page(flow: Flow, traffic: Mapping[str, Traffic], *, day: str, metric: str, qa: bool,
-              find: str, errors: int) -> str:  # fmt: skip
+              find: str, errors: int, branches: Branches | None = None) -> str:  # fmt: skip
     """The heat map page of ``flow``."""
     toolbar = _toolbar(flow, day, metric, qa, find)
-    svg = heat_svg(flow, traffic, metric, find)
+    svg = heat_svg(flow, traffic, metric, find, branches)
     found = found_nodes(flow, find)
     found_note = ""
     if find:
@@ -155,7 +156,8 @@ def _legend(traffic: Mapping[str, Traffic], metric: str) -> str:
                     f'fill="{heat_colour(s)}"/></svg></span>' for s in (0.0, 0.25, 0.5, 0.75, 1.0))
     return (f'<p class="legend">Colour: {e(METRICS[metric])}, 0 {steps} {top} (the busiest '
             "node); grey: no visits. Numbers on a node: visits · NI no-input · NM no-match · "
-            "callers who hung up there.</p>")  # fmt: skip
+            "callers who hung up there. On an arrow: the calls that took it (thicker: more)."
+            "</p>")  # fmt: skip
 
 
 def _gone(flow: Flow, traffic: Mapping[str, Traffic]) -> str:

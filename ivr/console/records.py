@@ -72,6 +72,20 @@ def flow_calls(path: Path, day: str, include_qa: bool) -> dict[str, int]:
         return {str(flow): int(n) for flow, n in rows}
 
 
+def flow_branches(path: Path, flow: str, day: str, include_qa: bool) -> dict[tuple[str, str], int]:
+    """How often each (node, target) way out of ``flow``'s nodes was taken by calls started on
+    ``day`` (the ``match`` events: the branch a node took)."""
+    start = dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC).timestamp()
+    qa = "" if include_qa else " AND c.qa = 0"
+    with _store(path) as conn:
+        rows = conn.execute(
+            "SELECT e.node, json_extract(e.data, '$.target'), COUNT(*) FROM calls c "
+            "JOIN events e ON e.call_id = c.call_id WHERE c.started_at >= ? AND "
+            f"c.started_at < ?{qa} AND e.kind = 'match' AND e.flow = ? GROUP BY 1, 2",
+            (start, start + 86400, flow))
+        return {(str(node), str(target)): int(n) for node, target, n in rows}
+
+
 @dataclass
 class CallQuery:
     """A search of the calls: every field optional; ``text`` matches caller, called number or

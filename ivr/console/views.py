@@ -113,8 +113,9 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
     _need_page(request)
     flow, traffic, errors = await _flow_and_traffic(request)
     day, metric, qa, find = _options(request)
+    branches = await asyncio.to_thread(records.flow_branches, _store(request), flow.id, day, qa)
     return _page(pages.flow_page(flow, traffic, day=day, metric=metric, qa=qa, find=find,
-                                 errors=errors))  # fmt: skip
+                                 errors=errors, branches=branches))  # fmt: skip
 
 
 async def flow_api(request: web.Request) -> web.StreamResponse:
