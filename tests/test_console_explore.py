@@ -238,6 +238,9 @@ def test_live_calls_are_the_newest_without_an_end(explore: Explore) -> None:
     assert [c["call_id"] for c in live] == ["live-call"]  # not the one started 7 h ago
     assert live[0]["node"] == "main_menu" and live[0]["node_flow"] == "bank-main"
     assert live_calls(db, 0) == []
+    client = viewer(explore.base)  # a call in progress: its timeline reloads itself
+    assert b'http-equiv="refresh"' in client.send("/calls/live-call")[1]
+    assert b'http-equiv="refresh"' not in client.send("/calls/rec-call")[1]
 
 
 # --- a real browser ---------------------------------------------------------------------------

@@ -71,6 +71,13 @@ def test_nodes_carry_their_figures_and_a_heat_colour_by_the_chosen_figure() -> N
     assert f'fill="{heat_colour(0.25)}"' in node_group(by_no_match, "main_menu")
 
 
+def test_a_node_with_calls_now_carries_a_badge() -> None:
+    svg = heat_svg(bank()["bank-main"], {}, now={"main_menu": 2})
+    assert re.search(r'data-node="main_menu"[^>]*>.*?<g class="now" data-now="2">', svg,
+                     re.DOTALL)
+    assert svg.count('class="now"') == 1
+
+
 def test_a_subflow_node_links_to_its_flow_and_others_to_their_details() -> None:
     svg = heat_svg(bank()["bank-main"], {})
     assert re.search(r'<a href="/flows/verify-customer"><g [^>]*data-node="verify_for_balance"',

@@ -106,8 +106,9 @@ class _HeatDrawing(_Drawing):
     """The flow drawing of ``ivr graph``, with heat-coloured boxes that link somewhere."""
 
     def __init__(self, flow: Flow, placed: Layout, traffic: Mapping[str, Traffic], metric: str,
-                 found: set[str], branches: Branches) -> None:  # fmt: skip
+                 found: set[str], branches: Branches, now: Mapping[str, int]) -> None:  # fmt: skip
         super().__init__(placed)
+        self.now = now
         self.flow = flow
         self.traffic = traffic
         self.metric = metric
@@ -177,6 +178,13 @@ class _HeatDrawing(_Drawing):
             y = box.y + PAD + LINE_H * (i + 1) - 4
             out.append(f'<text class="{cls}" x="{box.cx:.1f}" y="{y:.1f}">'
                        f"{html.escape(line)}</text>")  # fmt: skip
+        calls_now = self.now.get(node.id, 0)
+        if calls_now:  # a badge on the corner: calls at this node right now
+            x, y = box.x + box.w - 4, box.y + 4
+            out.append(f'<g class="now" data-now="{calls_now}"><title>{calls_now} call(s) here '
+                       f'now</title><circle cx="{x:.1f}" cy="{y:.1f}" r="11" fill="#2b6cb0" '
+                       f'stroke="#fff" stroke-width="2"/><text x="{x:.1f}" y="{y + 4:.1f}">'
+                       f"{calls_now}</text></g>")  # fmt: skip
         out.append("</g></a>")
         return "".join(out)
 
@@ -200,14 +208,16 @@ def found_nodes(flow: Flow, find: str) -> set[str]:
 
 
 def heat_svg(flow: Flow, traffic: Mapping[str, Traffic], metric: str = "visits",
-             find: str = "", branches: Branches | None = None) -> str:  # fmt: skip
+             find: str = "", branches: Branches | None = None,
+             now: Mapping[str, int] | None = None) -> str:  # fmt: skip
     """The flow as an ``<svg>`` heat map of ``metric`` (a key of :data:`METRICS`); arrows
-    carry how often their branch was taken (``branches``)."""
+    carry how often their branch was taken (``branches``), nodes the calls at them ``now``."""
     if metric not in METRICS:
         raise ValueError(f"unknown figure {metric!r}")
     graph = build_graph(flow)
     placed = layout(graph, _lines(traffic))
-    drawing = _HeatDrawing(flow, placed, traffic, metric, found_nodes(flow, find), branches or {})
+    drawing = _HeatDrawing(flow, placed, traffic, metric, found_nodes(flow, find), branches or {},
+                           now or {})
     drawing.arrows(placed.routes)
     for row in placed.rows:
         for box in row:

@@ -39,9 +39,12 @@ def u(value: object) -> str:
     return e(urllib.parse.quote(str(value), safe=""))
 
 
-def page(title: str, body: str, scripts: Sequence[str] = (), wide: bool = False) -> str:
-    """A console page with the navigation bar."""
+def page(title: str, body: str, scripts: Sequence[str] = (), wide: bool = False,
+         refresh: int = 0) -> str:  # fmt: skip
+    """A console page with the navigation bar (reloaded every ``refresh`` seconds if > 0)."""
     tags = "".join(f'<script src="/static/{e(s)}" defer></script>' for s in scripts)
+    if refresh > 0:  # a meta refresh is no script: the Content-Security-Policy allows it
+        tags += f'<meta http-equiv="refresh" content="{int(refresh)}">'
     cls = ' class="wide"' if wide else ""
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{e(title)}</title>"
@@ -85,10 +88,11 @@ def _flow_errors(errors: int) -> str:
 
 
 def flow_page(flow: Flow, traffic: Mapping[str, Traffic], *, day: str, metric: str, qa: bool,
-              find: str, errors: int, branches: Branches | None = None) -> str:  # fmt: skip
+              find: str, errors: int, branches: Branches | None = None,
+              now: Mapping[str, int] | None = None) -> str:  # fmt: skip
     """The heat map page of ``flow``."""
     toolbar = _toolbar(flow, day, metric, qa, find)
-    svg = heat_svg(flow, traffic, metric, find, branches)
+    svg = heat_svg(flow, traffic, metric, find, branches, now)
     found = found_nodes(flow, find)
     found_note = ""
     if find:
@@ -156,7 +160,8 @@ def _legend(traffic: Mapping[str, Traffic], metric: str) -> str:
                     f'fill="{heat_colour(s)}"/></svg></span>' for s in (0.0, 0.25, 0.5, 0.75, 1.0))
     return (f'<p class="legend">Colour: {e(METRICS[metric])}, 0 {steps} {top} (the busiest '
             "node); grey: no visits. Numbers on a node: visits · NI no-input · NM no-match · "
-            "callers who hung up there. On an arrow: the calls that took it (thicker: more)."
+            "callers who hung up there. On an arrow: the calls that took it (thicker: more). "
+            "A blue badge: calls at that node now."
             "</p>")  # fmt: skip
 
 
@@ -216,11 +221,13 @@ def timeline_page(call: Mapping[str, Any], rows: Sequence[Row], truncated: bool)
     dl = "".join(f"<dt>{e(k)}</dt><dd>{e(v if v is not None else '–')}</dd>" for k, v in facts)
     items = "".join(_event_row(call_id, r) for r in rows)
     more = '<p class="warning">Only the first events are shown.</p>' if truncated else ""
-    body = (f'<main class="single"><section><dl class="facts">{dl}</dl></section>'
+    live = not call.get("outcome")
+    note = '<p class="hint">In progress: this page reloads every 3 s.</p>' if live else ""
+    body = (f'<main class="single"><section><dl class="facts">{dl}</dl>{note}</section>'
             '<section><h2>Timeline</h2><table id="timeline"><thead><tr><th>Time (UTC)</th>'
             "<th>+s</th><th>Node</th><th>Event</th><th>What</th></tr></thead>"
             f"<tbody>{items}</tbody></table>{more}</section></main>")  # fmt: skip
-    return page(f"Call {call_id[:40]}", body)
+    return page(f"Call {call_id[:40]}", body, refresh=3 if live else 0)
 
 
 def _event_row(call_id: str, r: Row) -> str:

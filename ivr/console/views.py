@@ -20,6 +20,7 @@ The call list shows them, marked.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
@@ -115,7 +116,17 @@ async def flow_page(request: web.Request) -> web.StreamResponse:
     day, metric, qa, find = _options(request)
     branches = await asyncio.to_thread(records.flow_branches, _store(request), flow.id, day, qa)
     return _page(pages.flow_page(flow, traffic, day=day, metric=metric, qa=qa, find=find,
-                                 errors=errors, branches=branches))  # fmt: skip
+                                 errors=errors, branches=branches,
+                                 now=await _calls_now(request, flow.id)))  # fmt: skip
+
+
+async def _calls_now(request: web.Request, flow_id: str) -> dict[str, int]:
+    """Calls at each node of ``flow_id`` now: as many of the store's newest unended calls as
+    the engine metrics count in progress, by the node (of its own flow) each is at. (The
+    metrics' node label is of the flow the call started in, which a sub-flow's node is not.)"""
+    active, _where = request.app[SOURCE_KEY].calls()
+    live = await asyncio.to_thread(records.live_calls, _store(request), active)
+    return dict(Counter(c["node"] for c in live if c["node_flow"] == flow_id and c["node"]))
 
 
 async def flow_api(request: web.Request) -> web.StreamResponse:
