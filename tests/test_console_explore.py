@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import urllib.parse
 import wave
@@ -301,3 +304,76 @@ def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore) -> None:
             assert not any(secret in content for secret in SECRETS)
         finally:
             browser.close()
+
+
+# --- a real call keying a PIN -----------------------------------------------------------------
+
+PIN_FLOW = """\
+flow: pin-e2e
+languages: [en]
+start: ask_pin
+nodes:
+  ask_pin:
+    collect:
+      prompt: "Enter your PIN."
+      into: pin
+      min: 6
+      max: 6
+      secret: true
+      next: bye
+      no_input: {goto: bye}
+      no_match: {goto: bye}
+  bye:
+    hangup: {prompt: "Thank you. Goodbye."}
+"""
+PIN = "735194"
+
+
+def test_a_pin_keyed_in_a_real_call_is_in_no_page_or_answer(tmp_path: Path) -> None:
+    """``ivr serve`` (a real process, its own console) answers ``ivr call``, which keys a PIN
+    over RTP; the call's timeline shows the keys masked, and no page or answer has the PIN."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "pin-e2e.yaml").write_text(PIN_FLOW, encoding="utf-8")
+    sip_port, http_port = free_port(), free_port(kind=1)
+    data = {
+        "flows_dir": "flows", "prompts_dir": "prompts", "store": {"path": "calls.db"},
+        "languages": ["en"], "numbers": {"default": "pin-e2e"}, "asr": {"backend": "off"},
+        "sip": {"listen": f"127.0.0.1:{sip_port}", "rtp_ports": "45000-45999"},
+        "console": {"listen": f"127.0.0.1:{http_port}",
+                    "users": {"vic": {"role": "viewer", "password_hash": hash_password(PASSWORD)}}},
+    }  # fmt: skip
+    config = tmp_path / "ivr.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "-c", str(config), "--log-level",
+                             "debug", "--log-file", str(log), "serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert b"console on" in proc.stdout.readline()
+        assert b"answering SIP" in proc.stdout.readline()
+        call = subprocess.run(
+            [sys.executable, "-m", "ivr", "-c", str(config), "call",
+             f"sip:7000@127.0.0.1:{sip_port}", "--digits", PIN, "--hangup-after", "30"],
+            capture_output=True, cwd=tmp_path, timeout=90)  # fmt: skip
+        assert call.returncode == 0, call.stdout[-2000:]
+        client = viewer(f"http://127.0.0.1:{http_port}")
+        calls = json.loads(client.send("/api/calls")[1])["calls"]
+        assert len(calls) == 1 and calls[0]["outcome"] == "self_service", calls
+        call_id = urllib.parse.quote(calls[0]["call_id"], safe="")
+        answers = [client.send(path)[1].decode() for path in (
+            f"/calls/{call_id}", f"/api/calls/{call_id}", "/calls", "/api/calls",
+            "/api/snapshot", "/metrics", "/flows/pin-e2e", "/api/flows/pin-e2e")]  # fmt: skip
+        events = json.loads(answers[1])["events"]
+        assert any(e["node"] == "ask_pin" and e["text"] == "keys ****" for e in events)
+        assert any(e["text"].startswith("plays ask_pin [en]") for e in events)
+        for answer in answers:
+            assert PIN not in answer
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert PIN not in log.read_text(encoding="utf-8")  # nor in the server's log
