@@ -228,7 +228,7 @@ def test_a_recording_is_served_only_from_the_recordings_folder(explore: Explore)
     client = viewer(explore.base)
     status, body = client.send("/calls/rec-call/recordings/1")
     assert status == 200 and body[:4] == b"RIFF"
-    for number in ("2", "3", "4", "5", "6", "0", "-1", "x"):  # outside, a link out, .., no such
+    for number in ("2", "3", "4", "5", "6", "0", "-1", "x", "9" * 30):  # outside, a link out, ..
         assert client.send(f"/calls/rec-call/recordings/{number}")[0] == 404, number
     assert client.send("/calls/rec-call/recordings/..%2F..%2Fivr.yaml")[0] == 404
     page = client.send("/calls/rec-call")[1].decode()
@@ -302,6 +302,9 @@ def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore) -> None:
             assert "keys 1" in text and "plays main_menu [en]" in text and "keys ****" in text
             content = page.content()
             assert not any(secret in content for secret in SECRETS)
+            page.uncheck("#f-node")  # hide the node steps: the prompts stay
+            assert not page.locator("tr.ev.node").first.is_visible()
+            assert page.locator("tr.ev.prompt").first.is_visible()
         finally:
             browser.close()
 

@@ -223,8 +223,12 @@ def timeline_page(call: Mapping[str, Any], rows: Sequence[Row], truncated: bool)
     more = '<p class="warning">Only the first events are shown.</p>' if truncated else ""
     live = not call.get("outcome")
     note = '<p class="hint">In progress: this page reloads every 3 s.</p>' if live else ""
+    shown = sorted({r.category for r in rows})
+    filters = "".join(f'<label><input type="checkbox" id="f-{e(c)}" checked> {e(c)}</label>'
+                      for c in shown)  # fmt: skip
     body = (f'<main class="single"><section><dl class="facts">{dl}</dl>{note}</section>'
-            '<section><h2>Timeline</h2><table id="timeline"><thead><tr><th>Time (UTC)</th>'
+            f'<section><h2>Timeline</h2><p class="filters">Show: {filters}</p>'
+            '<table id="timeline"><thead><tr><th>Time (UTC)</th>'
             "<th>+s</th><th>Node</th><th>Event</th><th>What</th></tr></thead>"
             f"<tbody>{items}</tbody></table>{more}</section></main>")  # fmt: skip
     return page(f"Call {call_id[:40]}", body, refresh=3 if live else 0)

@@ -184,7 +184,7 @@ def recording_path(path: Path, call_id: str, number: int, folder: Path) -> Path 
     The path comes from the store's own ``recording`` event, never from a request: a request
     names the call and the number only.
     """
-    if number < 1:
+    if not 1 <= number <= MAX_EVENTS:  # also keeps SQLite's OFFSET within its integers
         return None
     with _store(path) as conn:
         row = conn.execute(
