@@ -14,9 +14,10 @@ STAMP := $(VENV)/.installed
 # baresip is the softphone of the end-to-end tests of ivr serve (with SIPp) and the agents of
 # the queue tests; asterisk-moh-opsound-wav is the music on hold; python3-venv makes
 # the virtual environment below (Debian's python3 comes without it); chromium is the browser
-# Playwright drives in the web console's test (Playwright's own download cannot work offline).
+# Playwright drives in the web console's test (Playwright's own download cannot work offline);
+# fonts-wqy-microhei gives it a CJK font (the heat map's Mandarin prompts were empty boxes).
 DEBS := asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sip-tester espeak-ng kamailio \
-	baresip python3-venv chromium
+	baresip python3-venv chromium fonts-wqy-microhei
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)

@@ -237,6 +237,15 @@ def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -
                                        timeout=30_000)  # fmt: skip
                 assert wait_for(lambda: _metric(console.base, "ivr_calls_active") == 1.0 or None,
                                 10)  # fmt: skip
+                # The live call links to its timeline (and its node on the heat map).
+                live = page.wait_for_selector("#live tbody tr[data-call] a[href^='/calls/']")
+                timeline = live.get_attribute("href") or ""
+                heat = browser.new_page()  # the same call as a badge on its node's heat map
+                heat.context.add_cookies(page.context.cookies())
+                heat.goto(console.base + "/flows/console-e2e")
+                assert heat.locator("g.heat[data-node=wait] g.now").get_attribute("data-now") \
+                    == "1"  # fmt: skip
+                heat.close()
                 page.click(f"{row} button[data-action=pause]")
                 page.wait_for_selector(f"{row} .state.paused")
                 docs = Path(__file__).resolve().parents[1] / "docs" / "console-wallboard.png"
@@ -246,6 +255,9 @@ def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -
             finally:
                 call.wait(60)
             assert _metric(console.base, "ivr_calls_active") == 0.0
+            page.goto(console.base + timeline)
+            text = page.locator("#timeline").inner_text()
+            assert "plays wait [en] “Press 1.”" in text and "call ends" in text
             assert 'ivr_calls_total{outcome=' in Client(console.base).send("/metrics")[1].decode()
         finally:
             browser.close()

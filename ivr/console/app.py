@@ -41,7 +41,8 @@ PUSH_EVERY = 1.0  # seconds between wallboard updates
 MAX_WATCHERS = 64  # live wallboards at once
 AGENT_ACTIONS = ("login", "logout", "pause", "resume")
 MAX_REASON = 100
-STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js")
+STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js",
+          "flowmap.js", "explore.css", "livecalls.js")  # the last three: ivr/console/views.py
 _TYPES = {"html": "text/html", "css": "text/css", "js": "text/javascript"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -74,6 +75,9 @@ def make_app(config: ConsoleConfig, source: ConsoleSource) -> web.Application:
     app.router.add_get("/api/snapshot", snapshot)
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/agents/{agent}/{action}", agent_action)
+    from ivr.console import views  # here: views uses this module's session helpers
+
+    views.add_routes(app)  # the flow heat map and the calls' timelines
     return app
 
 

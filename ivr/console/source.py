@@ -28,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from ivr.acd import wire
 from ivr.config import Config
+from ivr.console.records import live_calls
 from ivr.host.remote_queues import authority_socket
 from ivr.store.db import connect
 from ivr.store.queuereport import service_levels_of
@@ -158,6 +159,7 @@ class ConsoleSource:
         """Everything the wallboard shows, as one JSON-able mapping."""
         agents, queues = await self.status()
         active, where = self.calls()
-        return {"health": self.state.as_dict(), "active": active, "calls": where,
+        live = await asyncio.to_thread(live_calls, self.config.store_path, active)
+        return {"health": self.state.as_dict(), "active": active, "calls": where, "live": live,
                 "queues": queues, "agents": agents, "today": await self.today(),
                 "at": round(time.time(), 3)}  # fmt: skip

@@ -272,6 +272,26 @@ def build_report(
     return report
 
 
+def node_figures(conn: sqlite3.Connection, since: str | None = None, until: str | None = None,
+                 *, include_qa: bool = False) -> list[NodeStats]:  # fmt: skip
+    """The per-node figures of :func:`build_report` alone (the console's flow heat map reads
+    them often; the whole report would compute every other figure too), same window rules.
+
+    Raises:
+        ValueError: ``since`` or ``until`` is not an ISO date.
+    """
+    where: list[str] = ["1 = 1"]
+    args: list[object] = []
+    start, end = parse_moment(since), parse_moment(until, end_of_day=True)
+    for op, value in ((">=", start), ("<", end)):
+        if value is not None:
+            where.append(f"c.started_at {op} ?")
+            args.append(value)
+    if not include_qa:
+        where.append("c.qa = 0")
+    return _node_stats(conn, " AND ".join(where), args)
+
+
 def _summaries(conn: sqlite3.Connection, cond: str, args: list[object]) -> list[FlowSummary]:
     query = (
         "SELECT COALESCE(c.flow, ''), c.outcome, COUNT(*), AVG(c.duration), "

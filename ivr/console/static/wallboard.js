@@ -84,6 +84,7 @@ function show(snap) {
     cell(row, String(q.able_agents), "num");
   });
   fill("agents", snap.agents, agentRow);
+  document.dispatchEvent(new CustomEvent("snapshot", {detail: snap}));  // livecalls.js
 }
 
 async function start() {
