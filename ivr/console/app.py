@@ -29,6 +29,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ivr.acd import wire
+from ivr.console import reports as report_pages
 from ivr.console.auth import COOKIE, Session, Sessions
 from ivr.console.exposition import metrics_text
 from ivr.console.source import AcdUnavailable, ConsoleSource
@@ -41,7 +42,7 @@ PUSH_EVERY = 1.0  # seconds between wallboard updates
 MAX_WATCHERS = 64  # live wallboards at once
 AGENT_ACTIONS = ("login", "logout", "pause", "resume")
 MAX_REASON = 100
-STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js")
+STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js", "reports.css")
 _TYPES = {"html": "text/html", "css": "text/css", "js": "text/javascript"}
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
@@ -74,6 +75,7 @@ def make_app(config: ConsoleConfig, source: ConsoleSource) -> web.Application:
     app.router.add_get("/api/snapshot", snapshot)
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/agents/{agent}/{action}", agent_action)
+    app.router.add_routes(report_pages.routes(source.config, _session))  # docs/REPORTS.md
     return app
 
 
