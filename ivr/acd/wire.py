@@ -28,6 +28,14 @@ Control (anyone) -> authority::
 
     agents(action, agent, reason)  action list|login|logout|pause|resume; answered agents(...)
     status()                       answered status(agents, queues)
+    callers()                      answered callers(callers): the callers waiting, served first
+                                   first (call_id, queue, position, waited, priority, ringing,
+                                   callback), at most MAX_CALLERS
+    move(call_id, queue, head)     a supervisor moves a waiting caller to another queue and/or
+                                   to the head of theirs; answered moved(call_id, queue, from,
+                                   position), or error (not waiting, full, nobody to take them)
+
+Authority -> the worker of a moved caller: moved(call_id, queue, from, position) (the record).
 
 Errors: a line the receiver can read but not take (an unknown ``op``, a missing or ill-typed
 field, a state change refused) is answered ``error(error, code)`` and the connection goes on;
@@ -58,7 +66,7 @@ Message = dict[str, Any]
 # Field kinds: str, int, num (int or float, finite), strs (a list of str); a trailing "?" allows
 # null; a leading "~" allows the field to be missing (it reads as null). Other fields are ignored
 # (a newer peer may add some).
-_STR, _INT, _NUM, _STRS = "str", "int", "num", "strs"
+_STR, _INT, _NUM, _STRS, _BOOL = "str", "int", "num", "strs", "bool"
 
 TO_AUTHORITY: dict[str, dict[str, str]] = {
     "hello": {"worker": _INT},
@@ -72,6 +80,8 @@ TO_AUTHORITY: dict[str, dict[str, str]] = {
     "figures": {"call_id": _STR, "req": _INT},
     "agents": {"action": _STR, "agent": "~str?", "reason": "~str"},
     "status": {},
+    "callers": {},
+    "move": {"call_id": _STR, "queue": "~str?", "head": "~bool"},
 }  # fmt: skip
 TO_PEER: dict[str, dict[str, str]] = {
     "hello": {"queues": _STRS},
@@ -85,10 +95,13 @@ TO_PEER: dict[str, dict[str, str]] = {
     "figures": {"req": _INT, "position": "int?", "wait": "num?"},
     "agents": {},  # agents: [agent status], or agent: status (an action)
     "status": {},  # agents: [agent status], queues: [queue status]
+    "callers": {},  # callers: [caller status]
+    "moved": {"call_id": _STR, "queue": _STR, "from": _STR, "position": "~int?"},
     "error": {"error": _STR, "code": "~str"},
 }  # fmt: skip
 AGENT_ACTIONS = ("list", "login", "logout", "pause", "resume")
 MAX_NUMBER = 64  # characters of a number to call back (it is checked again before dialling)
+MAX_CALLERS = 1000  # callers listed by callers() (the first in line)
 
 
 class WireError(ValueError):
@@ -178,6 +191,8 @@ def _fits(value: Any, kind: str) -> bool:
     if kind == _NUM:
         return (isinstance(value, int | float) and not isinstance(value, bool)
                 and math.isfinite(value))  # fmt: skip
+    if kind == _BOOL:
+        return isinstance(value, bool)
     if kind == _STRS:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
     raise AssertionError(f"unknown field kind {kind}")
