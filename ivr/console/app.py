@@ -29,6 +29,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ivr.acd import wire
+from ivr.console import queuecontrol
 from ivr.console import reports as report_pages
 from ivr.console.auth import COOKIE, Session, Sessions
 from ivr.console.exposition import metrics_text
@@ -76,6 +77,7 @@ def make_app(config: ConsoleConfig, source: ConsoleSource) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/agents/{agent}/{action}", agent_action)
     app.router.add_routes(report_pages.routes(source.config, _session))  # docs/REPORTS.md
+    app.router.add_routes(queuecontrol.routes(source, _session))  # moving callers
     return app
 
 
