@@ -19,6 +19,7 @@ from ivr.acd.model import AgentSpec, AgentState, ExitReason, Offer, Outcome, Que
 from ivr.acd.service import AcdService
 from ivr.core import events as ev
 from ivr.core.clock import LoopClock, VirtualClock
+from ivr.engine.queueing import AgentOffer, QueueRequest
 from ivr.host.queues import AuthorityQueues
 from ivr.sim.channel import AgentPlan
 from ivr.store.db import CallStore, connect
@@ -220,6 +221,51 @@ def test_a_control_client_lists_and_moves_callers_and_the_worker_hears_of_it(
             await control.send("status")  # the connection goes on after errors
             assert (await control.expect("status"))["queues"][1]["waiting"] == 1
             await worker.nothing()
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+
+
+class Waiter:
+    """An enqueue step's side, as told by the queue (AuthorityQueues)."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
+
+    def on_offer(self, offer: AgentOffer) -> None:
+        self.told.append(("offer", offer.agent))
+
+    def on_withdraw(self, offer_id: int) -> None:
+        self.told.append(("withdraw", str(offer_id)))
+
+    def on_queue_exit(self, reason: str) -> None:
+        self.told.append(("exit", reason))
+
+    def on_queue_moved(self, queue: str, old_queue: str) -> None:
+        self.told.append(("moved", f"{old_queue}->{queue}"))
+
+
+def test_in_one_ivr_serve_the_move_reaches_the_callers_step_in_the_process(
+        sock_dir: Path) -> None:  # fmt: skip
+    async def main() -> None:
+        path = sock_dir / "acd.sock"
+        authority = QueueAuthority([ANN, BO], QUEUES, LoopClock())
+        service = AcdService(authority, path)
+        queues = AuthorityQueues(authority, worker=0)
+        service.add_local(0, queues)  # as a single ivr serve wires it
+        await service.start()
+        try:
+            control = await Client.open(path)
+            for agent in ("ann", "bo"):
+                await control.send("agents", action="login", agent=agent)
+                await control.expect("agents")
+            waiter = Waiter()
+            place = queues.join("l1", QueueRequest("line", 5, (), "en"), waiter)
+            assert not isinstance(place, str)
+            await control.send("move", call_id="l1", queue="side")
+            assert (await control.expect("moved"))["position"] == 1
+            assert waiter.told == [("moved", "line->side")]
         finally:
             await service.stop()
 
