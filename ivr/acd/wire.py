@@ -63,9 +63,9 @@ Message = dict[str, Any]
 
 # --- the messages ---------------------------------------------------------------------------
 
-# Field kinds: str, int, num (int or float, finite), strs (a list of str); a trailing "?" allows
-# null; a leading "~" allows the field to be missing (it reads as null). Other fields are ignored
-# (a newer peer may add some).
+# Field kinds: str, int, num (int or float, finite), strs (a list of str), bool; a trailing "?"
+# allows null; a leading "~" allows the field to be missing (it reads as null). Other fields are
+# ignored (a newer peer may add some).
 _STR, _INT, _NUM, _STRS, _BOOL = "str", "int", "num", "strs", "bool"
 
 TO_AUTHORITY: dict[str, dict[str, str]] = {
@@ -191,10 +191,10 @@ def _fits(value: Any, kind: str) -> bool:
     if kind == _NUM:
         return (isinstance(value, int | float) and not isinstance(value, bool)
                 and math.isfinite(value))  # fmt: skip
-    if kind == _BOOL:
-        return isinstance(value, bool)
     if kind == _STRS:
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if kind == _BOOL:
+        return isinstance(value, bool)
     raise AssertionError(f"unknown field kind {kind}")
 
 
