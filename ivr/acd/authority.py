@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ivr.acd.estimator import HandleTimes, expected_wait
 from ivr.acd.groups import Group, Groups, Key, Signature
@@ -76,6 +76,12 @@ class AuthorityListener(Protocol):
 
     def exit(self, ticket: Ticket, reason: ExitReason) -> None:
         """The caller leaves the queue without an agent (max wait, no agents)."""
+
+
+@runtime_checkable
+class MoveListener(Protocol):
+    """What a listener may also be told (optional: a listener that keeps no record of the call,
+    such as the simulator's answering machine, leaves it out)."""
 
     def moved(self, ticket: Ticket, old_queue: str) -> None:
         """A supervisor moved the waiting caller: to ``ticket.queue`` from ``old_queue``, or
@@ -836,7 +842,7 @@ class QueueAuthority:
         self._listener().exit(ticket, reason)
 
     def _tell_moved(self, ticket: Ticket, old_queue: str) -> None:
-        self._listener().moved(ticket, old_queue)
+        tell_moved(self._listener(), ticket, old_queue)
 
     def _emit(self, call: Callable[[], None]) -> None:
         self._outbox.append(call)
@@ -861,6 +867,12 @@ def _oldest(keys: list[Key], default: float) -> float:
         oldest = min(oldest, joined_at)
         index = bisect.bisect_left(keys, (neg_priority, math.inf, 0), index)
     return oldest
+
+
+def tell_moved(listener: object, ticket: Ticket, old_queue: str) -> None:
+    """Tell ``listener`` of a move if it listens for moves (:class:`MoveListener`)."""
+    if isinstance(listener, MoveListener):
+        listener.moved(ticket, old_queue)
 
 
 def agents_in(states: Iterable[AgentStatus], state: AgentState) -> list[str]:
