@@ -842,7 +842,13 @@ class QueueAuthority:
         self._listener().exit(ticket, reason)
 
     def _tell_moved(self, ticket: Ticket, old_queue: str) -> None:
-        tell_moved(self._listener(), ticket, old_queue)
+        self.tell_moved(self._listener(), ticket, old_queue)
+
+    @staticmethod
+    def tell_moved(listener: object, ticket: Ticket, old_queue: str) -> None:
+        """Tell ``listener`` of a move if it listens for moves (:class:`MoveListener`)."""
+        if isinstance(listener, MoveListener):
+            listener.moved(ticket, old_queue)
 
     def _emit(self, call: Callable[[], None]) -> None:
         self._outbox.append(call)
@@ -867,12 +873,6 @@ def _oldest(keys: list[Key], default: float) -> float:
         oldest = min(oldest, joined_at)
         index = bisect.bisect_left(keys, (neg_priority, math.inf, 0), index)
     return oldest
-
-
-def tell_moved(listener: object, ticket: Ticket, old_queue: str) -> None:
-    """Tell ``listener`` of a move if it listens for moves (:class:`MoveListener`)."""
-    if isinstance(listener, MoveListener):
-        listener.moved(ticket, old_queue)
 
 
 def agents_in(states: Iterable[AgentStatus], state: AgentState) -> list[str]:

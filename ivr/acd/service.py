@@ -44,13 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ivr.acd import wire
-from ivr.acd.authority import (
-    AgentStatus,
-    AuthorityListener,
-    QueueAuthority,
-    QueueError,
-    tell_moved,
-)
+from ivr.acd.authority import AgentStatus, AuthorityListener, QueueAuthority, QueueError
 from ivr.acd.model import TIERS, AgentState, ExitReason, Offer, Outcome, Ticket
 from ivr.core.clock import Clock, LoopClock
 
@@ -559,7 +553,7 @@ class AcdService(AuthorityListener):
     def moved(self, ticket: Ticket, old_queue: str) -> None:
         local = self._local.get(ticket.worker)
         if local is not None:
-            tell_moved(local, ticket, old_queue)
+            QueueAuthority.tell_moved(local, ticket, old_queue)
             return
         peer = self._workers.get(ticket.worker)
         if peer is not None:
