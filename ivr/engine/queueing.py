@@ -68,7 +68,8 @@ class QueueWaiter(Protocol):
 
     def on_queue_moved(self, queue: str, old_queue: str) -> None:
         """A supervisor moved the caller to ``queue`` (from ``old_queue``; the same name: to
-        its head). The caller keeps waiting; agents rung for them were withdrawn."""
+        its head). The caller keeps waiting; for another queue, what rang for them was
+        withdrawn first (:meth:`on_withdraw`)."""
 
 
 class QueuePlace(Protocol):
