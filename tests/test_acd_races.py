@@ -65,15 +65,20 @@ class ByWorker:
     def exit(self, ticket: Ticket, reason: ExitReason) -> None:
         self.queues[ticket.worker].exit(ticket, reason)
 
+    def moved(self, ticket: Ticket, old_queue: str) -> None:
+        self.queues[ticket.worker].moved(ticket, old_queue)
+
 
 class CentreMachine(RuleBasedStateMachine):
     @initialize(plans=st.lists(st.sampled_from(sorted(PLANS)), min_size=3, max_size=3))
     def start(self, plans: list[str]) -> None:
         self.clock = VirtualClock()
         specs = [AgentSpec(a, skills={"general": 5}, wrap_up=2, max_misses=2) for a in AGENTS]
-        self.authority = QueueAuthority(specs, [QueueSpec("line", ring_timeout=10,
-                                                          retry_delay=2, max_wait=300)],
-                                        self.clock)  # fmt: skip
+        self.authority = QueueAuthority(specs, [
+            QueueSpec("line", ring_timeout=10, retry_delay=2, max_wait=300),
+            # where supervisors move callers: two agents, three callers at most, a short wait
+            QueueSpec("side", ring_timeout=8, retry_delay=3, max_wait=40, max_callers=3,
+                      members=("a1", "a2"))], self.clock)  # fmt: skip
         self.queues = {w: AuthorityQueues(self.authority, worker=w) for w in (0, 1)}
         self.authority.listener = ByWorker(self.queues)  # as the service routes them
         self.plans = dict(zip(AGENTS, (PLANS[p] for p in plans), strict=True))
@@ -119,6 +124,16 @@ class CentreMachine(RuleBasedStateMachine):
         else:
             getattr(self.authority, action)(agent)
 
+    @precondition(lambda self: bool(self.authority.waiting))
+    @rule(data=st.data(), queue=st.sampled_from(["line", "side", None]), head=st.booleans())
+    def a_supervisor_moves_a_caller(self, data: st.DataObject, queue: str | None,
+                                    head: bool) -> None:  # fmt: skip
+        call_id = data.draw(st.sampled_from(sorted(self.authority.waiting)))
+        with contextlib.suppress(QueueError):  # nothing to do, full, nobody to take them
+            self.authority.move(call_id, queue, head)
+            if head:
+                assert self.authority.position(call_id) == 1
+
     @rule(seconds=st.sampled_from([0.5, 1.5, 4, 11, 25, 70]))
     def time_passes(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -160,6 +175,23 @@ class CentreMachine(RuleBasedStateMachine):
                     ev.AGENT_CONNECTED, ev.AGENT_DONE)]  # fmt: skip
                 # a call that reached an agent records the end of the agent's call too
                 assert queue_events in ([], [ev.AGENT_CONNECTED, ev.AGENT_DONE]), queue_events
+
+    @invariant()
+    def the_lines_agree(self) -> None:
+        """Every waiting caller's key is in their queue's line, the line of every caller and
+        their group's (when no agent rings for them); moves keep it so."""
+        auth = self.authority
+        for name, queue in auth.queues.items():
+            tickets = [w.ticket for w in auth.waiting.values() if w.ticket.queue == name]
+            assert queue.keys == sorted(t.sort_key() for t in tickets), name
+            assert queue.placed == sum(t.place is not None for t in tickets), name
+        assert auth._order == sorted((w.ticket.sort_key(), c) for c, w in auth.waiting.items())
+        for waiting in auth.waiting.values():
+            assert waiting.group is auth._groups.group(auth._signature(waiting.ticket))
+            in_ready = waiting.ticket.sort_key() in waiting.group.ready
+            assert in_ready == (not waiting.offers), waiting.ticket
+        for group in auth._groups.groups.values():
+            assert group.waiting == sum(w.group is group for w in auth.waiting.values())
 
     def teardown(self) -> None:
         for call in self.live():

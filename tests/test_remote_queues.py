@@ -263,6 +263,9 @@ class Waiter:
     def on_queue_exit(self, reason: str) -> None:
         self.told.append(("exit", reason))
 
+    def on_queue_moved(self, queue: str, old_queue: str) -> None:
+        self.told.append(("moved", f"{old_queue}->{queue}"))
+
 
 def test_what_comes_for_an_earlier_place_of_the_same_call_is_not_the_new_one_s(
         sock_dir: Path) -> None:  # fmt: skip

@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ivr.acd.estimator import HandleTimes, expected_wait
 from ivr.acd.groups import Group, Groups, Key, Signature
@@ -76,6 +76,16 @@ class AuthorityListener(Protocol):
 
     def exit(self, ticket: Ticket, reason: ExitReason) -> None:
         """The caller leaves the queue without an agent (max wait, no agents)."""
+
+
+@runtime_checkable
+class MoveListener(Protocol):
+    """What a listener may also be told (optional: a listener that keeps no record of the call,
+    such as the simulator's answering machine, leaves it out)."""
+
+    def moved(self, ticket: Ticket, old_queue: str) -> None:
+        """A supervisor moved the waiting caller: to ``ticket.queue`` from ``old_queue``, or
+        to the head of their queue (the same name). The caller keeps waiting; for the record."""
 
 
 class QueueError(ValueError):
@@ -124,6 +134,7 @@ class QueueState:
     keys: list[Key] = field(default_factory=list)  # sorted ticket keys
     handle: HandleTimes = field(default_factory=HandleTimes)
     last_rung: int | None = None  # definition index of the agent rung last (round-robin)
+    placed: int = 0  # tickets moved to the head (a place before their join time)
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,17 @@ class AgentStatus:
     calls: int
     registered: bool
     call_id: str | None
+
+
+@dataclass(frozen=True)
+class CallerStatus:
+    call_id: str
+    queue: str
+    position: int
+    waited: float
+    priority: int
+    ringing: int  # agents ringing for the caller now
+    callback: bool  # off the line, keeping their place for a callback
 
 
 @dataclass(frozen=True)
@@ -196,6 +218,7 @@ class QueueAuthority:
             return ExitReason.NO_AGENTS
         ticket.joined_at = self.clock.now()
         ticket.seq = next(self._seq)
+        ticket.place = None  # a callback tried again goes to the end of the line
         self._insert(ticket)
         if spec.max_wait is not None:
             self.waiting[ticket.call_id].max_wait_timer = self.clock.call_later(
@@ -208,12 +231,31 @@ class QueueAuthority:
         """Put ``ticket`` in line at the place its sort key gives it."""
         waiting = Waiting(ticket, self._groups.group(self._signature(ticket)))
         self.waiting[ticket.call_id] = waiting
+        self._list(waiting)
+
+    def _list(self, waiting: Waiting) -> None:
+        """Enter a waiting caller's key in the lines (queue, every caller, their group)."""
+        ticket = waiting.ticket
         key = ticket.sort_key()
-        bisect.insort(self.queues[ticket.queue].keys, key)
+        queue = self.queues[ticket.queue]
+        bisect.insort(queue.keys, key)
+        queue.placed += ticket.place is not None
         bisect.insort(self._order, (key, ticket.call_id))
         self._by_key[key] = ticket.call_id
         waiting.group.waiting += 1
-        waiting.group.set_ready(key, True)
+        waiting.group.set_ready(key, not waiting.offers)
+
+    def _unlist(self, waiting: Waiting) -> None:
+        """Take a waiting caller's key out of the lines (:meth:`_list` undone)."""
+        ticket = waiting.ticket
+        key = ticket.sort_key()
+        queue = self.queues[ticket.queue]
+        del queue.keys[bisect.bisect_left(queue.keys, key)]
+        queue.placed -= ticket.place is not None
+        del self._order[bisect.bisect_left(self._order, (key, ticket.call_id))]
+        del self._by_key[key]
+        waiting.group.waiting -= 1
+        waiting.group.set_ready(key, False)
 
     def leave(self, call_id: str) -> bool:
         """The caller is gone (hung up, took a key exit): withdraw what rings for them."""
@@ -247,6 +289,74 @@ class QueueAuthority:
         self._dispatch()
         self._flush()
         return True
+
+    def move(self, call_id: str, queue: str | None = None, head: bool = False) -> Ticket:
+        """A supervisor moves a waiting caller to ``queue`` and/or to the head of their queue;
+        the caller keeps waiting (their wait counts from when they first joined).
+
+        To another queue: the caller takes the place their join time gives them there (at its
+        head with ``head``); what rang for them is withdrawn (the agents may not be the new
+        queue's); the new queue's ``max_wait`` counts from the move, so a caller who already
+        waited longer is not sent out at once. To the head: the caller is given the priority of
+        the caller at the head (if higher) and a place before theirs.
+
+        Raises:
+            QueueError: not waiting, an unknown queue, nothing to do, the new queue full, or
+                nobody logged in who could take the caller there.
+        """
+        waiting = self.waiting.get(call_id)
+        if waiting is None:
+            raise QueueError(f"call {call_id[:80]!r} is not waiting")
+        ticket = waiting.ticket
+        old = ticket.queue
+        target = self._queue(queue or old)
+        name = target.spec.name
+        if name == old and not head:
+            raise QueueError(f"call {call_id[:80]!r} is in queue {old} already")
+        if name != old:
+            self._check_room(target, ticket)
+        self._unlist(waiting)
+        if name != old:
+            self._requeue(waiting, target)
+        if head and target.keys:
+            neg_priority, place, _ = target.keys[0]
+            ticket.priority = max(ticket.priority, -neg_priority)
+            ticket.place = place - 1.0
+        self._list(waiting)
+        log.info("call %s: moved by a supervisor: queue %s -> %s%s", call_id, old, name,
+                 " (head)" if head else "")  # fmt: skip
+        self._emit(partial(self._tell_moved, ticket, old))
+        self._dispatch()
+        self._flush()
+        return ticket
+
+    def _check_room(self, target: QueueState, ticket: Ticket) -> None:
+        """Whether ``ticket`` may move into ``target``: room there, and (for a caller on the
+        line) an agent logged in who could take them."""
+        spec = target.spec
+        if spec.max_callers is not None and len(target.keys) >= spec.max_callers:
+            raise QueueError(f"queue {spec.name} is full ({spec.max_callers} callers)")
+        sig = (spec.name, ticket.skills, ticket.tier, ticket.language)
+        if ticket.callback is None and not self._able(sig, logged_in_only=True):
+            raise QueueError(f"nobody logged in could take this caller in queue {spec.name}")
+
+    def _requeue(self, waiting: Waiting, target: QueueState) -> None:
+        """Make an unlisted caller one of ``target``'s: offers withdrawn, its max wait."""
+        ticket = waiting.ticket
+        for offer in list(waiting.offers.values()):
+            self._close_offer(offer)
+            self._agent_free(self.agents[offer.agent], keep_idle=True)
+            self._emit(partial(self._tell_withdraw, offer))
+        waiting.offers.clear()
+        waiting.missed_by.clear()
+        if waiting.max_wait_timer is not None:
+            waiting.max_wait_timer.cancel()
+            waiting.max_wait_timer = None
+        ticket.queue, ticket.place = target.spec.name, None
+        waiting.group = self._groups.group(self._signature(ticket))
+        if target.spec.max_wait is not None and ticket.callback is None:
+            waiting.max_wait_timer = self.clock.call_later(
+                target.spec.max_wait, lambda: self._exit(ticket.call_id, ExitReason.MAX_WAIT))
 
     def position(self, call_id: str) -> int | None:
         """1 for the next caller of the queue, ...; None when not waiting."""
@@ -407,11 +517,27 @@ class QueueAuthority:
                             a.contact is not None and a.registered_until > now, a.call_id)
                 for a in self.agents.values()]  # fmt: skip
 
+    def caller_status(self, limit: int = 1000) -> list[CallerStatus]:
+        """The callers waiting, served first first (at most ``limit``): for supervisors."""
+        now = self.clock.now()
+        waits = self.waits()
+        out = []
+        for _key, call_id in self._order[:limit]:
+            ticket = self.waiting[call_id].ticket
+            out.append(CallerStatus(call_id, ticket.queue, waits[call_id][0],
+                                    now - ticket.joined_at, ticket.priority,
+                                    len(self.waiting[call_id].offers),
+                                    ticket.callback is not None))  # fmt: skip
+        return out
+
     def queue_status(self) -> list[QueueStatus]:
         now = self.clock.now()
         out = []
         for name, queue in self.queues.items():
             oldest = _oldest(queue.keys, default=now)
+            if queue.placed:  # a moved caller's place is not their join time: look at all
+                oldest = min((self.waiting[self._by_key[k]].ticket.joined_at
+                              for k in queue.keys), default=now)  # fmt: skip
             spec = queue.spec
             able = self._able((name, spec.skills, spec.tier, ""), logged_in_only=False,
                               working=True)  # fmt: skip
@@ -438,14 +564,7 @@ class QueueAuthority:
         waiting = self.waiting.pop(call_id, None)
         if waiting is None:
             return None
-        ticket = waiting.ticket
-        key = ticket.sort_key()
-        keys = self.queues[ticket.queue].keys
-        del keys[bisect.bisect_left(keys, key)]
-        del self._order[bisect.bisect_left(self._order, (key, call_id))]
-        del self._by_key[key]
-        waiting.group.waiting -= 1
-        waiting.group.set_ready(key, False)
+        self._unlist(waiting)
         for timer in (waiting.max_wait_timer, waiting.retry_timer):
             if timer is not None:
                 timer.cancel()
@@ -721,6 +840,15 @@ class QueueAuthority:
 
     def _tell_exit(self, ticket: Ticket, reason: ExitReason) -> None:
         self._listener().exit(ticket, reason)
+
+    def _tell_moved(self, ticket: Ticket, old_queue: str) -> None:
+        self.tell_moved(self._listener(), ticket, old_queue)
+
+    @staticmethod
+    def tell_moved(listener: object, ticket: Ticket, old_queue: str) -> None:
+        """Tell ``listener`` of a move if it listens for moves (:class:`MoveListener`)."""
+        if isinstance(listener, MoveListener):
+            listener.moved(ticket, old_queue)
 
     def _emit(self, call: Callable[[], None]) -> None:
         self._outbox.append(call)

@@ -118,9 +118,12 @@ class Ticket:
     callback: str | None = None  # the number to call back; the caller is no longer on the line
     joined_at: float = 0.0
     seq: int = 0  # join order, the tie-break after priority
+    # Where the caller stands in line when a supervisor moved them to the head of a queue (a
+    # time before the head's); None: by when they joined. The wait still counts from joined_at.
+    place: float | None = None
 
     def sort_key(self) -> tuple[int, float, int]:
-        return (-self.priority, self.joined_at, self.seq)
+        return (-self.priority, self.joined_at if self.place is None else self.place, self.seq)
 
 
 @dataclass(frozen=True)

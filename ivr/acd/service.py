@@ -480,6 +480,25 @@ class AcdService(AuthorityListener):
     def _on_status(self, peer: _Peer, msg: wire.Message) -> None:
         peer.send(wire.message("status", agents=self.agents_json(), queues=self.queues_json()))
 
+    def _on_callers(self, peer: _Peer, msg: wire.Message) -> None:
+        callers = self.authority.caller_status(wire.MAX_CALLERS)
+        peer.send(wire.message("callers", callers=[
+            {"call_id": c.call_id, "queue": c.queue, "position": c.position,
+             "waited": round(c.waited, 3), "priority": c.priority, "ringing": c.ringing,
+             "callback": c.callback} for c in callers]))  # fmt: skip
+
+    def _on_move(self, peer: _Peer, msg: wire.Message) -> None:
+        """A supervisor's move (QueueError: refused, answered as an error)."""
+        queue = msg["queue"] or None
+        if queue is not None and queue not in self.authority.queues:
+            raise QueueError(f"no queue {queue[:40]!r}")
+        old = self.authority.waiting.get(msg["call_id"])
+        old_queue = old.ticket.queue if old is not None else ""
+        ticket = self.authority.move(msg["call_id"], queue, bool(msg["head"]))
+        peer.send(wire.message("moved", call_id=ticket.call_id, queue=ticket.queue,
+                               position=self.authority.position(ticket.call_id),
+                               **{"from": old_queue}))  # fmt: skip
+
     def agents_json(self) -> list[dict[str, Any]]:
         """Every agent as ``ivr agents`` shows it."""
         return [self._agent_json(a) for a in self.authority.agent_status()]
@@ -541,6 +560,17 @@ class AcdService(AuthorityListener):
         peer = self._workers.get(ticket.worker)
         if peer is not None:
             self._post(peer, wire.message("exit", call_id=ticket.call_id, reason=reason.value))
+
+    def moved(self, ticket: Ticket, old_queue: str) -> None:
+        local = self._local.get(ticket.worker)
+        if local is not None:
+            QueueAuthority.tell_moved(local, ticket, old_queue)
+            return
+        peer = self._workers.get(ticket.worker)
+        if peer is not None:
+            self._post(peer, wire.message("moved", call_id=ticket.call_id, queue=ticket.queue,
+                                          position=self.authority.position(ticket.call_id),
+                                          **{"from": old_queue}))  # fmt: skip
 
 
 def _check_number(op: str, number: str) -> None:

@@ -32,6 +32,14 @@ Control (anyone) -> authority::
 
     agents(action, agent, reason)  action list|login|logout|pause|resume; answered agents(...)
     status()                       answered status(agents, queues)
+    callers()                      answered callers(callers): the callers waiting, served first
+                                   first (call_id, queue, position, waited, priority, ringing,
+                                   callback), at most MAX_CALLERS
+    move(call_id, queue, head)     a supervisor moves a waiting caller to another queue and/or
+                                   to the head of theirs; answered moved(call_id, queue, from,
+                                   position), or error (not waiting, full, nobody to take them)
+
+Authority -> the worker of a moved caller: moved(call_id, queue, from, position) (the record).
 
 Errors: a line the receiver can read but not take (an unknown ``op``, a missing or ill-typed
 field, a state change refused) is answered ``error(error, code)`` and the connection goes on;
@@ -78,6 +86,8 @@ TO_AUTHORITY: dict[str, dict[str, str]] = {
              "reason": "~str"},
     "agents": {"action": _STR, "agent": "~str?", "reason": "~str"},
     "status": {},
+    "callers": {},
+    "move": {"call_id": _STR, "queue": "~str?", "head": "~bool"},
 }  # fmt: skip
 TO_PEER: dict[str, dict[str, str]] = {
     "hello": {"queues": _STRS},
@@ -92,10 +102,13 @@ TO_PEER: dict[str, dict[str, str]] = {
     "line": {"req": _INT, "error": "~str?"},  # and the agent's state (ivr.acd.agentline)
     "agents": {},  # agents: [agent status], or agent: status (an action)
     "status": {},  # agents: [agent status], queues: [queue status]
+    "callers": {},  # callers: [caller status]
+    "moved": {"call_id": _STR, "queue": _STR, "from": _STR, "position": "~int?"},
     "error": {"error": _STR, "code": "~str"},
 }  # fmt: skip
 AGENT_ACTIONS = ("list", "login", "logout", "pause", "resume")
 MAX_NUMBER = 64  # characters of a number to call back (it is checked again before dialling)
+MAX_CALLERS = 1000  # callers listed by callers() (the first in line)
 
 
 class WireError(ValueError):

@@ -29,6 +29,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ivr.acd import wire
+from ivr.console import queuecontrol
+from ivr.console import reports as report_pages
 from ivr.console.auth import COOKIE, Session, Sessions
 from ivr.console.exposition import metrics_text
 from ivr.console.source import AcdUnavailable, ConsoleSource
@@ -41,7 +43,7 @@ PUSH_EVERY = 1.0  # seconds between wallboard updates
 MAX_WATCHERS = 64  # live wallboards at once
 AGENT_ACTIONS = ("login", "logout", "pause", "resume")
 MAX_REASON = 100
-STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js",
+STATIC = ("wallboard.html", "login.html", "console.css", "wallboard.js", "reports.css",
           "flowmap.js", "explore.css", "livecalls.js")  # the last three: ivr/console/views.py
 _TYPES = {"html": "text/html", "css": "text/css", "js": "text/javascript"}
 _HEADERS = {
@@ -78,6 +80,8 @@ def make_app(config: ConsoleConfig, source: ConsoleSource) -> web.Application:
     from ivr.console import views  # here: views uses this module's session helpers
 
     views.add_routes(app)  # the flow heat map and the calls' timelines
+    app.router.add_routes(report_pages.routes(source.config, _session))  # docs/REPORTS.md
+    app.router.add_routes(queuecontrol.routes(source, _session))  # moving callers
     return app
 
 

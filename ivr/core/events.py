@@ -24,6 +24,7 @@ AGENT_RING = "agent_ring"  # node, data: agent
 AGENT_RESULT = "agent_result"  # node, data: agent, outcome (rejected|no_answer|failed)
 AGENT_CONNECTED = "agent_connected"  # node, data: agent, queue_wait (s)
 AGENT_DONE = "agent_done"  # node, data: agent, talk (s)
+QUEUE_MOVED = "queue_moved"  # node, data: queue, from (a supervisor's move), head, queue_wait
 QUEUE_EXIT = "queue_exit"  # node, data: reason (max_wait|no_agents|full|key|no_queue), queue_wait
 CALLBACK = "callback"  # node, data: number (the caller keeps their place and is called back)
 RECORDING = "recording"  # node, data: path, duration

@@ -66,6 +66,11 @@ class QueueWaiter(Protocol):
     def on_queue_exit(self, reason: str) -> None:
         """The caller leaves the queue without an agent (max_wait, no_agents)."""
 
+    def on_queue_moved(self, queue: str, old_queue: str) -> None:
+        """A supervisor moved the caller to ``queue`` (from ``old_queue``; the same name: to
+        its head). The caller keeps waiting; for another queue, what rang for them was
+        withdrawn first (:meth:`on_withdraw`)."""
+
 
 class QueuePlace(Protocol):
     """The caller's place in line.

@@ -84,6 +84,11 @@ class AuthorityQueues(AuthorityListener):
         if waiter is not None:
             waiter.on_queue_exit(reason.value)
 
+    def moved(self, ticket: Ticket, old_queue: str) -> None:
+        waiter = self.waiters.get(ticket.call_id)
+        if waiter is not None:
+            waiter.on_queue_moved(ticket.queue, old_queue)
+
 
 class _Place:
     """One caller's place (see :class:`~ivr.engine.queueing.QueuePlace`)."""

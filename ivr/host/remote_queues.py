@@ -297,6 +297,11 @@ class RemoteQueues:
         waiter = self.waiters.pop(msg["call_id"])
         waiter.on_queue_exit(msg["reason"])
 
+    def _on_moved(self, msg: wire.Message) -> None:
+        waiter = self._current(msg["call_id"])
+        if waiter is not None:
+            waiter.on_queue_moved(msg["queue"], msg["from"])
+
     def _on_figures(self, msg: wire.Message) -> None:
         done = self._figures.pop(msg["req"], None)
         if done is not None:

@@ -11,6 +11,8 @@ one way, read from the call's events in order:
   the wait was under the short-abandon threshold;
 - an exit: ``queue_exit`` with its reason (``max_wait``, ``no_agents``, ``full``, ``key``,
   ``no_queue``); ``callback`` when a ``callback`` event follows the key exit;
+- ``moved``: a supervisor moved the caller to another queue (``queue_moved``); an entry in
+  that queue opens there;
 - ``other``: the call ended without any of these (an engine error); or still waiting when the
   call has not ended.
 
@@ -139,7 +141,8 @@ SELECT e.call_id, c.started_at, c.outcome, e.t, e.kind,
     json_extract(e.data, '$.reason'), json_extract(e.data, '$.by')
 FROM calls c JOIN events e ON e.call_id = c.call_id
 WHERE {cond} AND c.queue IS NOT NULL
-    AND e.kind IN ('queue', 'agent_connected', 'agent_done', 'queue_exit', 'callback', 'hangup')
+    AND e.kind IN ('queue', 'agent_connected', 'agent_done', 'queue_exit', 'callback', 'hangup',
+        'queue_moved')
 ORDER BY e.call_id, e.seq
 """
 
@@ -172,6 +175,12 @@ def read_entries(conn: sqlite3.Connection, cond: str, args: list[object]) -> lis
         elif kind == "queue_exit" and open_ is not None:
             open_.end, open_.wait = reason or "other", wait
             open_ = None
+        elif kind == "queue_moved" and open_ is not None and queue and queue != open_.queue:
+            # A supervisor moved the caller: the entry ends here unanswered ("moved") and one
+            # in the new queue opens; its wait, like the caller's, counts from the first join.
+            open_.end, open_.wait = "moved", wait
+            open_ = last = Entry(queue, call_id)
+            entries.append(open_)
         elif kind == "callback" and last is not None and last.end in ("key", ""):
             last.end = "callback"  # the key exit the caller left by was a callback's
             if last is open_:

@@ -25,6 +25,7 @@ th { background: #f2f2f2; }
 pre { background: #f8f8f8; padding: 1em; overflow-x: auto; }
 svg { display: block; margin: 0.5em 0 1.5em; }
 .legend span { display: inline-block; margin-right: 1.5em; }
+.legend svg.swatch { display: inline; margin: 0; }
 """
 COLOURS = {"answered": "#3b7dd8", "refused": "#d8573b", "answer rate": "#3b7dd8",
            "service level": "#2a9d5c", "CSAT": "#c48a00"}  # fmt: skip
@@ -70,7 +71,9 @@ def _table(table: Table) -> str:
 
 
 def _legend(names: Sequence[str]) -> str:
-    items = "".join(f'<span><svg width="12" height="12" style="display:inline;margin:0">'
+    # A class, not a style attribute: the console shows these charts under a CSP that
+    # forbids inline styles (the page's own <style> gives the class its look).
+    items = "".join(f'<span><svg class="swatch" width="12" height="12">'
                     f'<rect width="12" height="12" fill="{COLOURS[n]}"/></svg> {escape(n)}</span>'
                     for n in names)  # fmt: skip
     return f'<div class="legend">{items}</div>'

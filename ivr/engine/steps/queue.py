@@ -219,6 +219,15 @@ class QueueStep(Step[EnqueueNode]):
         else:
             self.session.finish("unanswered", hangup=True)
 
+    def on_queue_moved(self, queue: str, old_queue: str) -> None:
+        """A supervisor moved the caller (docs/ACD.md, "Moving a caller"): for the record only.
+        The caller hears nothing of it: the music or announcement playing goes on, and the next
+        announcement says the new position (the queue answers with it)."""
+        if self.cancelled or self.agent is not None or self.place is None:
+            return
+        self.session.emit(ev.QUEUE_MOVED, queue=queue, head=queue == old_queue,
+                          queue_wait=self._wait(), **{"from": old_queue})  # fmt: skip
+
     def on_agent_leg(self, offer_id: int, state: str) -> None:
         if self.cancelled:
             return
