@@ -66,7 +66,7 @@ class Desk:
         self.queues = AsteriskQueues(self.client, {"support": TARGET}, None, self._facts,
                                      self.records)  # fmt: skip
         flows = FlowSet({"q": load_text(flow, "q.yaml")}, version="test")
-        info = CallInfo("call-1", "+31150010001", "95588", "sip",
+        info = CallInfo("call-1", "+31150010001", "95588", "sip", x_headers=
                         ((HEADER, channel),) if channel else ())  # fmt: skip
         self.channel = SimChannel(self.clock, info)
         runtime = Runtime(actions=InlineActionRunner(None), config_vars={}, transfer_allow=(),

@@ -143,11 +143,15 @@ def test_a_call_id_with_dot_dot_slash_records_inside_the_recordings_folder(
             if "recording_done" in listener.told:
                 break
             await asyncio.sleep(0.01)
+        refs.append(answered.call.ref)
         await answered.close()
 
+    refs: list[str] = []
     run(scenario(), 20)
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.wav"))
-    assert written == [Path("a/recordings/_._.._escape@127.0.0.1-1.wav")]  # no "/": stays here
+    # named by the server's own id for the call, never by the caller's Call-ID
+    assert written == [Path(f"a/recordings/{refs[0]}-1.wav")]
+    assert "escape" not in str(written[0])
 
 
 QUEUE_FLOW = """\
