@@ -138,16 +138,34 @@ def test_a_caller_listening_in_silence_sends_nothing_to_the_workers() -> None:
     asyncio.run(scenario())
 
 
-def test_a_steady_sound_is_given_up_on_as_a_no_match_and_does_not_reopen() -> None:
+def test_speech_into_a_steady_sound_is_decided_when_the_gate_gives_up_and_does_not_reopen(
+) -> None:
     async def scenario() -> None:
         async with call_speech() as (speech_in, listener):
             speech_in.listen(MENU)
-            # A constant level (a hum): the fake takes it for choice 1 but it never pauses.
-            await feed(speech_in, silence(5) + speech(1, 200))
+            # A constant level (a hum) the fake takes for choice 1: it never pauses, so the
+            # fake's endpointer never ends it; the gate does, and the recognizer decides.
+            await feed(speech_in, silence(5) + speech(1, 90))
+            await until(lambda: listener.results(), "a result")
             assert listener.told[0] == "speech_start"
-            assert listener.results() == [SpeechResult("", 0.0, None, rejected=True)]
-            assert speech_in.utterance is None and speech_in.gate.gave_up == 1
-            assert speech_in.gate.opened == 1
+            assert listener.results() == [SpeechResult("balance", 0.9, "1")]
+            assert speech_in.gate.gave_up == 1
+            await feed(speech_in, speech(1, 100))  # the hum goes on: no new utterance
+            assert speech_in.utterance is None and speech_in.gate.opened == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_opening_the_recognizer_never_confirms_is_dropped_quietly() -> None:
+    async def scenario() -> None:
+        async with call_speech() as (speech_in, listener):
+            speech_in.listen(MENU)
+            # Loud to the gate, silence to the fake (mean zero: a tone), for 1.2 s.
+            t = np.arange(160 * 60) / 8000
+            buzz = (8000 * np.sin(2 * np.pi * 400 * t)).astype(np.int16).reshape(60, 160)
+            await feed(speech_in, silence(5) + list(buzz))
+            assert speech_in.gate.opened == 1 and speech_in.gate.gave_up == 1
+            assert speech_in.utterance is None and listener.told == []
 
     asyncio.run(scenario())
 

@@ -22,7 +22,9 @@ a tone, anything an energy rule takes for a voice):
 
 * **confirmation**: the recognizer must report speech (:meth:`SpeechGate.confirm`) within
   ``confirm_frames`` (1 s) of the gate opening, or the gate gives up (the utterance is dropped,
-  its decoder goes back to the pool);
+  its decoder goes back to the pool). Once confirmed, giving up means *decide now*: the
+  recognizer is asked for its result on what it heard (speech followed by babble or a hum whose
+  level never drops is otherwise only ended by ``max_speech``);
 * **steadiness**: once open for ``steady_frames`` (1.5 s), a level whose spread (10th to 90th
   percentile of the frames' levels) over the last 1.5 s is under ``steady_db`` (8 dB) is a
   machine, not a voice: the gate gives up. Measured over 1.5 s windows (one every 0.2 s) of the
@@ -41,6 +43,7 @@ a tone, anything an energy rule takes for a voice):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -51,7 +54,20 @@ from ivr.media.goertzel import classify_frame
 from ivr.media.vad import FRAME_SECONDS, VadConfig, frame_level
 
 PRE_ROLL = 25  # frames (500 ms) of the caller's audio a new utterance starts with
+FRAME = 160  # samples in a 20 ms frame
 _VAD = VadConfig()
+
+
+def pre_roll(recent: Sequence[NDArray[np.int16]]) -> list[NDArray[np.int16]]:
+    """The frames a new utterance starts with: the caller's last :data:`PRE_ROLL` frames, a
+    shorter history (the start of a call) made up in front with its quietest frame repeated,
+    so that the recognizer's noise floor starts at the line's (digital silence there would
+    make any line noise look like speech to it)."""
+    frames = list(recent)[-PRE_ROLL:]
+    if len(frames) < PRE_ROLL:
+        quietest = min(frames, key=frame_level) if frames else np.zeros(FRAME, np.int16)
+        frames = [quietest] * (PRE_ROLL - len(frames)) + frames
+    return frames
 
 
 class GateAction(Enum):
@@ -59,7 +75,7 @@ class GateAction(Enum):
 
     NONE = "none"
     OPEN = "open"  # open an utterance (and feed it the pre-roll)
-    GIVE_UP = "give_up"  # drop the open utterance: it was not speech
+    GIVE_UP = "give_up"  # not speech, or speech is over: see SpeechGate.feed
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,13 @@ class SpeechGate:
         self._levels: deque[float] = deque(maxlen=75)  # the last 1.5 s, while open
 
     def feed(self, frame: NDArray[np.int16]) -> GateAction:
-        """Judge one frame; returns what to do now."""
+        """Judge one frame; returns what to do now.
+
+        ``GIVE_UP`` on an opening the recognizer never confirmed: drop the utterance (it was not
+        speech). On a confirmed one (the sound went steady, or the cap): the caller has stopped
+        or never will, so have the recognizer decide now on what it heard (in babble or hum its
+        own endpointer may never see the end).
+        """
         level = frame_level(frame)
         floor = self._track_floor(level)
         cfg = self.config
@@ -175,4 +197,4 @@ class SpeechGate:
         return floor
 
 
-__all__ = ["PRE_ROLL", "GateAction", "GateConfig", "SpeechGate"]
+__all__ = ["PRE_ROLL", "GateAction", "GateConfig", "SpeechGate", "pre_roll"]

@@ -18,18 +18,19 @@ recognizer's events on:
 an utterance opened on the service (so a worker sees no frame of a silent caller and no decoder
 is held for one). The gate gives up on an utterance the recognizer does not confirm as speech
 within a second, on a steady sound (line noise, a tone) and at ``max_speech`` + 2 s; an utterance
-it gives up on after the engine was told speech started ends as a no-match, like one the
-recognizer rejected. After a decision the gate may open again at once (a re-prompt, a
-confirmation), unless the utterance ran to its ``max_speech`` cut: then only after a pause.
+it gives up on after the recognizer heard speech is decided at once on what was heard (speech
+followed by babble or a hum never ends by its energy). After a decision the gate may open again
+at once (a re-prompt, a confirmation), unless the utterance ran to its ``max_speech`` cut: then
+only after a pause.
 
 A new utterance starts with the caller's last ``PRE_ROLL`` frames: the recognizer needs some
 audio before the first word (its noise estimate and pre-roll), and a caller who speaks the
 moment a prompt starts would otherwise give it none (measured with PocketSphinx on the bank
 menu: "main menu" spoken 40 ms after the stream opened came out at confidence 0.14, below the
-confirmation threshold, against 0.72 with 200 ms of audio before it). Digital silence makes up
-a history shorter than that (the first node of a call, a caller who answers at once; measured
-the same as real silence). The history is dropped after a decision, so the tail of one answer
-never starts the next utterance.
+confirmation threshold, against 0.72 with 200 ms of audio before it). A history shorter than
+that (the start of a call) is made up with its quietest frame (:func:`ivr.asr.gate.pre_roll`).
+The history is dropped after a decision, so the tail of one answer never starts the next
+utterance.
 
 On a call whose keys come as in-band tones, a key press discards the utterance in progress
 and pauses recognition for ``DTMF_GUARD`` frames, so the tones (and a tone's tail) are never
@@ -59,14 +60,13 @@ from ivr.asr.base import (
     NoSpeech,
     SpeechStarted,
 )
-from ivr.asr.gate import PRE_ROLL, GateAction, GateConfig, SpeechGate
+from ivr.asr.gate import PRE_ROLL, GateAction, GateConfig, SpeechGate, pre_roll
 from ivr.asr.service import AsrService, AsrStream
 from ivr.engine.channel import ChannelListener, ListenSpec, SpeechResult
 
 log = logging.getLogger("ivr.host")
 
 DTMF_GUARD = 10  # frames (200 ms) after a key press before recognition resumes
-_SILENCE = np.zeros(160, dtype=np.int16)
 _BUILTINS: dict[str, Builtin] = {"digits": "digits", "yes_no": "yes_no", "amount": "amount"}
 # Languages whose missing recognizer was logged, per service (once, not per call).
 _explained: WeakKeyDictionary[AsrService, set[str]] = WeakKeyDictionary()
@@ -156,9 +156,7 @@ class CallSpeech:
         self._told_start = False
         self.utterance = utterance = self.service.open(self._grammar, self._options,
                                                        self._event, self.call_id)  # fmt: skip
-        for _ in range(PRE_ROLL - len(self._recent)):
-            utterance.feed(_SILENCE)
-        for frame in self._recent:
+        for frame in pre_roll(self._recent):
             utterance.feed(frame)
 
     def _close(self) -> None:
@@ -168,16 +166,16 @@ class CallSpeech:
             self.gate.done()
 
     def _give_up(self) -> None:
-        """The gate says the open utterance is not speech: drop it; if the engine was told
-        speech started, it ends as a no-match (the recognizer would have said the same)."""
-        told = self._told_start and self.utterance is not None
-        self._close()
-        listener = self._listener()
-        if self.on_decision is not None and told:
-            self.on_decision("no_match", None)
-        if told and listener is not None:
-            log.info("call %s: not speech (the gate gave up): no match", self.call_id)
-            listener.on_speech(SpeechResult("", 0.0, None, rejected=True))
+        """The gate gave up on the open utterance: one the recognizer never confirmed as speech
+        is dropped; a confirmed one is decided now, on what was heard (the decision comes as
+        any other)."""
+        utterance = self.utterance
+        if utterance is None:
+            return
+        if self._told_start:
+            utterance.finish()
+        else:
+            self._close()
 
     def _event(self, event: AsrEvent) -> None:
         listener = self._listener()
