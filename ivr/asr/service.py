@@ -31,6 +31,13 @@ build when none is idle). Measured before that change: 3.5-4 % of a core while t
 talks about half the time; one worker kept up with 20 such calls at 75 % of a core, with lag
 spikes up to 2 s.
 
+Live calls put the speech gate (:mod:`ivr.asr.gate`, in :mod:`ivr.host.speech`) ahead of this
+service: a call opens a stream only when its caller makes a sound the gate takes for speech,
+so a caller listening in silence sends a worker nothing at all (the figures above are for
+streams open all along, as before the gate). :meth:`AsrStream.finish` asks for the decision
+now, on the audio sent so far (the gate's "decide now", when a sound that never pauses
+follows the speech).
+
 ``in_process=True`` runs the same worker code on threads (same sockets, same messages) for tests
 and simulation, with a backend factory given directly; it does not protect the loop from the GIL.
 """
