@@ -172,10 +172,10 @@ class CallSpeech:
         utterance = self.utterance
         if utterance is None:
             return
-        if self._told_start:
+        if self._told_start and utterance.open:
             utterance.finish()
         else:
-            self._close()
+            self._close()  # not speech, or a stream that failed: nothing more will come
 
     def _event(self, event: AsrEvent) -> None:
         listener = self._listener()
