@@ -52,10 +52,12 @@ bench-asr: $(STAMP)
 	nice $(BIN)/python bench/asr/run.py --jobs 2 --models-dir var/asr-models
 
 # Real calls under load: SIPp callers on the bank menu, ivr serve (one worker per core) against
-# pyVoIP behind Kamailio, RTP captured with tcpdump -> docs/PERFORMANCE.md (~20 minutes).
+# pyVoIP behind Kamailio, RTP captured with tcpdump -> docs/PERFORMANCE.md (~20 minutes); then
+# 300 calls with menus listening for speech, a third speaking, beside keys only (~10 minutes).
 bench-load: $(STAMP)
 	bash scripts/ensure-debs.sh tcpdump
 	$(BIN)/python bench/serve_load.py --write
+	$(BIN)/python bench/speech_load.py --write
 
 # The agent queue under load: 300 SIPp callers, 100 of them bridged to 100 SIPp agents
 # (registered with digest), RTP gaps both ways of the bridge -> docs/PERFORMANCE.md (~3 minutes).

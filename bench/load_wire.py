@@ -53,11 +53,18 @@ def _frame(payload: bytes, when: float) -> bytes:
     return _RECORD.pack(sec, round((when - sec) * 1e6), len(body), len(body)) + body
 
 
-def write_caller_pcap(path: Path, keys: list[Key], seconds: float, seed: int = 7) -> None:
-    """``seconds`` of the caller's RTP: noise at about -70 dBFS, key presses at their times."""
+def write_caller_pcap(path: Path, keys: list[Key], seconds: float, seed: int = 7,
+                      speech: list[tuple[float, np.ndarray]] | None = None) -> None:
+    """``seconds`` of the caller's RTP: noise at about -70 dBFS, key presses at their times,
+    and ``speech`` (``(at, 8 kHz int16 samples)``) in place of the noise from ``at`` on."""
     rng = np.random.default_rng(seed)
     ticks = int(seconds / TICK)
     starts = {round(k.at / TICK): k.digit for k in keys}
+    spoken: dict[int, np.ndarray] = {}
+    for at, pcm in speech or []:
+        first = round(at / TICK)
+        for i in range(len(pcm) // 160):
+            spoken[first + i] = pcm[i * 160:(i + 1) * 160]
     out = [_PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     seq, ssrc, tick, events = 1000, 0x1B2C3D4E, 0, 0
     pending: list[tuple[bool, bytes, int]] = []
@@ -71,7 +78,7 @@ def write_caller_pcap(path: Path, keys: list[Key], seconds: float, seed: int = 7
             header = _RTP.pack(0x80, (0x80 if marker else 0) | DTMF_PT, seq, event_ts, ssrc)
         else:
             noise = rng.integers(-3, 4, 160)
-            payload = ulaw_encode(noise).tobytes()
+            payload = ulaw_encode(spoken.get(tick, noise)).tobytes()
             header = _RTP.pack(0x80, 0, seq, ts, ssrc)
         out.append(_frame(header + payload, 1_700_000_000 + tick * TICK))
         seq = (seq + 1) & 0xFFFF
@@ -100,6 +107,10 @@ class Stream:
     out_times: list[float] = field(default_factory=list)
     out_loud: list[bool] = field(default_factory=list)
     keys_in: list[float] = field(default_factory=list)  # first packet of each telephone event
+    # Each call's first packet from the caller (its pcap's time 0); a port the engine gave to
+    # a later call too has one per call (a packet after 2 s without any starts a new one).
+    starts_in: list[float] = field(default_factory=list)
+    last_in: float = -1e9
     peer: int = 0  # the port it sends to (which load generator: callers, agents)
 
 
@@ -131,7 +142,12 @@ def read_capture(path: Path, low: int, high: int) -> dict[int, Stream]:
             stream.peer = dst
             stream.out_times.append(when)
             stream.out_loud.append(loud)
-        elif low <= dst <= high and data[rtp + 1] & 0x7F == DTMF_PT:
+        elif low <= dst <= high:
+            stream = streams[dst]
+            if when - stream.last_in > 2.0:
+                stream.starts_in.append(when)
+            stream.last_in = when
+        if low <= dst <= high and data[rtp + 1] & 0x7F == DTMF_PT:
             timestamp = struct.unpack_from("!I", data, rtp + 4)[0]
             if (dst, timestamp) not in seen_events:  # retransmitted end packets: one key
                 seen_events.add((dst, timestamp))

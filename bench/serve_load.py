@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import numpy as np  # noqa: E402
 from load_wire import (  # noqa: E402
     Key,
     gap_stats,
@@ -88,6 +89,23 @@ class Plan:
 
 def make_plan(config_path: Path) -> Plan:
     """Key times from the rendered English prompts' lengths (rendering any that are missing)."""
+    audio = prompt_audio(config_path)
+    length = {k: len(v) / 8000 for k, v in audio.items()}
+    t = length["choose_language"] + PAUSE_AFTER_PROMPT
+    keys = [Key(t, "1", "main_menu")]
+    t += length["main_menu"] + PAUSE_AFTER_PROMPT
+    keys.append(Key(t, "4", "branch_hours"))
+    t += length["branch_hours"] + length["anything_else"] + PAUSE_AFTER_PROMPT
+    keys.append(Key(t, "1", "main_menu"))
+    t += length["main_menu"] + PAUSE_AFTER_PROMPT
+    keys.append(Key(t, "4", "branch_hours"))
+    seconds = t + length["branch_hours"] + length["anything_else"] + 0.5
+    return Plan(keys, seconds, [leading_quiet(audio[k.next_prompt]) for k in keys])
+
+
+def prompt_audio(config_path: Path) -> dict[str, np.ndarray]:
+    """The rendered English prompts of the nodes a caller goes through (rendering any that are
+    missing), as 8 kHz samples."""
     config = load_config(config_path)
     registry = FlowRegistry(config.flows_dir, config)
     registry.reload()
@@ -102,17 +120,7 @@ def make_plan(config_path: Path) -> Plan:
         if path is None:
             raise SystemExit(f"prompt {node_id} was not rendered")
         audio[node_id] = load_8k_mono(path)
-    length = {k: len(v) / 8000 for k, v in audio.items()}
-    t = length["choose_language"] + PAUSE_AFTER_PROMPT
-    keys = [Key(t, "1", "main_menu")]
-    t += length["main_menu"] + PAUSE_AFTER_PROMPT
-    keys.append(Key(t, "4", "branch_hours"))
-    t += length["branch_hours"] + length["anything_else"] + PAUSE_AFTER_PROMPT
-    keys.append(Key(t, "1", "main_menu"))
-    t += length["main_menu"] + PAUSE_AFTER_PROMPT
-    keys.append(Key(t, "4", "branch_hours"))
-    seconds = t + length["branch_hours"] + length["anything_else"] + 0.5
-    return Plan(keys, seconds, [leading_quiet(audio[k.next_prompt]) for k in keys])
+    return audio
 
 
 # --- the engines -------------------------------------------------------------------------------

@@ -427,3 +427,26 @@ def test_a_grammar_the_backend_refuses_silences_its_stream_only(
     assert any(m.startswith("call c1: speech recognition failed: AsrError: not in the "
                             "PocketSphinx English dictionary: 'zzqxjv'") for m in failures)
     assert "call c2: speech recognition failed: no recognizer for 'fr'" in failures
+
+
+@needs_sounds
+def test_finish_decides_a_speaking_stream_on_what_it_heard() -> None:
+    """The speech gate's "decide now" (speech followed by a sound whose level never drops):
+    asked while the caller is still mid-word, the recognizer decides at once."""
+    async def scenario() -> None:
+        async with started(AsrService(SPHINX, workers=1)) as service:
+            caller = Caller(service, "call-finish")
+            head, tail = split_at_speech(digit("7"))
+            await play((caller.stream, head))
+            await until(caller.started, 10, "speech started")
+            assert caller.final() is None and caller.no_match() is None
+            caller.stream.finish()
+            for frame in tail:  # ignored once finishing
+                caller.stream.feed(frame)
+            await until(lambda: caller.final() or caller.no_match(), 10, "a decision")
+            decisions = [e for e in caller.events if isinstance(e, Final | NoMatch)]
+            assert len(decisions) == 1 and caller.events[-1] is decisions[0]
+            assert decisions[0].decided_at <= len(head) * 0.02 + 1e-6  # on the head alone
+            assert service.stats()[0].streams == 0
+
+    run(scenario())

@@ -150,3 +150,22 @@ def test_eval_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_asr_without_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert asr() == 2
     assert "recognize or eval" in capsys.readouterr().err
+
+
+def test_recognize_and_eval_through_the_speech_gate(tiny: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--gate opens the recognizer only for speech: the same decisions on the tiny set, with
+    the recognizer's times shifted back to the file's."""
+    wav = tiny.parent / "audio" / "tts-balance-ulaw.wav"
+    runs = []
+    for extra in ([], ["--gate"]):
+        asr("recognize", "--grammar", "balance | card=lost card/stolen card", "--backend",
+            "pocketsphinx", *extra, str(wav))
+        runs.append(json.loads(capsys.readouterr().out))
+    plain, gated = runs
+    assert (gated["outcome"], gated["choice"]) == (plain["outcome"], plain["choice"])
+    assert gated["speech_start"] == pytest.approx(plain["speech_start"], abs=0.05)
+    assert gated["decided_at"] == pytest.approx(plain["decided_at"], abs=0.05)
+    assert asr("eval", str(tiny), "--json", "--backend", "pocketsphinx", "--gate") == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["settings"]["gate"] is True and body["errors"] == []

@@ -197,12 +197,14 @@ def _same(choice: str | None, expected: str | None) -> bool:
 @dataclass(frozen=True)
 class RunSettings:
     """How items are recognised: backend name (``auto``, ``pocketsphinx``, ``vosk``), models
-    folder, endpointing and the silence appended after each file."""
+    folder, endpointing, the silence appended after each file, and whether the live calls'
+    speech gate runs ahead of the recognizer (:mod:`ivr.asr.offline`)."""
 
     backend: str = "auto"
     models_dir: Path = DEFAULT_MODELS_DIR
     options: AsrOptions = field(default_factory=AsrOptions)
     trailing_silence: float = 1.0
+    gate: bool = False
 
 
 class _Recognizer:
@@ -225,7 +227,7 @@ class _Recognizer:
         try:
             grammar = _grammar(item.grammar, item.language)
             result = recognize_file(root / item.audio, grammar, self.backend(item.language),
-                                    s.options, s.trailing_silence)
+                                    s.options, s.trailing_silence, s.gate)
         except (AsrError, GrammarSpecError, OSError, ValueError) as exc:
             # One unreadable file or missing model must not stop the run; it is counted as an
             # error, never as a pass.

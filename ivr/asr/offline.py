@@ -5,12 +5,20 @@ digital silence are appended so that the endpointer can see the caller stop, and
 in 20 ms frames through ``backend.open(...)`` exactly as a call would feed it; ``finish()`` is
 called after the last frame if nothing was decided. The result keeps the recognizer's own times
 (seconds of audio): ``decided_at - speech_end`` is the end-of-speech latency.
+
+With ``gate=True`` the audio goes through the live calls' :class:`~ivr.asr.gate.SpeechGate`
+first, as :class:`ivr.host.speech.CallSpeech` uses it: the recognizer is opened only when the
+gate opens, fed the last :data:`~ivr.asr.gate.PRE_ROLL` frames (:func:`~ivr.asr.gate.pre_roll`)
+and then every frame; when the gate gives up it is dropped (no speech confirmed: the gate may
+open again later in the file) or decided at once (speech confirmed); its times are shifted back
+to the file's. This is how ``ivr asr eval --gate`` measures what the gate costs in accuracy.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +34,9 @@ from ivr.asr.base import (
     Grammar,
     NoMatch,
     NoSpeech,
+    SpeechStarted,
 )
+from ivr.asr.gate import PRE_ROLL, GateAction, GateConfig, SpeechGate, pre_roll
 from ivr.media.wav import load_8k_mono, resample, to_int16
 
 Outcome = Literal["match", "nomatch", "nospeech"]
@@ -65,12 +75,18 @@ def recognize_audio(
     options: AsrOptions = AsrOptions(),  # noqa: B008 - frozen dataclass, safe as a default
     trailing_silence: float = 1.0,
     path: str = "",
+    gate: bool = False,
 ) -> FileResult:
-    """Recognise ``samples`` (mono; int16, or float in -1..1; any rate) with ``grammar``."""
+    """Recognise ``samples`` (mono; int16, or float in -1..1; any rate) with ``grammar``
+    (through the speech gate first with ``gate``: see the module docstring)."""
     pcm = _to_8k(samples, rate)
     audio_seconds = pcm.size / SAMPLE_RATE
     padded = np.concatenate([pcm, np.zeros(round(trailing_silence * SAMPLE_RATE), np.int16)])
     started = time.perf_counter()
+    if gate:
+        decided = _gated(padded, grammar, backend, options)
+        return _result(decided, path, audio_seconds, time.perf_counter() - started,
+                       backend.name)  # fmt: skip
     stream = backend.open(grammar, options)
     events: list[AsrEvent] = []
     decided = None
@@ -86,12 +102,66 @@ def recognize_audio(
     return _result(decided, path, audio_seconds, elapsed, backend.name)
 
 
+def _gated(padded: np.ndarray, grammar: Grammar, backend: Backend, options: AsrOptions
+           ) -> Final | NoMatch | NoSpeech | None:  # fmt: skip
+    """The decision when ``padded`` goes through the gate first (times in the file's)."""
+    gate = SpeechGate(GateConfig.for_max_speech(options.max_speech))
+    recent: deque[np.ndarray] = deque(maxlen=PRE_ROLL)
+    stream = None
+    base = 0.0  # where in the file the open stream's time 0 is
+    for index, i in enumerate(range(0, padded.size - FRAME_SAMPLES + 1, FRAME_SAMPLES)):
+        frame = padded[i : i + FRAME_SAMPLES]
+        recent.append(frame)
+        if stream is not None:
+            events = stream.accept(frame)
+            if any(isinstance(e, SpeechStarted) for e in events):
+                gate.confirm()
+            decided = _decision(events)
+            if decided is not None:
+                return _shifted(decided, base)
+        action = gate.feed(frame)
+        if action is GateAction.OPEN and stream is None:
+            stream = backend.open(grammar, options)
+            base = (index + 1 - PRE_ROLL) * FRAME_SAMPLES / SAMPLE_RATE
+            events = [e for f in pre_roll(recent) for e in stream.accept(f)]
+            if any(isinstance(e, SpeechStarted) for e in events):
+                gate.confirm()
+            decided = _decision(events)
+            if decided is not None:
+                return _shifted(decided, base)
+        elif action is GateAction.GIVE_UP and stream is not None:
+            if gate.confirmed:  # speech, then a sound that never stops: decide now
+                return _shifted(_decision(stream.finish()), base)
+            _drop(stream)
+            stream = None
+    if stream is None:
+        return NoSpeech()
+    return _shifted(_decision(stream.finish()), base)
+
+
+def _drop(stream: object) -> None:
+    """Give a dropped stream's decoder back (``close`` when it has one, else ``finish``)."""
+    close = getattr(stream, "close", None) or getattr(stream, "finish", None)
+    if callable(close):
+        close()
+
+
+def _shifted(event: Final | NoMatch | NoSpeech | None, base: float
+             ) -> Final | NoMatch | NoSpeech | None:  # fmt: skip
+    if isinstance(event, Final | NoMatch):
+        return replace(event, speech_start=event.speech_start + base,
+                       speech_end=event.speech_end + base,
+                       decided_at=event.decided_at + base)  # fmt: skip
+    return event
+
+
 def recognize_file(
     path: Path,
     grammar: Grammar,
     backend: Backend,
     options: AsrOptions = AsrOptions(),  # noqa: B008
     trailing_silence: float = 1.0,
+    gate: bool = False,
 ) -> FileResult:
     """:func:`recognize_audio` on a WAV file (any rate, width and channel count).
 
@@ -100,7 +170,7 @@ def recognize_file(
     """
     pcm = load_8k_mono(path)
     return recognize_audio(pcm, SAMPLE_RATE, grammar, backend, options, trailing_silence,
-                           str(path))  # fmt: skip
+                           str(path), gate)  # fmt: skip
 
 
 def _to_8k(samples: np.ndarray, rate: int) -> np.ndarray:

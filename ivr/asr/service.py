@@ -31,6 +31,13 @@ build when none is idle). Measured before that change: 3.5-4 % of a core while t
 talks about half the time; one worker kept up with 20 such calls at 75 % of a core, with lag
 spikes up to 2 s.
 
+Live calls put the speech gate (:mod:`ivr.asr.gate`, in :mod:`ivr.host.speech`) ahead of this
+service: a call opens a stream only when its caller makes a sound the gate takes for speech,
+so a caller listening in silence sends a worker nothing at all (the figures above are for
+streams open all along, as before the gate). :meth:`AsrStream.finish` asks for the decision
+now, on the audio sent so far (the gate's "decide now", when a sound that never pauses
+follows the speech).
+
 ``in_process=True`` runs the same worker code on threads (same sockets, same messages) for tests
 and simulation, with a backend factory given directly; it does not protect the loop from the GIL.
 """
@@ -96,7 +103,7 @@ class AsrStream:
         self.label = label
         self._on_event = on_event
         self.worker: WorkerHandle | None = None
-        self.state = "open"  # open | decided | failed | closed
+        self.state = "open"  # open | finishing | decided | failed | closed
         self.speaking = False
         self.frames = 0
         self._speech_at = 0.0
@@ -114,6 +121,22 @@ class AsrStream:
         self.frames += 1
         self.worker.queue_audio(self.sid, frame)
 
+    def finish(self) -> None:
+        """No more audio: the recognizer decides now on what it heard; the decision comes as
+        usual (a stream on no worker, or failed, ends with a NoMatch at once if the caller was
+        speaking)."""
+        if self.state != "open":
+            return
+        self.state = "finishing"
+        if self.worker is not None and self.worker.state != "lost":
+            self.worker.queue(("finish", self.sid))
+        elif self.speaking:
+            self._terminate()
+        else:
+            self.state = "decided"
+            self._service._unpin(self)
+            self._emit(NoSpeech())
+
     def close(self) -> None:
         """No more audio and no more events (idempotent)."""
         if self.state == "closed":
@@ -122,7 +145,7 @@ class AsrStream:
         self._service._forget(self)
 
     def _deliver(self, event: object) -> None:
-        if self.state != "open":
+        if self.state not in ("open", "finishing"):
             return
         if isinstance(event, wire.StreamFailed):
             self._failed(event.message)
@@ -362,9 +385,9 @@ class AsrService:
             self._restart(worker, restarts)
         for stream in streams:
             stream.worker = None
-            if stream.state != "open":
+            if stream.state not in ("open", "finishing"):
                 continue
-            if stream.speaking:
+            if stream.speaking or stream.state == "finishing":
                 stream._terminate()  # the caller's words are lost: the engine asks again
             else:
                 self._pin(stream)  # idle: carry on elsewhere (or on the replacement), unnoticed

@@ -6,7 +6,12 @@ events the same dataclasses as :mod:`ivr.asr.base`.
 
 To a worker, one message per media tick (a list of operations, in order)::
 
-    [("open", sid, Grammar, AsrOptions), ("audio", sid, bytes), ("close", sid), ...]
+    [("open", sid, Grammar, AsrOptions), ("audio", sid, bytes), ("finish", sid),
+     ("close", sid), ...]
+
+``finish`` ends the utterance now (the speech gate heard the caller stop where the recognizer's
+endpointer could not, in noise): the recognizer decides on what it heard, and its events come
+back as for audio.
 
 ``audio`` holds one or more 20 ms frames of int16 samples (native byte order, 320 bytes each).
 

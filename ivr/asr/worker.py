@@ -122,9 +122,22 @@ class Decoder:
                 self._audio(sid, op[2], out)  # type: ignore[arg-type]
             elif kind == "open":
                 self._open(sid, op[2], op[3], out)  # type: ignore[arg-type]
+            elif kind == "finish":
+                self._finish(sid, out)
             elif kind == "close":
                 self._release(sid, finish=True)
         return out
+
+    def _finish(self, sid: int, out: list[tuple[int, object]]) -> None:
+        """Decide stream ``sid`` now, on the audio it has had."""
+        recognizer = self.streams.pop(sid, None)
+        if recognizer is None:
+            return  # decided already: its decision is on its way
+        try:
+            out.extend((sid, event) for event in recognizer.finish())
+        except Exception as exc:
+            log.exception("stream %d: the recognizer failed to finish", sid)
+            out.append((sid, wire.StreamFailed(f"{type(exc).__name__}: {exc}")))
 
     def _open(self, sid: int, grammar: Grammar, options: AsrOptions,
               out: list[tuple[int, object]]) -> None:  # fmt: skip

@@ -69,6 +69,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="longest utterance (default: 15 s)")
     parser.add_argument("--trailing-silence", type=float, default=1.0, metavar="S",
                         help="silence fed after the file's end (default: 1.0 s)")
+    parser.add_argument("--gate", action="store_true",
+                        help="run the live calls' speech gate ahead of the recognizer (it opens "
+                             "the recognizer only for speech, with 0.5 s of pre-roll)")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -130,7 +133,8 @@ def _recognize(args: argparse.Namespace, config: Config) -> int:
         from ivr.asr.offline import recognize_file
 
         backend = get_backend(args.backend, args.language, _models_dir(args, config))
-        result = recognize_file(path, grammar, backend, options, args.trailing_silence)
+        result = recognize_file(path, grammar, backend, options, args.trailing_silence,
+                                args.gate)  # fmt: skip
     except (AsrError, ImportError) as exc:
         return _fail(f"{args.backend} backend: {exc}")
     except (OSError, ValueError) as exc:  # unreadable or not a WAV
@@ -160,7 +164,7 @@ def _eval(args: argparse.Namespace, config: Config) -> int:
         return _fail(f"{manifest}: no items")
     settings = RunSettings(args.backend, _models_dir(args, config),
                            AsrOptions(end_silence=args.end_silence, max_speech=args.max_speech),
-                           args.trailing_silence)
+                           args.trailing_silence, args.gate)
     results = run_items(items, manifest.parent, settings, args.jobs,
                         _progress if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
@@ -175,7 +179,7 @@ def _eval(args: argparse.Namespace, config: Config) -> int:
         body = {"manifest": str(manifest), "items": len(items),
                 "settings": {"backend": args.backend, "end_silence": args.end_silence,
                              "max_speech": args.max_speech,
-                             "trailing_silence": args.trailing_silence},
+                             "trailing_silence": args.trailing_silence, "gate": args.gate},
                 **summary.to_json()}
         print(json.dumps(body, ensure_ascii=False, indent=2))
     else:
