@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from serve_helpers import (
     MENU_FLOW,
     ServerThread,
@@ -30,6 +32,8 @@ from serve_helpers import (
 )
 from sip_phone import FAST, Leg, Phone, run, sdp_offer
 
+from ivr.console.source import ConsoleSource, ServerState
+from ivr.core.events import Event
 from ivr.rtp.packet import RtpPacket
 from ivr.serve.server import ServeOptions
 from ivr.sip.admission import SourceLimits
@@ -398,7 +402,7 @@ def test_calls_left_open_by_a_crash_are_closed_as_interrupted_at_restart(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "calls.db"
-    from ivr.core.events import Event
+
 
     with CallStore(db, threaded=False) as store:  # what a killed server leaves behind
         store.sink(Event("open1", 1, 0.0, "call_start", None,
@@ -418,9 +422,10 @@ def test_with_the_store_refusing_writes_calls_get_503_and_it_is_logged(
 ) -> None:
     server = server_for(tmp_path)
     try:
-        with sqlite3.connect(server.db) as conn:  # the disk "fails" for every event from now on
-            conn.execute("CREATE TRIGGER fail BEFORE INSERT ON events "
-                         "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")  # fmt: skip
+        with sqlite3.connect(server.db) as conn:  # the disk "fails" for every record from now on
+            for table in ("events", "refused"):
+                conn.execute(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} "
+                             "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")  # fmt: skip
         caplog.set_level(logging.ERROR, logger="ivr.store")
 
         async def scenario() -> list[int]:
@@ -446,8 +451,23 @@ def test_with_the_store_refusing_writes_calls_get_503_and_it_is_logged(
         assert run(scenario(), 30) == [200, 503]
         assert server.read(lambda s: s.host.store.failed_writes) > 0
         assert any("could not be written" in r.getMessage() for r in caplog.records)
+        # exposed: /healthz says not ready (store_writable false), /metrics counts the losses
+        console = ConsoleSource(server.config, ServerState(True, True, True),
+                                server.read(lambda s: s.host.metrics.registry))  # fmt: skip
+        ready, health = console.health()
+        assert (ready, health["store_writable"]) == (False, False)
+        text = generate_latest(console.registry).decode()
+        assert "ivr_store_failing 1.0" in text
+        assert re.search(r"^ivr_store_write_failures_total [1-9]", text, re.M)
+        with sqlite3.connect(server.db) as conn:
+            conn.execute("DROP TRIGGER fail_events")
+            conn.execute("DROP TRIGGER fail_refused")
+        server.read(lambda s: s.host.store.sink(Event("probe", 1, 0.0, "node_enter", "menu", {})))
+        wait_for(lambda: console.health()[0], 10)  # a write went through: ready again
+        assert "ivr_store_failing 0.0" in generate_latest(console.registry).decode()
     finally:
         with sqlite3.connect(server.db) as conn:
-            conn.execute("DROP TRIGGER fail")
+            conn.execute("DROP TRIGGER IF EXISTS fail_events")
+            conn.execute("DROP TRIGGER IF EXISTS fail_refused")
         server.stop()
 

@@ -119,8 +119,8 @@ def _session(request: web.Request) -> Session | None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    state = request.app[SOURCE_KEY].state
-    return web.json_response(state.as_dict(), status=200 if state.ready else 503)
+    ready, body = request.app[SOURCE_KEY].health()
+    return web.json_response({**body, "ready": ready}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -127,6 +127,17 @@ class ConsoleSource:
         where.sort(key=lambda w: (w["flow"], w["node"]))
         return active, where
 
+    def store_failing(self) -> bool:
+        """Whether an engine process's call store refuses writes now (it refuses calls then)."""
+        return any(s.value > 0 for family in self.registry.collect()
+                   if family.name == "ivr_store_failing" for s in family.samples)  # fmt: skip
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, what /healthz says): the server's life, and its store taking records."""
+        writable = not self.store_failing()
+        return self.state.ready and writable, {**self.state.as_dict(),
+                                               "store_writable": writable}
+
     # --- the call store -----------------------------------------------------------------------
 
     async def today(self) -> dict[str, Any]:
@@ -160,6 +171,7 @@ class ConsoleSource:
         agents, queues = await self.status()
         active, where = self.calls()
         live = await asyncio.to_thread(live_calls, self.config.store_path, active)
-        return {"health": self.state.as_dict(), "active": active, "calls": where, "live": live,
-                "queues": queues, "agents": agents, "today": await self.today(),
+        ready, health = self.health()
+        return {"health": {**health, "ready": ready}, "active": active, "calls": where,
+                "live": live, "queues": queues, "agents": agents, "today": await self.today(),
                 "at": round(time.time(), 3)}  # fmt: skip

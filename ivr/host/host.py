@@ -125,6 +125,7 @@ class EngineHost:
         if self.options.share == 1:  # several workers: prepare_machine did it, before any began
             await asyncio.to_thread(close_interrupted, self.config.store_path)
         self.store = CallStore(self.config.store_path)
+        self.store.on_health = self.metrics.store_health  # /metrics and /healthz
         self.counters = StoreCounters(self.config.store_path)  # lockouts across calls
         self.prompts = PromptCache(self.config.prompts_dir)
         if self.options.build_prompts:

@@ -59,6 +59,12 @@ class EngineMetrics:
                                          registry=reg, buckets=WEBHOOK_BUCKETS)  # fmt: skip
         self.webhook_errors = Counter("ivr_webhook_errors", "Actions (webhooks) that failed",
                                       registry=reg)  # fmt: skip
+        # livemax: a worker that died no longer says its store fails (mark_process_dead)
+        self.store_failing = Gauge("ivr_store_failing", "1 while the call store refuses "
+                                   "writes (new calls are refused meanwhile)", registry=reg,
+                                   multiprocess_mode="livemax")  # fmt: skip
+        self.store_write_failures = Counter("ivr_store_write_failures", "Records the call store "
+                                            "could not write", registry=reg)  # fmt: skip
         self._where: dict[str, tuple[str, str | None]] = {}  # call -> (flow, node)
         self._key_at: dict[str, float] = {}  # call -> event time of its last key
 
@@ -115,6 +121,12 @@ class EngineMetrics:
         self.asr_decisions.labels(decision).inc()
         if latency is not None:
             self.asr_latency.observe(max(0.0, latency))
+
+    def store_health(self, failing: bool) -> None:
+        """The call store refused a write (True) or writes again (False); from its thread."""
+        self.store_failing.set(1 if failing else 0)
+        if failing:
+            self.store_write_failures.inc()
 
     def rtp_gap_seen(self, seconds: float) -> None:
         """A gap between two packets of a call's stream, past the usual cadence."""

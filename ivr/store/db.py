@@ -380,6 +380,9 @@ class CallStore:
         # logged loudly; while they fail the server refuses new calls (see ``failing``).
         self.failed_writes = 0
         self._failed_at: float | None = None  # monotonic time of the last refused write
+        # Told True at each refused write and False at the first write that goes through after
+        # one (from the writer thread): the engine's metrics and /healthz (ivr/host/metrics.py).
+        self.on_health: Callable[[bool], None] | None = None
         # Events, agent states and flush markers, in order. deque.append is atomic under the
         # GIL, so the loop's side takes no lock; _wake tells an idle writer there is work.
         self._pending: deque[Event | AgentStateRow | RefusedCall | threading.Event] = deque()
@@ -561,7 +564,7 @@ class CallStore:
             return
         try:
             self._write(statement, rows)
-            self._failed_at = None
+            self._written()
         except Exception:
             for row in rows:
                 try:
@@ -571,7 +574,16 @@ class CallStore:
                     if isinstance(exc, sqlite3.Error):
                         self._refused(exc)
                 else:
-                    self._failed_at = None
+                    self._written()
+
+    def _written(self) -> None:
+        """A write went through: the store is healthy again if it was not."""
+        if self._failed_at is not None:
+            self._failed_at = None
+            log.warning("call store %s: writing again (%d records lost)", self.path,
+                        self.failed_writes)  # fmt: skip
+            if self.on_health is not None:
+                self.on_health(False)
 
     def _refused(self, exc: sqlite3.Error) -> None:
         """The database refused a write: count it, say so loudly (once per hold period)."""
@@ -580,6 +592,8 @@ class CallStore:
             log.error("call store %s: a record could not be written (%s); %d lost so far",
                       self.path, exc, self.failed_writes)  # fmt: skip
         self._failed_at = time.monotonic()
+        if self.on_health is not None:
+            self.on_health(True)
 
     def _write(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
         # One statement: atomic on its own, the triggers keep the call summary.
