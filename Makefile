@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint typecheck unit bench bench-acd bench-asr bench-load bench-acd-load clean \
+	screenshots \
 	demo-api
 
 # Debian packages the tests read (a test fails, naming its package, when one is missing):
@@ -70,3 +71,9 @@ demo-api: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info var
+
+# Refresh the console pictures in docs/ (the README shows them) from the browser tests; a plain
+# `make test` keeps its screenshots in the tests' temporary folders.
+screenshots: $(STAMP)
+	IVR_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:warnings tests/test_console.py \
+		tests/test_console_explore.py tests/test_console_reports.py -k "browser or wallboard"

@@ -23,6 +23,7 @@ import yaml
 
 from ivr.consoleconf import hash_password
 from tests.debs import program
+from tests.screenshots import screenshot_path
 from tests.serve_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -208,7 +209,8 @@ def _metric(base: str, name: str) -> float:
     return float(found.group(1)) if found else -1.0
 
 
-def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -> None:
+def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console,
+                                                             tmp_path: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -248,8 +250,8 @@ def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console) -
                 heat.close()
                 page.click(f"{row} button[data-action=pause]")
                 page.wait_for_selector(f"{row} .state.paused")
-                docs = Path(__file__).resolve().parents[1] / "docs" / "console-wallboard.png"
-                page.screenshot(path=str(docs), full_page=True)
+                page.screenshot(path=str(screenshot_path("console-wallboard.png", tmp_path)),
+                                full_page=True)  # fmt: skip
                 page.wait_for_selector("#calls tbody tr[data-node=wait]", state="detached",
                                        timeout=40_000)  # fmt: skip
             finally:

@@ -32,6 +32,7 @@ from ivr.core.events import Event
 from ivr.store.db import CallStore, connect
 from ivr.store.report import build_report
 from tests.debs import program
+from tests.screenshots import screenshot_path
 from tests.serve_helpers import REPO, free_port
 from tests.test_console import Client
 
@@ -249,7 +250,7 @@ def test_live_calls_are_the_newest_without_an_end(explore: Explore) -> None:
 # --- a real browser ---------------------------------------------------------------------------
 
 
-def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore) -> None:
+def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore, tmp_path: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -290,7 +291,7 @@ def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore) -> None:
             page.evaluate("document.querySelector('g.heat[data-node=main_menu]')"
                           ".scrollIntoView({block: 'center', inline: 'center'});"
                           "window.scrollTo(0, 0)")  # fmt: skip
-            page.screenshot(path=str(REPO / "docs" / "console-flowmap.png"))
+            page.screenshot(path=str(screenshot_path("console-flowmap.png", tmp_path)))
             page.click("#zoom-fit")  # the whole flow in view
             assert float(page.locator("#map").get_attribute("height") or 0) <= 900
             page.click("g.heat[data-node=verify_for_balance]")  # a sub-flow opens its flow

@@ -32,6 +32,7 @@ from ivr.console.server import ConsoleThread
 from ivr.console.source import ConsoleSource, ServerState
 from ivr.consoleconf import hash_password
 from tests.debs import program
+from tests.screenshots import screenshot_path
 
 __all__ = ["db"]  # the store fixture, shared with tests/test_report_managers.py
 
@@ -261,8 +262,8 @@ def test_in_a_browser_the_html_report_and_the_console_page_match_the_text_report
             for key, title in TITLES.items():
                 assert on_page[key] == expected[title], key
             assert page.locator("svg[data-chart=rates] circle").count() > 0
-            docs = Path(__file__).resolve().parents[1] / "docs" / "console-reports.png"
-            page.screenshot(path=str(docs), full_page=True)
+            page.screenshot(path=str(screenshot_path("console-reports.png", tmp_path)),
+                            full_page=True)  # fmt: skip
             with page.expect_download() as info:
                 page.click("#download-csv")
             downloaded = Path(info.value.path()).read_text(encoding="utf-8")
