@@ -68,16 +68,21 @@ class Client:
         me: dict[str, Any] = json.loads(body)
         return me
 
-    def act(self, agent: str, action: str, csrf: str | None,
-            origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
-        """An agent action, with the CSRF token and ``Origin`` when given."""
+    def post(self, path: str, data: bytes, csrf: str | None,
+             origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        """POST JSON ``data``, with the CSRF token and ``Origin`` when given: the JSON answer."""
         headers = {"Content-Type": "application/json"}
         if csrf is not None:
             headers["X-CSRF-Token"] = csrf
         if origin is not None:
             headers["Origin"] = origin
-        status, body = self.send(f"/api/agents/{agent}/{action}", b"{}", headers)
+        status, body = self.send(path, data, headers)
         return status, json.loads(body)
+
+    def act(self, agent: str, action: str, csrf: str | None,
+            origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+        """An agent action (see :meth:`post`)."""
+        return self.post(f"/api/agents/{agent}/{action}", b"{}", csrf, origin)
 
 
 def start_serve(config: Path, cwd: Path, *options: str,

@@ -90,15 +90,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 def move(client: Client, call_id: str, body: Any, csrf: str | None,
          origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    headers = {"Content-Type": "application/json"}
-    if csrf is not None:
-        headers["X-CSRF-Token"] = csrf
-    if origin is not None:
-        headers["Origin"] = origin
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    status, reply = client.send(f"/api/callers/{urllib.parse.quote(call_id)}/move", data,
-                                headers)  # fmt: skip
-    return status, json.loads(reply)
+    return client.post(f"/api/callers/{urllib.parse.quote(call_id)}/move", data, csrf, origin)
 
 
 def callers(client: Client) -> list[dict[str, Any]]:
