@@ -51,6 +51,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from load_run import require_tools, start_capture, stop_capture
 from load_wire import Stream, gap_stats, key_latencies, read_capture, write_caller_pcap
 from serve_load import (
     AT,
@@ -346,12 +347,7 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
                  if a.get("registered") and a.get("state") == "available"]
         print(f"{len(ready)} of {agents} agents registered and available", flush=True)
         capture = run_dir / "rtp.pcap"
-        tcpdump = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-n", "-s", "256", "-B", "65536", "-w", str(capture),
-             f"udp and portrange {NATIVE_RTP[0]}-{NATIVE_RTP[1]}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        time.sleep(1.0)  # tcpdump is listening
+        tcpdump = start_capture(capture, NATIVE_RTP)
         keys_pcap, quiet_pcap = run_dir / "menu.pcap", run_dir / "queue.pcap"
         write_caller_pcap(keys_pcap, plan.keys, plan.seconds)
         write_caller_pcap(quiet_pcap, [], plan.seconds, seed=5)
@@ -390,10 +386,7 @@ def run(menu: int, queue: int, agents: int, plan: Plan, steady: float, workdir: 
                     proc.kill()
                     proc.wait()
     assert tcpdump is not None
-    tcpdump.send_signal(signal.SIGINT)
-    _, err = tcpdump.communicate(timeout=30)
-    dropped = next((line.split()[0] for line in err.decode().splitlines()
-                    if "dropped by kernel" in line), "?")  # fmt: skip
+    dropped = stop_capture(tcpdump)
     streams = read_capture(capture, *NATIVE_RTP)
     capture.unlink()  # hundreds of MB
 
@@ -548,9 +541,7 @@ def main() -> None:
     opts = parser.parse_args()
     for _, _, var in agent_ids(opts.agents):  # the agents' passwords, as ops would set them
         os.environ.setdefault(var, os.urandom(9).hex())
-    for tool in ("sipp", "tcpdump"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            sys.exit(f"{tool} not found: `make bench-acd-load` installs it")
+    require_tools(("sipp", "tcpdump"), "bench-acd-load")
     tmp = tempfile.mkdtemp(prefix="acd_load_")
     workdir = Path(tmp)
     try:

@@ -32,7 +32,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -49,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from load_run import prefix_match, require_tools, start_capture, stop_capture  # noqa: E402
 from load_wire import (  # noqa: E402
     Key,
     gap_stats,
@@ -232,12 +232,7 @@ def run_point(engine_name: str, target: int, plan: Plan, steady: float, workdir:
     # the last call starts: ``steady`` seconds and a little.
     total = math.ceil(target + rate * steady) + 1
     capture = run_dir / "rtp.pcap"
-    tcpdump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-s", "256", "-B", "65536", "-w", str(capture),
-         f"udp and portrange {rtp[0]}-{rtp[1]}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    time.sleep(1.0)  # tcpdump is listening
+    tcpdump = start_capture(capture, rtp)
     sipp = subprocess.Popen(
         ["sipp", remote, "-sf", str(scenario), "-s", service, "-m", str(total),
          "-r", str(round(rate * 1000)), "-rp", "1000000", "-l", str(target + 50),
@@ -255,10 +250,7 @@ def run_point(engine_name: str, target: int, plan: Plan, steady: float, workdir:
     sipp.wait()
     time.sleep(2.0)
     engine.stop()
-    tcpdump.send_signal(signal.SIGINT)
-    _, err = tcpdump.communicate(timeout=30)
-    dropped = next((line.split()[0] for line in err.decode().splitlines()
-                    if "dropped by kernel" in line), "?")  # fmt: skip
+    dropped = stop_capture(tcpdump)
     streams = read_capture(capture, *rtp)
     gaps = gap_stats(streams, *window)
     latencies, unanswered = key_latencies(streams, plan.quiet, *window)
@@ -302,12 +294,7 @@ def recorded_keys(db: Path, plan: Plan) -> tuple[int, int, int]:
             if value.get("mode") == "dtmf":
                 got.setdefault(call_id, []).append(str(value.get("value")))
     want = [k.digit for k in plan.keys]
-    matched = 0
-    for digits in got.values():
-        for have, wanted in zip(digits, want, strict=False):
-            if have != wanted:
-                break
-            matched += 1
+    matched = sum(prefix_match(digits, want) for digits in got.values())
     return len(got) * len(want), matched, len(got)
 
 
@@ -384,9 +371,7 @@ def main() -> None:
                         "only; auto: the menus also listen for speech)")
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     opts = parser.parse_args()
-    for tool in ("sipp", "tcpdump", "kamailio"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            sys.exit(f"{tool} not found: `make bench-load` installs it")
+    require_tools(("sipp", "tcpdump", "kamailio"), "bench-load")
     from kamailio_peer import Kamailio
 
     points: list[Point] = []

@@ -39,8 +39,6 @@ import csv
 import json
 import math
 import os
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -56,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from load_run import prefix_match, require_tools, start_capture, stop_capture  # noqa: E402
 from load_wire import (  # noqa: E402
     Key,
     Stream,
@@ -271,15 +270,6 @@ def read_records(db: Path, plan: Plan, speakers: SpeakerPlan) -> Records:
     return out
 
 
-def prefix_match(have: list[str], want: list[str]) -> int:
-    matched = 0
-    for a, b in zip(have, want, strict=False):
-        if a != b:
-            break
-        matched += 1
-    return matched
-
-
 # --- one point -------------------------------------------------------------------------------
 
 
@@ -307,12 +297,7 @@ def run_point(name: str, calls: int, speakers: int, asr: str, plan: Plan,
     if speakers:
         groups.append(("speakers", speakers, SPEAKERS_NUMBER, speaker_plan.seconds))
     capture = run_dir / "rtp.pcap"
-    tcpdump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-s", "256", "-B", "65536", "-w", str(capture),
-         f"udp and portrange {rtp[0]}-{rtp[1]}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    time.sleep(1.0)
+    tcpdump = start_capture(capture, rtp)
     sipps: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     longest = max(g[3] for g in groups)
     t0 = time.time()
@@ -339,10 +324,7 @@ def run_point(name: str, calls: int, speakers: int, asr: str, plan: Plan,
         proc.wait()
     time.sleep(2.0)
     engine.stop()
-    tcpdump.send_signal(signal.SIGINT)
-    _, err = tcpdump.communicate(timeout=30)
-    dropped = next((line.split()[0] for line in err.decode().splitlines()
-                    if "dropped by kernel" in line), "?")  # fmt: skip
+    dropped = stop_capture(tcpdump)
     streams = read_capture(capture, *rtp)
     capture.unlink()  # hundreds of MB
     by_group = {g: [s for s in streams.values() if s.peer == media]
@@ -473,9 +455,7 @@ def main() -> None:
                         help="one run only (no per-call figures; for trying things)")
     parser.add_argument("--write", action="store_true", help="update docs/PERFORMANCE.md")
     opts = parser.parse_args()
-    for tool in ("sipp", "tcpdump", "espeak-ng"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            sys.exit(f"{tool} not found: `make bench-load` installs it")
+    require_tools(("sipp", "tcpdump", "espeak-ng"), "bench-load")
     load = os.getloadavg()[0]
     speakers = round(opts.calls * opts.speaking)
     runs = [("keys", 0, "off"), ("silent", 0, "pocketsphinx"),

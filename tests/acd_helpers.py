@@ -1,6 +1,7 @@
-"""Helpers for the queue authority's socket tests: a short folder for sockets (a Unix socket's
-path has at most 107 bytes; pytest's tmp_path can be longer), agents and queues, and a raw
-asyncio client speaking the JSON lines of ivr/acd/wire.py."""
+"""Helpers for the queue authority's tests: a short folder for sockets (a Unix socket's path has
+at most 107 bytes; pytest's tmp_path can be longer), agents and queues, a listener that records
+what the authority asked for, and a raw asyncio client speaking the JSON lines of
+ivr/acd/wire.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,35 @@ import pytest
 
 from ivr.acd import wire
 from ivr.acd.authority import QueueAuthority
-from ivr.acd.model import AgentSpec, QueueSpec
+from ivr.acd.model import AgentSpec, ExitReason, Offer, QueueSpec, Ticket
 from ivr.core.clock import Clock
 
 ANN = AgentSpec("ann", "Ann Lee", {"accounts": 7}, "accounts", ("en", "zh"), wrap_up=0.2)
 BOB = AgentSpec("bob", "Bob Stone", {"accounts": 3}, "accounts", wrap_up=0.2)
 GINA = AgentSpec("gina", "Gina", {}, "general", wrap_up=0)
 GENERAL = QueueSpec("general", ring_timeout=15, retry_delay=0.2, max_wait=600)
+
+
+@dataclass
+class Recorder:
+    """The authority's listener: what it asked for, in order (moves too: a MoveListener)."""
+
+    offers: list[Offer] = field(default_factory=list)
+    withdrawn: list[Offer] = field(default_factory=list)
+    exits: list[tuple[str, ExitReason]] = field(default_factory=list)
+    moves: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def offer(self, offer: Offer) -> None:
+        self.offers.append(offer)
+
+    def withdraw(self, offer: Offer) -> None:
+        self.withdrawn.append(offer)
+
+    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
+        self.exits.append((ticket.call_id, reason))
+
+    def moved(self, ticket: Ticket, old_queue: str) -> None:
+        self.moves.append((ticket.call_id, old_queue, ticket.queue))
 
 
 def make_authority(clock: Clock, *agents: AgentSpec, queue: QueueSpec = GENERAL

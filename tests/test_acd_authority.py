@@ -3,9 +3,8 @@ races that leave other ACDs' agents stuck, driven at random by hypothesis."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
+from acd_helpers import Recorder
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -28,24 +27,6 @@ ACCOUNTS = AgentSpec("a1", "Ann", skills={"general": 3, "accounts": 7}, tier="ac
 FULL = AgentSpec("f1", "Fay", skills={"general": 9, "accounts": 9, "corporate": 9}, tier="full",
                  languages=("en", "zh"), wrap_up=0)  # fmt: skip
 QUEUE = QueueSpec("general", ring_timeout=15, retry_delay=5, max_wait=600, max_callers=50)
-
-
-@dataclass
-class Recorder:
-    """The listener: what the authority asked for, in order."""
-
-    offers: list[Offer] = field(default_factory=list)
-    withdrawn: list[Offer] = field(default_factory=list)
-    exits: list[tuple[str, ExitReason]] = field(default_factory=list)
-
-    def offer(self, offer: Offer) -> None:
-        self.offers.append(offer)
-
-    def withdraw(self, offer: Offer) -> None:
-        self.withdrawn.append(offer)
-
-    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
-        self.exits.append((ticket.call_id, reason))
 
 
 def authority(*agents: AgentSpec, queue: QueueSpec = QUEUE) -> tuple[QueueAuthority, Recorder,

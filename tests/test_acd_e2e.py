@@ -293,21 +293,9 @@ def test_a_callback_keeps_the_place_and_connects_agent_and_caller(centre: Centre
         centre.act("pause", agent, "meeting")
     phone_home = Agent(tmp_path / "customer", CUSTOMER, "", 550, 0, True,
                        sip_port=centre.customer_port)  # fmt: skip
-
-    async def scenario() -> str:
-        phone, caller, _heard = await dial(centre, "7301", CUSTOMER)
-        try:
-            assert await caller.wait_until(
-                lambda: any(e.kind == "queue" for e in caller.events), 10)
-            caller.press("1")
-            assert await caller.wait_until(lambda: caller.call_ended_in_record, 20)
-            return caller.call_id
-        finally:
-            await caller.close()
-            await phone.close()
-
+    db = centre.server.db
     try:
-        call_id = record_id(centre.server.db, run(scenario(), 60))
+        call_id = record_id(db, run(ask_for_callback(centre.server.address[1], db), 60))
         record = next(c for c in calls(centre.server.db) if c["call_id"] == call_id)
         assert record["outcome"] == "callback_requested"
         assert centre.server.read(lambda s: call_id in s.host.acd.authority.waiting)  # type: ignore[union-attr]

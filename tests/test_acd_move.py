@@ -6,16 +6,15 @@ the authority's real Unix socket (the control op and the worker's notice)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from acd_helpers import Client
+from acd_helpers import Client, Recorder
 from acd_helpers import sock_dir as sock_dir  # the fixture
 from engine_harness import Call
 
 from ivr.acd.authority import QueueAuthority, QueueError
-from ivr.acd.model import AgentSpec, AgentState, ExitReason, Offer, Outcome, QueueSpec, Ticket
+from ivr.acd.model import AgentSpec, AgentState, ExitReason, Outcome, QueueSpec, Ticket
 from ivr.acd.service import AcdService
 from ivr.core import events as ev
 from ivr.core.clock import LoopClock, VirtualClock
@@ -30,26 +29,6 @@ BO = AgentSpec("bo", "Bo", {"general": 5})
 QUEUES = [QueueSpec("line", ring_timeout=15, retry_delay=5, max_wait=600, members=("ann",)),
           QueueSpec("side", ring_timeout=15, retry_delay=5, max_wait=100, max_callers=2,
                     members=("bo",))]  # fmt: skip
-
-
-@dataclass
-class Recorder:
-    offers: list[Offer] = field(default_factory=list)
-    withdrawn: list[Offer] = field(default_factory=list)
-    exits: list[tuple[str, ExitReason]] = field(default_factory=list)
-    moves: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def offer(self, offer: Offer) -> None:
-        self.offers.append(offer)
-
-    def withdraw(self, offer: Offer) -> None:
-        self.withdrawn.append(offer)
-
-    def exit(self, ticket: Ticket, reason: ExitReason) -> None:
-        self.exits.append((ticket.call_id, reason))
-
-    def moved(self, ticket: Ticket, old_queue: str) -> None:
-        self.moves.append((ticket.call_id, old_queue, ticket.queue))
 
 
 def centre() -> tuple[QueueAuthority, Recorder, VirtualClock]:

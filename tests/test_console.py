@@ -9,26 +9,29 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.cookiejar import CookieJar
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from ivr.consoleconf import hash_password
-from tests.debs import program
+from tests.console_helpers import (
+    PASSWORDS,
+    Client,
+    Console,
+    browser_login,
+    chromium,
+    playwright,
+    start_serve,
+    stop,
+)
 from tests.screenshots import screenshot_path
 from tests.serve_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
-PASSWORDS = {"sue": "supervisor-pass-1", "vic": "viewer-pass-1"}
 FLOW = """\
 flow: console-e2e
 languages: [en]
@@ -45,15 +48,6 @@ nodes:
   bye:
     hangup: {prompt: "Goodbye."}
 """
-
-
-@dataclass
-class Console:
-    root: Path
-    config: Path
-    base: str
-    sip_port: int
-    proc: subprocess.Popen[bytes]
 
 
 def write_project(root: Path, sip_port: int, http_port: int) -> Path:
@@ -84,63 +78,15 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     root = tmp_path_factory.mktemp("console")
     sip_port, http_port = free_port(), free_port(kind=1)
     config = write_project(root, sip_port, http_port)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "-c", str(config), "--log-level", "info", "--log-file",
-         str(root / "serve.log"), "serve", "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)  # fmt: skip
+    proc = start_serve(config, root, "--log-level", "info", "--log-file",
+                       str(root / "serve.log"), workers=2)  # fmt: skip
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline(), proc.stdout.readline()]
-        assert b"console on http://127.0.0.1" in lines[0], (lines, proc.stderr)
-        assert b"with 2 worker processes" in lines[1], lines
         yield Console(root, config, f"http://127.0.0.1:{http_port}", sip_port, proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # --- plain HTTP -------------------------------------------------------------------------------
-
-
-class Client:
-    """A urllib client with its own cookies."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
-
-    def send(self, path: str, data: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
-        request = urllib.request.Request(self.base + path, data=data, headers=headers or {})
-        try:
-            with self.opener.open(request, timeout=10) as reply:
-                return reply.status, reply.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def login(self, name: str) -> dict[str, Any]:
-        form = urllib.parse.urlencode({"name": name, "password": PASSWORDS[name]}).encode()
-        status, body = self.send("/login", form)
-        assert status == 200 and b"ivr wallboard" in body, (status, body[:200])
-        status, body = self.send("/api/me")
-        assert status == 200
-        me: dict[str, Any] = json.loads(body)
-        return me
-
-    def act(self, agent: str, action: str, csrf: str | None,
-            origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
-        headers = {"Content-Type": "application/json"}
-        if csrf is not None:
-            headers["X-CSRF-Token"] = csrf
-        if origin is not None:
-            headers["Origin"] = origin
-        status, body = self.send(f"/api/agents/{agent}/{action}", b"{}", headers)
-        return status, json.loads(body)
 
 
 def test_health_is_ready_and_metrics_are_prometheus_text(console: Console) -> None:
@@ -211,21 +157,12 @@ def _metric(base: str, name: str) -> float:
 
 def test_the_wallboard_shows_a_live_call_and_pauses_an_agent(console: Console,
                                                              tmp_path: Path) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing (setup.cfg dev: make installs it)")
-    chromium = program("chromium", "chromium")  # Playwright's own browser download cannot work
-    with sync_playwright() as pw:
-        # --no-sandbox: the tests may run as root, where chromium's sandbox refuses to start
-        browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                     args=["--no-sandbox"])  # fmt: skip
+    with playwright() as pw:
+        browser = chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(console.base + "/")
-            page.fill("input[name=name]", "sue")
-            page.fill("input[name=password]", PASSWORDS["sue"])
-            page.click("button[type=submit]")
+            browser_login(page, "sue", PASSWORDS["sue"])
             page.wait_for_selector("#agents tbody tr[data-agent=ann]")
             row = "#agents tbody tr[data-agent=ann]"
             page.click(f"{row} button[data-action=login]")
@@ -275,13 +212,9 @@ def test_one_process_without_users_serves_viewers_and_is_not_ready_while_drainin
     del data["console"]["users"]
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     base = f"http://127.0.0.1:{http_port}"
-    proc = subprocess.Popen([sys.executable, "-m", "ivr", "-c", str(config), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = start_serve(config, tmp_path)
     call = None
     try:
-        assert proc.stdout is not None
-        assert b"console on" in proc.stdout.readline()
-        assert b"answering SIP" in proc.stdout.readline()
         client = Client(base)
         status, body = client.send("/api/me")
         assert status == 200 and json.loads(body)["role"] == "viewer"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,10 +30,9 @@ from ivr.consoleconf import hash_password
 from ivr.core.events import Event
 from ivr.store.db import CallStore, connect
 from ivr.store.report import build_report
-from tests.debs import program
+from tests.console_helpers import Client, browser_login, chromium, playwright, start_serve, stop
 from tests.screenshots import screenshot_path
 from tests.serve_helpers import REPO, free_port
-from tests.test_console import Client
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -123,8 +121,7 @@ def explore(tmp_path_factory: pytest.TempPathFactory, bank_api: str) -> Iterator
 
 def viewer(base: str) -> Client:
     client = Client(base)
-    form = urllib.parse.urlencode({"name": "vic", "password": PASSWORD}).encode()
-    assert client.send("/login", form)[0] == 200
+    assert client.sign_in("vic", PASSWORD)[0] == 200
     return client
 
 
@@ -251,20 +248,12 @@ def test_live_calls_are_the_newest_without_an_end(explore: Explore) -> None:
 
 
 def test_the_heat_map_and_a_timeline_in_a_browser(explore: Explore, tmp_path: Path) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing (setup.cfg dev: make installs it)")
-    chromium = program("chromium", "chromium")  # Playwright's own browser download cannot work
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                     args=["--no-sandbox"])  # fmt: skip
+    with playwright() as pw:
+        browser = chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(explore.base + "/flows")
-            page.fill("input[name=name]", "vic")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
+            browser_login(page, "vic", PASSWORD)
             page.goto(explore.base + "/flows")
             page.click("#flows a[href^='/flows/bank-main']")
             page.fill("input[name=day]", DAY)
@@ -349,13 +338,8 @@ def test_a_pin_keyed_in_a_real_call_is_in_no_page_or_answer(tmp_path: Path) -> N
     config = tmp_path / "ivr.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen([sys.executable, "-m", "ivr", "-c", str(config), "--log-level",
-                             "debug", "--log-file", str(log), "serve"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
+    proc = start_serve(config, tmp_path, "--log-level", "debug", "--log-file", str(log))
     try:
-        assert proc.stdout is not None
-        assert b"console on" in proc.stdout.readline()
-        assert b"answering SIP" in proc.stdout.readline()
         call = subprocess.run(
             [sys.executable, "-m", "ivr", "-c", str(config), "call",
              f"sip:7000@127.0.0.1:{sip_port}", "--digits", PIN, "--hangup-after", "30"],
@@ -374,10 +358,5 @@ def test_a_pin_keyed_in_a_real_call_is_in_no_page_or_answer(tmp_path: Path) -> N
         for answer in answers:
             assert PIN not in answer
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert PIN not in log.read_text(encoding="utf-8")  # nor in the server's log

@@ -8,7 +8,6 @@ caller keyed is in no page and no API answer."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,10 +17,18 @@ from typing import Any
 
 import pytest
 import yaml
-from test_console import PASSWORDS, Client, Console
 
 from ivr.consoleconf import hash_password
-from tests.debs import program
+from tests.console_helpers import (
+    PASSWORDS,
+    Client,
+    Console,
+    browser_login,
+    chromium,
+    playwright,
+    start_serve,
+    stop,
+)
 from tests.serve_helpers import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -73,35 +80,18 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             "vic": {"role": "viewer", "password_hash": hash_password(PASSWORDS["vic"])}}},
     }), encoding="utf-8")  # fmt: skip
     config = root / "ivr.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "-c", str(config), "--log-level", "info", "--log-file",
-         str(root / "serve.log"), "serve", "--workers", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)  # fmt: skip
+    proc = start_serve(config, root, "--log-level", "info", "--log-file",
+                       str(root / "serve.log"), workers=2)  # fmt: skip
     try:
-        assert proc.stdout is not None
-        assert b"console on http://127.0.0.1" in proc.stdout.readline()
-        assert b"with 2 worker processes" in proc.stdout.readline()
         yield Console(root, config, f"http://127.0.0.1:{http_port}", sip_port, proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def move(client: Client, call_id: str, body: Any, csrf: str | None,
          origin: str | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
-    headers = {"Content-Type": "application/json"}
-    if csrf is not None:
-        headers["X-CSRF-Token"] = csrf
-    if origin is not None:
-        headers["Origin"] = origin
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    status, reply = client.send(f"/api/callers/{urllib.parse.quote(call_id)}/move", data,
-                                headers)  # fmt: skip
-    return status, json.loads(reply)
+    return client.post(f"/api/callers/{urllib.parse.quote(call_id)}/move", data, csrf, origin)
 
 
 def callers(client: Client) -> list[dict[str, Any]]:
@@ -112,10 +102,7 @@ def callers(client: Client) -> list[dict[str, Any]]:
 
 
 def test_a_supervisor_moves_a_waiting_caller_and_nobody_else_may(console: Console) -> None:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing (setup.cfg dev: make installs it)")
+    pw_session = playwright()  # a missing package fails before the call is placed
     sue, vic, nobody = Client(console.base), Client(console.base), Client(console.base)
     me, viewer = sue.login("sue"), vic.login("vic")
     for agent in ("ann", "bo"):  # logged in, no phone registered: callers wait, nothing rings
@@ -152,15 +139,12 @@ def test_a_supervisor_moves_a_waiting_caller_and_nobody_else_may(console: Consol
             ("line", "side", 1)  # fmt: skip
         assert callers(vic)[0]["queue"] == "side"  # a viewer sees it
         # ... and in a browser: the queue page moves the caller back.
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=program("chromium", "chromium"),
-                                         headless=True, args=["--no-sandbox"])  # fmt: skip
+        with pw_session as pw:
+            browser = chromium(pw)
             try:
                 page = browser.new_page()
                 page.goto(console.base + "/login")
-                page.fill("input[name=name]", "sue")
-                page.fill("input[name=password]", PASSWORDS["sue"])
-                page.click("button[type=submit]")
+                browser_login(page, "sue", PASSWORDS["sue"])
                 page.wait_for_selector("#agents")
                 page.click("nav a[href='/queues']")
                 row = f"#callers tbody tr[data-call='{call_id}']"

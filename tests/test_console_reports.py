@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
-from test_console import Client
 from test_report_managers import TITLES, Tables, db, text_tables
 
 from ivr.cli.main import main
@@ -31,14 +30,13 @@ from ivr.console.reports import Period, PeriodError
 from ivr.console.server import ConsoleThread
 from ivr.console.source import ConsoleSource, ServerState
 from ivr.consoleconf import hash_password
-from tests.debs import program
+from tests.console_helpers import PASSWORDS, Client, chromium, playwright
 from tests.screenshots import screenshot_path
 
 __all__ = ["db"]  # the store fixture, shared with tests/test_report_managers.py
 
 pytestmark = pytest.mark.timeout(180)
 
-PASSWORDS = {"sue": "supervisor-pass-1", "vic": "viewer-pass-1"}
 EVENING = {"since": "2026-03-02T17:00:00", "until": "2026-03-02T18:00:00", "interval": "15"}
 THE_DAY = {"since": "2026-03-02", "until": "2026-03-02", "interval": "60"}
 
@@ -59,8 +57,7 @@ class Served:
 
     def client(self, name: str) -> Client:
         client = Client(self.base)
-        form = urllib.parse.urlencode({"name": name, "password": PASSWORDS[name]}).encode()
-        status, _ = client.send("/login", form)
+        status, _ = client.sign_in(name)
         assert status == 200
         return client
 
@@ -209,12 +206,6 @@ def test_the_period_parser_and_the_bar_chart() -> None:
 # --- a real browser ---------------------------------------------------------------------------
 
 
-def _browser(pw: Any) -> Any:
-    chromium = program("chromium", "chromium")  # Playwright's own browser download cannot work
-    # --no-sandbox: the tests may run as root, where chromium's sandbox refuses to start
-    return pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-
-
 def _dom_tables(page: Any) -> dict[str, list[list[str]]]:
     tables: dict[str, list[list[str]]] = page.eval_on_selector_all(
         "table[data-table]",
@@ -225,15 +216,12 @@ def _dom_tables(page: Any) -> dict[str, list[list[str]]]:
 
 def test_in_a_browser_the_html_report_and_the_console_page_match_the_text_report(
         served: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing (setup.cfg dev: make installs it)")
+    pw_session = playwright()  # a missing package fails before the reports are made
     expected = text_tables(served.report(capsys, EVENING))
     html_file = tmp_path / "report.html"
     served.report(capsys, EVENING, "--format", "html", "-o", str(html_file))
-    with sync_playwright() as pw:
-        browser = _browser(pw)
+    with pw_session as pw:
+        browser = chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             refused: list[str] = []

@@ -14,30 +14,29 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TypeVar
 
 from ivr.acd.config import AcdConfig
 from ivr.acd.model import QueueSpec, tier_rank
 from ivr.flow.errors import Diagnostic, Severity
-from ivr.flow.model import ActionNode, EnqueueNode, Flow
+from ivr.flow.model import ActionNode, EnqueueNode, Flow, Node
 from ivr.flow.template import TemplateError, compile_template
 
 __all__ = ["check_agent_line", "check_enqueues"]
+
+N = TypeVar("N", bound=Node)
 
 
 def check_enqueues(flows: Iterable[Flow], acd: AcdConfig | None,
                    config_file: str = "ivr.yaml") -> list[Diagnostic]:  # fmt: skip
     """Problems of the enqueue nodes of ``flows`` against ``acd`` (None: no ``acd:`` section in
     ``config_file``), each at its node."""
-    found = sorted(((node, flow) for flow in flows for node in flow.nodes.values()
-                    if isinstance(node, EnqueueNode)),
-                   key=lambda item: (item[0].pos.file, item[0].pos.line, item[0].pos.col))
+    found = _found(flows, EnqueueNode)
     if not found:
         return []
     if acd is None:
-        node = found[0][0]
-        return [Diagnostic(node.pos, f"node '{node.id}': {config_file} has no acd: section, so "
-                           "every enqueue takes its no-agents exit (docs/ACD.md, "
-                           "\"Configuration\")", Severity.WARNING)]  # fmt: skip
+        return [_no_acd(found[0][0], config_file, "every enqueue takes its no-agents exit "
+                                                  "(docs/ACD.md, \"Configuration\")")]  # fmt: skip
     out = []
     for node, flow in found:
         queue = acd.queue(node.queue)
@@ -56,6 +55,20 @@ def check_enqueues(flows: Iterable[Flow], acd: AcdConfig | None,
                                   "so every caller takes the no-agents exit",
                                   Severity.WARNING))  # fmt: skip
     return out
+
+
+def _found(flows: Iterable[Flow], kind: type[N]) -> list[tuple[N, Flow]]:
+    """The nodes of ``kind`` in ``flows`` with their flow, in file order (so the first, where a
+    once-only warning goes, is the same from run to run)."""
+    return sorted(((node, flow) for flow in flows for node in flow.nodes.values()
+                   if isinstance(node, kind)),
+                  key=lambda item: (item[0].pos.file, item[0].pos.line, item[0].pos.col))
+
+
+def _no_acd(node: Node, config_file: str, consequence: str) -> Diagnostic:
+    """The once-only warning at ``node`` that ``config_file`` has no ``acd:`` section."""
+    return Diagnostic(node.pos, f"node '{node.id}': {config_file} has no acd: section, so "
+                                f"{consequence}", Severity.WARNING)  # fmt: skip
 
 
 def _anyone(acd: AcdConfig, queue: QueueSpec, node: EnqueueNode,
@@ -81,16 +94,12 @@ def check_agent_line(flows: Iterable[Flow], acd: AcdConfig | None,
                      config_file: str = "ivr.yaml") -> list[Diagnostic]:  # fmt: skip
     """Problems of the ``acd:`` action nodes of ``flows`` against ``acd``, each at its node (a
     reason at the node: the model keeps node positions only)."""
-    found = sorted(((node, flow) for flow in flows for node in flow.nodes.values()
-                    if isinstance(node, ActionNode) and node.acd is not None),
-                   key=lambda item: (item[0].pos.file, item[0].pos.line, item[0].pos.col))
+    found = [(node, flow) for node, flow in _found(flows, ActionNode) if node.acd is not None]
     if not found:
         return []
     if acd is None:
-        node = found[0][0]
-        return [Diagnostic(node.pos, f"node '{node.id}': {config_file} has no acd: section, so "
-                           "every acd action takes its on_error (docs/ACD.md, \"The agent "
-                           "line\")", Severity.WARNING)]  # fmt: skip
+        return [_no_acd(found[0][0], config_file, "every acd action takes its on_error "
+                                                  "(docs/ACD.md, \"The agent line\")")]  # fmt: skip
     reasons = acd.agent_line.reasons
     out = []
     for node, _flow in found:

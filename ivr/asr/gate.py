@@ -51,7 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ivr.media.goertzel import classify_frame
-from ivr.media.vad import FRAME_SECONDS, VadConfig, frame_level
+from ivr.media.vad import FRAME_SECONDS, VadConfig, follow_floor, frame_level
 
 PRE_ROLL = 25  # frames (500 ms) of the caller's audio a new utterance starts with
 FRAME = 160  # samples in a 20 ms frame
@@ -187,14 +187,10 @@ class SpeechGate:
 
     def _track_floor(self, level: float) -> float:
         """Move the floor; returns the floor this frame is judged against (before it moved)."""
-        floor = self.floor
-        if floor is None or level <= floor:
-            self.floor = level
-            return level
         cfg = self.config
         rate = cfg.floor_rise_open_db if self.is_open else cfg.floor_rise_db
-        self.floor = min(level, floor + rate * FRAME_SECONDS)
-        return floor
+        self.floor, judged = follow_floor(self.floor, level, rate * FRAME_SECONDS)
+        return judged
 
 
 __all__ = ["PRE_ROLL", "GateAction", "GateConfig", "SpeechGate", "pre_roll"]

@@ -33,6 +33,7 @@ from ivr.console import queuecontrol
 from ivr.console import reports as report_pages
 from ivr.console.auth import COOKIE, Session, Sessions
 from ivr.console.exposition import metrics_text
+from ivr.console.refusal import as_supervisor, refuse
 from ivr.console.source import AcdUnavailable, ConsoleSource
 from ivr.consoleconf import ConsoleConfig, ConsoleUser
 
@@ -88,7 +89,7 @@ def make_app(config: ConsoleConfig, source: ConsoleSource) -> web.Application:
 @web.middleware
 async def _security(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD") and not _same_origin(request):
-        response: web.StreamResponse = _refuse(403, "cross-site request refused")
+        response: web.StreamResponse = refuse(403, "cross-site request refused")
     else:
         response = await handler(request)
     for name, value in _HEADERS.items():
@@ -102,10 +103,6 @@ def _same_origin(request: web.Request) -> bool:
     if origin is None:
         return True
     return origin == f"{request.scheme}://{request.host}"
-
-
-def _refuse(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
 
 
 def _session(request: web.Request) -> Session | None:
@@ -147,7 +144,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))
     result = await asyncio.to_thread(sessions.login, name, password, request.remote or "?")
     if result == "rate":
-        return _refuse(429, "too many failed logins: wait a minute")
+        return refuse(429, "too many failed logins: wait a minute")
     if isinstance(result, str):
         log.warning("call -: console: failed login for %r from %s", name, request.remote)
         raise web.HTTPSeeOther("/login?failed=1")
@@ -162,7 +159,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.Response:
     session = _session(request)
     if session is None or not Sessions.csrf_ok(session, request.headers.get("X-CSRF-Token")):
-        return _refuse(403, "no session or no CSRF token")
+        return refuse(403, "no session or no CSRF token")
     request.app[SESSION_KEY].logout(request.cookies.get(COOKIE))
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
@@ -196,7 +193,7 @@ async def static(request: web.Request) -> web.StreamResponse:
 async def me(request: web.Request) -> web.Response:
     session = _session(request)
     if session is None:
-        return _refuse(401, "log in first")
+        return refuse(401, "log in first")
     return web.json_response({"user": session.user.name, "role": session.user.role,
                               "csrf": session.csrf, "logged_in": session is not _OPEN,
                               "may_control": session.user.may("supervisor")})  # fmt: skip
@@ -204,7 +201,7 @@ async def me(request: web.Request) -> web.Response:
 
 async def snapshot(request: web.Request) -> web.Response:
     if _session(request) is None:
-        return _refuse(401, "log in first")
+        return refuse(401, "log in first")
     return web.json_response(await request.app[SOURCE_KEY].snapshot())
 
 
@@ -213,10 +210,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     session lasts."""
     session = _session(request)
     if session is None:
-        return _refuse(401, "log in first")
+        return refuse(401, "log in first")
     watchers = request.app[WATCHERS_KEY]
     if len(watchers) >= MAX_WATCHERS:
-        return _refuse(503, "too many live wallboards")
+        return refuse(503, "too many live wallboards")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store"})  # fmt: skip
     await response.prepare(request)
@@ -238,29 +235,25 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def agent_action(request: web.Request) -> web.Response:
-    session = _session(request)
-    if session is None:
-        return _refuse(401, "log in first")
-    if not Sessions.csrf_ok(session, request.headers.get("X-CSRF-Token")):
-        return _refuse(403, "missing or wrong CSRF token")
-    if not session.user.may("supervisor"):
-        return _refuse(403, "a supervisor's action")
+    session = as_supervisor(_session(request), request)
+    if isinstance(session, web.Response):
+        return session
     action, agent = request.match_info["action"], request.match_info["agent"][:64]
     if action not in AGENT_ACTIONS:
-        return _refuse(404, f"no action {action[:20]!r}")
+        return refuse(404, f"no action {action[:20]!r}")
     reason = ""
     if request.can_read_body:
         try:
             body = await request.json()
         except ValueError:
-            return _refuse(400, "the body must be JSON")
+            return refuse(400, "the body must be JSON")
         reason = str(body.get("reason", ""))[:MAX_REASON] if isinstance(body, dict) else ""
     try:
         answer = await request.app[SOURCE_KEY].acd(
             wire.message("agents", action=action, agent=agent, reason=reason))
     except AcdUnavailable as exc:
-        return _refuse(503, str(exc))
+        return refuse(503, str(exc))
     log.info("call -: console: %s: agent %s %s", session.user.name, agent, action)
     if answer.get("op") == "error":
-        return _refuse(409, str(answer.get("error", "refused")))
+        return refuse(409, str(answer.get("error", "refused")))
     return web.json_response({"agent": answer.get("agent"), "changed": answer.get("changed")})

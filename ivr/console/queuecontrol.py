@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from ivr.acd import wire
-from ivr.console.auth import Session, Sessions
+from ivr.console.auth import Session
+from ivr.console.refusal import as_supervisor, refuse
 from ivr.console.source import AcdUnavailable, ConsoleSource
 
 log = logging.getLogger("ivr.console")
@@ -28,10 +29,6 @@ MAX_CALL_ID = 200  # characters of a call id in a request (SIP Call-IDs are rare
 STATIC = ("queues.html", "queues.js")
 
 SessionOf = Callable[[web.Request], Session | None]
-
-
-def _refuse(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
 
 
 class QueueControl:
@@ -50,11 +47,11 @@ class QueueControl:
     async def callers(self, request: web.Request) -> web.Response:
         """The callers waiting (served first first) and the queues' names."""
         if self.session_of(request) is None:
-            return _refuse(401, "log in first")
+            return refuse(401, "log in first")
         try:
             answer = await self.source.acd(wire.message("callers"))
         except AcdUnavailable as exc:
-            return _refuse(503, str(exc))
+            return refuse(503, str(exc))
         config = self.source.config.acd
         # Asterisk's queues are not the authority's: nobody is moved there from here.
         queues = sorted(q.name for q in config.queues if q.name not in config.asterisk_queues
@@ -64,31 +61,27 @@ class QueueControl:
 
     async def move(self, request: web.Request) -> web.Response:
         """``POST /api/callers/{call_id}/move`` with ``{"queue": name or null, "head": bool}``."""
-        session = self.session_of(request)
-        if session is None:
-            return _refuse(401, "log in first")
-        if not Sessions.csrf_ok(session, request.headers.get("X-CSRF-Token")):
-            return _refuse(403, "missing or wrong CSRF token")
-        if not session.user.may("supervisor"):
-            return _refuse(403, "a supervisor's action")
+        session = as_supervisor(self.session_of(request), request)
+        if isinstance(session, web.Response):
+            return session
         call_id = request.match_info["call_id"]
         try:
             body = await request.json()
         except ValueError:
-            return _refuse(400, "the body must be JSON")
+            return refuse(400, "the body must be JSON")
         if not isinstance(body, dict) or len(call_id) > MAX_CALL_ID:
-            return _refuse(400, "the body must be a JSON object; a call id is not that long")
+            return refuse(400, "the body must be a JSON object; a call id is not that long")
         queue, head = body.get("queue"), body.get("head", False)
         if not (queue is None or (isinstance(queue, str) and 0 < len(queue) <= 64)) \
                 or not isinstance(head, bool) or (queue is None and not head):
-            return _refuse(400, "move: queue (a name) and/or head (true)")
+            return refuse(400, "move: queue (a name) and/or head (true)")
         try:
             answer = await self.source.acd(
                 wire.message("move", call_id=call_id, queue=queue, head=head))
         except AcdUnavailable as exc:
-            return _refuse(503, str(exc))
+            return refuse(503, str(exc))
         if answer.get("op") == "error":
-            return _refuse(409, str(answer.get("error", "refused")))
+            return refuse(409, str(answer.get("error", "refused")))
         log.info("call %s: console: %s moved the caller: %s -> %s%s", call_id[:80],
                  session.user.name, answer.get("from"), answer.get("queue"),
                  " (head)" if head else "")  # fmt: skip

@@ -26,9 +26,10 @@ from pathlib import Path
 from aiohttp import web
 
 from ivr.console import pages, records, timeline
-from ivr.console.app import SOURCE_KEY, _refuse, _session
+from ivr.console.app import SOURCE_KEY, _session
 from ivr.console.flowcache import FlowCache
 from ivr.console.flowmap import METRICS, Traffic, found_nodes, prompt_texts
+from ivr.console.refusal import refuse
 from ivr.flow.model import Flow, FlowSet, SubflowNode
 
 FLOWS_KEY: web.AppKey[FlowCache] = web.AppKey("flows", FlowCache)
@@ -63,7 +64,7 @@ def _need_page(request: web.Request) -> None:
 
 
 def _need_api(request: web.Request) -> web.Response | None:
-    return _refuse(401, "log in first") if _session(request) is None else None
+    return refuse(401, "log in first") if _session(request) is None else None
 
 
 def _store(request: web.Request) -> Path:

@@ -71,6 +71,20 @@ def frame_levels(frames: ArrayLike) -> NDArray[np.float64]:
     return np.where(power > 0, levels, _SILENT_DB)
 
 
+def follow_floor(floor: float | None, level: float, rise: float) -> tuple[float, float]:
+    """One frame of the noise floor: down to ``level`` at once, up by at most ``rise`` dB.
+
+    Shared by :class:`Vad` and the speech gate (ivr/asr/gate.py) so both judge a frame alike.
+
+    Returns:
+        ``(new_floor, judged)``: the floor after this frame, and the floor this frame is judged
+        against, the one from before it, so a loud frame never hides itself.
+    """
+    if floor is None or level <= floor:
+        return level, level
+    return min(level, floor + rise), floor
+
+
 class Vad:
     """One call's voice-activity detector; feed it every 20 ms frame in order.
 
@@ -118,13 +132,7 @@ class Vad:
         return None
 
     def _track_floor(self, level: float) -> float:
-        floor = self.floor
-        if floor is None or level <= floor:
-            self.floor = level
-            return level
         cfg = self.config
         rate = cfg.floor_rise_speech_db if self.in_speech else cfg.floor_rise_db
-        rise = rate * self.frame_seconds
-        # Compare against the floor from before this frame, so a frame never hides itself.
-        self.floor = min(level, floor + rise)
-        return floor
+        self.floor, judged = follow_floor(self.floor, level, rate * self.frame_seconds)
+        return judged

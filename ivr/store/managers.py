@@ -26,6 +26,8 @@ from ivr.store.queuereport import (
     Entry,
     Timeline,
     handle_time,
+    mean,
+    ratio,
     read_entries,
     read_timelines,
 )
@@ -188,16 +190,6 @@ class ManagerReport:
             "webhook_nodes": [w.as_dict() for w in self.webhook_nodes],
             "refusals": dict(self.refusals),
         }
-
-
-def ratio(part: float, whole: float) -> float:
-    """``part / whole`` rounded to 4 places; 0.0 for an empty whole."""
-    return round(part / whole, 4) if whole else 0.0
-
-
-def mean(total: float, count: int) -> float:
-    """``total / count`` rounded to 3 places; 0.0 for no items."""
-    return round(total / count, 3) if count else 0.0
 
 
 def percentile(ordered: list[float], p: float) -> float | None:

@@ -84,18 +84,18 @@ class QueueStats:
             "queue": self.queue,
             "offered": offered,
             "answered": self.answered,
-            "answer_rate": _ratio(self.answered, offered),
-            "service_level": _ratio(self.answered_in_time, offered),
+            "answer_rate": ratio(self.answered, offered),
+            "service_level": ratio(self.answered_in_time, offered),
             "service_level_threshold": self.service_level_threshold,
             "answered_in_threshold": self.answered_in_time,
-            "average_speed_of_answer": _mean(self.wait_total, self.answered),
-            "average_handle_time": _mean(self.handle_total, self.handled),
-            "average_talk_time": _mean(self.talk_total, self.handled),
+            "average_speed_of_answer": mean(self.wait_total, self.answered),
+            "average_handle_time": mean(self.handle_total, self.handled),
+            "average_talk_time": mean(self.talk_total, self.handled),
             "abandoned": self.abandoned,
             "short_abandoned": self.short_abandoned,
-            "abandon_rate": _ratio(self.abandoned - self.short_abandoned, offered),
+            "abandon_rate": ratio(self.abandoned - self.short_abandoned, offered),
             "callbacks": self.callbacks,
-            "callback_rate": _ratio(self.callbacks, offered),
+            "callback_rate": ratio(self.callbacks, offered),
             "exits": dict(sorted(self.exits.items())),
             "waiting": self.waiting,
         }
@@ -117,19 +117,22 @@ class AgentStats:
         return {
             "agent": self.agent,
             "answered": self.answered,
-            "average_handle_time": _mean(self.handle_total, self.handled),
-            "occupancy": _ratio(self.busy_time, self.staffed_time),
+            "average_handle_time": mean(self.handle_total, self.handled),
+            "occupancy": ratio(self.busy_time, self.staffed_time),
             "staffed_time": round(self.staffed_time, 3),
             "busy_time": round(self.busy_time, 3),
             "paused_time": round(self.paused_time, 3),
         }
 
 
-def _ratio(part: float, whole: float) -> float:
+def ratio(part: float, whole: float) -> float:
+    """``part / whole`` rounded to 4 places; 0.0 for an empty whole (the manager's report's
+    figures round the same way, ivr/store/managers.py)."""
     return round(part / whole, 4) if whole else 0.0
 
 
-def _mean(total: float, count: int) -> float:
+def mean(total: float, count: int) -> float:
+    """``total / count`` rounded to 3 places; 0.0 for no items."""
     return round(total / count, 3) if count else 0.0
 
 
