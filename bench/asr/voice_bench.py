@@ -178,6 +178,24 @@ def voice_table(pairs: Sequence[Pair]) -> list[str]:
     return rows
 
 
+def lead_table(pairs: dict[str, list[Pair]], leads: dict[str, float]) -> list[str]:
+    """Split x condition x lead silence (short: under voice_set.SHORT_LEAD), grammars pooled."""
+    def key(r: ItemResult) -> tuple[str, ...]:
+        lead = leads[r.item.audio.rsplit("-", 1)[0]]
+        return (r.item.condition, "short" if lead < vs.SHORT_LEAD else "long")
+
+    rows = ["| split | condition | lead | " + HEADER[0], "|---|---|---|" + HEADER[1]]
+    for split in vs.SPLITS:
+        by = cells(pairs[split], key)
+        label = "held-out" if split == "heldout" else "tuning"
+        for cond in vs.CONDITIONS:
+            for bucket in ("short", "long"):
+                if (cond, bucket) in by:
+                    rows.append(f"| {label} | {cond} | {bucket} | "
+                                f"{cell_cells(by[(cond, bucket)])} |")
+    return rows
+
+
 def goal_rows(pairs: Sequence[Pair], label: str) -> list[str]:
     """Issue 14's goals for one split: every (voice, condition, grammar) cell, and pooled."""
     by = cells(pairs, lambda r: (r.item.source, r.item.condition, r.item.grammar))
@@ -203,7 +221,8 @@ def goal_rows(pairs: Sequence[Pair], label: str) -> list[str]:
     ]
 
 
-def render(pairs: dict[str, list[Pair]], meta: dict[str, str]) -> str:
+def render(pairs: dict[str, list[Pair]], meta: dict[str, str],
+           leads: dict[str, float]) -> str:
     everything = [p for ps in pairs.values() for p in ps]
     errors = sum(1 for o, r in everything if o.result is None or r.result is None)
     voices = {split: ", ".join(v.id for v in vc.VOICES if v.split == split)
@@ -229,6 +248,10 @@ def render(pairs: dict[str, list[Pair]], meta: dict[str, str]) -> str:
         lines += goal_rows(pairs[split], "held-out" if split == "heldout" else "tuning")
     lines += ["", "### Per voice (every condition and grammar pooled)", "",
               *voice_table(everything), ""]
+    lines += ["### By the silence before the speech (every grammar pooled)", "",
+              f"*Short*: the speech starts less than {vs.SHORT_LEAD} s into the recording "
+              f"(drawn from {vs.LEAD[0]}-{vs.LEAD[1]} s); a caller who answers at once, or a "
+              "recording cut tight.", "", *lead_table(pairs, leads), ""]
     lines += ["### Per voice group, condition and grammar size", "",
               "**Bold**: ours worse than the reference in that cell.", ""]
     groups = sorted({group_of(o) for o, _ in everything}, key=lambda g: (g[0] != "h", g))
@@ -265,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = {"date": time.strftime("%Y-%m-%d"), "load": load,
             "machine": f"{platform.machine()} / Python {platform.python_version()}",
             "set": f"{'small' if args.small else 'full'} set (seed {args.seed})"}
-    section = render(pairs, meta)
+    leads = json.loads((args.out / "leads.json").read_text("utf-8"))
+    section = render(pairs, meta, leads)
     print(section)
     print(f"took {time.perf_counter() - started:.0f} s")
     if not args.no_doc:

@@ -8,8 +8,8 @@ tried against **every grammar holding its phrase** (so "march" is an item of the
 grammar and of the 60-phrase one), each out-of-grammar utterance against every grammar.
 
 Each utterance is trimmed to its speech, set to a level between -26 and -16 dBFS, placed after
-0.3-0.7 s of silence and followed by 1.5 s of it (bench/asr/build_set.py's :func:`place`), and
-written in four conditions: ``clean`` (8 kHz linear), ``ulaw`` (G.711 round trip), ``snr15``
+0.05-0.7 s of silence (:data:`LEAD`; ``leads.json`` keeps each one) and followed by 1.5 s of it,
+and written in four conditions: ``clean`` (8 kHz linear), ``ulaw`` (G.711 round trip), ``snr15``
 and ``snr5`` (the μ-law audio plus babble 15 / 5 dB below the speech's power, measured over the
 speech only). The babble is :data:`TALKERS` other voices reading :data:`BABBLE_TEXTS` (Allison:
 long prompts) at random offsets, summed: only voices of the utterance's own split and never its
@@ -49,10 +49,15 @@ from ivr.asr.evaluate import ManifestItem, write_manifest  # noqa: E402
 from ivr.media.wav import write_wav  # noqa: E402
 
 DEFAULT_OUT = ROOT / "var" / "asr-voices"
-BUILDER_VERSION = 1  # bump when the audio a plan yields changes
+BUILDER_VERSION = 2  # bump when the audio a plan yields changes
 CONDITIONS = ("clean", "ulaw", "snr15", "snr5")
 SPLITS: tuple[vc.Split, ...] = ("tuning", "heldout")
 TALKERS = 4  # babble voices summed behind one utterance
+# Silence before the speech, seconds. From 0.05 s: a caller who speaks the moment the recognizer
+# starts listening (or a recording cut tight, as `ivr asr recognize` gets it) is part of what the
+# recognizer must handle; the older set (build_set.py) always gives it 0.3 s or more.
+LEAD = (0.05, 0.7)
+SHORT_LEAD = 0.25  # the results' "short lead" bucket: less than this
 CONFIRM_THRESHOLD = 0.5  # the flows' default `confidence:` (ivr/flow/model.py): below it, ask
 
 _DIGITS, _NATO, _MONTHS = vc.DIGITS, vc.NATO, vc.MONTHS
@@ -167,6 +172,18 @@ def babble(length: int, clips: Sequence[NDArray[np.float64]],
 # --- building ------------------------------------------------------------------------------------
 
 
+def place(speech: NDArray[np.int16], speech_end: int,
+          rng: np.random.Generator) -> tuple[NDArray[np.float64], slice, float]:
+    """Speech at a random level (-26 to -16 dBFS) after :data:`LEAD` seconds of silence, then
+    1.5 s of it: the signal (float, int16 scale), where the speech lies, where it ends (s)."""
+    x = speech.astype(np.float64)
+    target = 32768.0 * 10 ** (rng.uniform(-26.0, -16.0) / 20)
+    lead = int(rng.uniform(*LEAD) * bs.RATE)
+    out = np.concatenate([np.zeros(lead), x * (target / np.sqrt(np.mean(x**2))),
+                          np.zeros(int(1.5 * bs.RATE))])
+    return out, slice(lead, lead + len(x)), (lead + speech_end) / bs.RATE
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One utterance's audio in each condition, where its speech lies, where the speech ends."""
@@ -181,7 +198,7 @@ def render(utt: Utterance, cache: Path, seed: int, names: Sequence[str],
     """The utterance in each condition (``clips``: its babble talkers' speech)."""
     rng = bs.utterance_rng(seed, utt.id)
     speech, end = bs.trim(vc.speech(utt.voice, utt.text, cache))
-    placed, where, speech_end = bs.place(speech, end, rng)
+    placed, where, speech_end = place(speech, end, rng)
     clean = bs.to_pcm(placed)
     coded = bs.ulaw(clean)
     out: dict[str, NDArray[np.int16]] = {}
@@ -214,18 +231,21 @@ def build(out: Path = DEFAULT_OUT, small: bool = False, seed: int = 1,
     cache = out / "cache"
     clips: dict[str, NDArray[np.float64]] = {}
     manifests: dict[str, Path] = {}
+    leads: dict[str, float] = {}  # utterance (audio path without the condition) -> lead, s
     utterances = plan(voices, small)
     for split in SPLITS:
         items: list[ManifestItem] = []
         (out / split / "audio").mkdir(parents=True, exist_ok=True)
         for utt in (u for u in utterances if u.voice.split == split):
             made = render(utt, cache, seed, names, talker_clips(utt.voice, voices, cache, clips))
+            leads[f"{split}/audio/{utt.id}"] = made.speech.start / bs.RATE
             for condition, pcm in made.audio.items():
                 rel = f"{split}/audio/{utt.id}-{condition}.wav"
                 write_wav(out / rel, pcm)
                 items += items_for(utt, condition, rel, made.speech_end)
         manifests[split] = out / f"{split}.jsonl"
         write_manifest(manifests[split], items)
+    (out / "leads.json").write_text(json.dumps(leads, indent=0) + "\n", "utf-8")
     (out / "build.json").write_text(json.dumps(stamp(small, seed, voices)) + "\n", "utf-8")
     return manifests
 
