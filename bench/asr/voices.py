@@ -23,6 +23,7 @@ by a hash of both), so a rebuild synthesizes only what is new.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
@@ -149,12 +150,31 @@ def speech(voice: Voice, text: str, cache: Path, sounds: Path = SOUNDS) -> NDArr
         if not path.is_file():
             raise FileNotFoundError(f"{path} (install {PACKAGES['asterisk']}: make)")
         return load_8k_mono(path)
-    key = hashlib.sha256(f"{voice.engine}\0{voice.name}\0{voice.wpm}\0{text}".encode()).hexdigest()
+    version = engine_version(voice.engine)
+    key = hashlib.sha256(f"{voice.engine}\0{version}\0{voice.name}\0{voice.wpm}\0{text}"
+                         .encode()).hexdigest()
     cached = cache / voice.engine / f"{key[:24]}.wav"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_wav(cached, _synthesize(voice, text))
     return load_8k_mono(cached)
+
+
+@functools.lru_cache(maxsize=8)
+def engine_version(engine: Engine) -> str:
+    """The installed versions of the engine's Debian packages (part of the cache key: an
+    upgraded synthesizer may speak differently)."""
+    packages = {"espeak": ["espeak-ng"], "flite": ["flite"],
+                "festival": ["festival", "festvox-kallpc16k", "festvox-kdlpc16k",
+                             "festvox-us-slt-hts"]}.get(engine)
+    if not packages:
+        return ""
+    try:
+        done = subprocess.run(["dpkg-query", "-W", "-f", "${Version} ", *packages],
+                              capture_output=True, text=True, check=False, timeout=30)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
 
 
 def prompt(name: str, sounds: Path = SOUNDS) -> NDArray:
