@@ -78,3 +78,17 @@ def test_run_reference_keeps_order_and_reports_errors(asterisk_sounds: Path,
     assert [r.item.id for r in results] == ["mon-0", "mon-3", "today", "gone"]
     assert [r.correct for r in results[:3]] == [True, True, True]
     assert results[3].result is None and results[3].error and not results[3].correct
+
+
+@pytest.mark.usefixtures("asterisk_sounds")
+def test_each_file_is_decoded_as_by_a_fresh_decoder(asterisk_sounds: Path) -> None:
+    """Nothing of one utterance (PocketSphinx's live cepstral mean) reaches the next."""
+    date = parse_grammar_spec(DATE)
+    fresh = rf().Reference()
+    first = fresh.recognize(padded(asterisk_sounds, "digits/mon-4"), date)
+    used = rf().Reference()
+    loaded = used.decoder(date).get_cmn()
+    used.recognize(padded(asterisk_sounds, "all-circuits-busy-now"), date)
+    assert used.decoder(date).get_cmn() == loaded
+    after = used.recognize(padded(asterisk_sounds, "digits/mon-4"), date)
+    assert (after.text, after.choice) == (first.text, first.choice) == ("may", "may")

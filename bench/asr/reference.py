@@ -67,13 +67,15 @@ def choice_of(grammar: Grammar, words: str) -> str | None:
 
 
 class Reference:
-    """One plain PocketSphinx decoder per grammar, made on first use and reused."""
+    """One plain PocketSphinx decoder per grammar, made on first use and reused (each file is
+    decoded as by a freshly loaded decoder)."""
 
     def __init__(self, model_dir: Path | None = None) -> None:
         import pocketsphinx
 
         self.model_dir = model_dir or Path(pocketsphinx.get_model_path()) / "en-us"
         self._decoders: dict[str, object] = {}
+        self._cmn: dict[str, str] = {}  # each decoder's cepstral mean as loaded
 
     def decoder(self, grammar: Grammar) -> object:
         """The decoder for ``grammar`` (its JSGF loaded as the only search)."""
@@ -88,9 +90,11 @@ class Reference:
                                              dict=str(self.model_dir / "cmudict-en-us.dict"),
                                              jsgf=str(path), lm=None, loglevel="FATAL")
                 try:
-                    self._decoders[key] = pocketsphinx.Decoder(config)
+                    decoder = pocketsphinx.Decoder(config)
                 except RuntimeError as exc:  # a word not in the dictionary, most often
                     raise ValueError(f"PocketSphinx refused the grammar: {exc}") from None
+            self._decoders[key] = decoder
+            self._cmn[key] = decoder.get_cmn()
         return self._decoders[key]
 
     def recognize(self, pcm: NDArray[np.int16], grammar: Grammar, path: str = "") -> FileResult:
@@ -102,6 +106,9 @@ class Reference:
         decoder.process_raw(wide.tobytes(), False, True)  # type: ignore[attr-defined]
         decoder.end_utt()  # type: ignore[attr-defined]
         hyp = decoder.hyp()  # type: ignore[attr-defined]
+        # PocketSphinx carries its live cepstral mean into the next utterance; put back the one
+        # it loaded with, so every file is decoded as by a fresh decoder, whatever came before.
+        decoder.set_cmn(self._cmn[grammar.key()])  # type: ignore[attr-defined]
         text = hyp.hypstr if hyp is not None else ""
         choice = choice_of(grammar, text) if text else None
         elapsed = time.perf_counter() - started

@@ -20,6 +20,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,13 @@ import reference as rf  # noqa: E402
 import voice_set as vs  # noqa: E402
 import voices as vc  # noqa: E402
 
-from ivr.asr.evaluate import ItemResult, RunSettings, load_manifest, run_items  # noqa: E402
+from ivr.asr.evaluate import (  # noqa: E402
+    ItemResult,
+    ManifestItem,
+    RunSettings,
+    load_manifest,
+    run_items,
+)
 from ivr.asr.metrics import result_lines  # noqa: E402
 
 BEGIN, END = "<!-- asr-voices:begin -->", "<!-- asr-voices:end -->"
@@ -115,15 +122,42 @@ def ensure_set(out: Path, small: bool, seed: int) -> dict[str, Path]:
     return manifests
 
 
+def _ours(job: tuple[list[ManifestItem], Path]) -> list[ItemResult]:
+    return run_items(job[0], job[1], RunSettings("pocketsphinx"), 1)
+
+
+def _reference(job: tuple[list[ManifestItem], Path]) -> list[ItemResult]:
+    return rf.run_reference(job[0], job[1], 1)
+
+
+def sharded(run: Callable[[tuple[list[ManifestItem], Path]], list[ItemResult]],
+            items: Sequence[ManifestItem], root: Path, jobs: int) -> list[ItemResult]:
+    """``run`` over fixed shards of ``items`` (every ``jobs``-th item), one process each.
+
+    Why fixed: ivr's recognizer answers an utterance a little differently depending on what
+    its process decoded before (docs/ASR.md), so a pool handing out work as workers free up
+    would make every run's figures differ. Each shard goes through in the same order every run.
+    """
+    shards = [list(items[i::jobs]) for i in range(max(1, jobs))]
+    if len(shards) == 1:
+        return run((shards[0], root))
+    with ProcessPoolExecutor(len(shards)) as pool:
+        parts = list(pool.map(run, [(shard, root) for shard in shards]))
+    out: list[ItemResult] = [None] * len(items)  # type: ignore[list-item]
+    for i, part in enumerate(parts):
+        out[i::len(shards)] = part
+    return out
+
+
 def evaluate(manifest: Path, jobs: int) -> list[Pair]:
     """Every item of ``manifest`` through ours and through the reference."""
     items = load_manifest(manifest)
     root = manifest.parent
     print(f"{manifest.name}: {len(items)} items ...", flush=True)
     started = time.perf_counter()
-    ours = run_items(items, root, RunSettings("pocketsphinx"), jobs)
+    ours = sharded(_ours, items, root, jobs)
     middle = time.perf_counter()
-    ref = rf.run_reference(items, root, jobs)
+    ref = sharded(_reference, items, root, jobs)
     done = time.perf_counter()
     print(f"  ours {middle - started:.0f} s, reference {done - middle:.0f} s", flush=True)
     for name, results in (("ours", ours), ("reference", ref)):
