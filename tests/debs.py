@@ -17,6 +17,12 @@ import pytest
 # /usr/share/asterisk/sounds/en link belongs to another package, asterisk-core-sounds-en).
 SOUNDS_PACKAGE = "asterisk-core-sounds-en-wav"
 ALLISON = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+# Festival's voices of the ASR evaluation (bench/asr/voices.py), by the package installing them.
+FESTIVAL_VOICES = {
+    Path("/usr/share/festival/voices/english/kal_diphone"): "festvox-kallpc16k",
+    Path("/usr/share/festival/voices/english/ked_diphone"): "festvox-kdlpc16k",
+    Path("/usr/share/festival/voices/us/cmu_us_slt_arctic_hts"): "festvox-us-slt-hts",
+}
 
 
 def missing(what: str, package: str) -> NoReturn:
