@@ -262,10 +262,7 @@ class QueueAuthority:
         waiting = self._remove(call_id)
         if waiting is None:
             return False
-        for offer in list(waiting.offers.values()):
-            self._close_offer(offer)
-            self._agent_free(self.agents[offer.agent], keep_idle=True)
-            self._emit(partial(self._tell_withdraw, offer))
+        self._withdraw_offers(waiting)
         self._dispatch()
         self._flush()
         return True
@@ -280,12 +277,8 @@ class QueueAuthority:
         if waiting.max_wait_timer is not None:  # nobody is on the line to leave by an exit
             waiting.max_wait_timer.cancel()
             waiting.max_wait_timer = None
-        for offer in list(waiting.offers.values()):  # what rang for the caller on the line
-            waiting.offers.pop(offer.id, None)
-            self._offers_changed(waiting)
-            self._close_offer(offer)
-            self._agent_free(self.agents[offer.agent], keep_idle=True)
-            self._emit(partial(self._tell_withdraw, offer))
+        self._withdraw_offers(waiting)  # what rang for the caller on the line
+        self._offers_changed(waiting)
         self._dispatch()
         self._flush()
         return True
@@ -343,11 +336,7 @@ class QueueAuthority:
     def _requeue(self, waiting: Waiting, target: QueueState) -> None:
         """Make an unlisted caller one of ``target``'s: offers withdrawn, its max wait."""
         ticket = waiting.ticket
-        for offer in list(waiting.offers.values()):
-            self._close_offer(offer)
-            self._agent_free(self.agents[offer.agent], keep_idle=True)
-            self._emit(partial(self._tell_withdraw, offer))
-        waiting.offers.clear()
+        self._withdraw_offers(waiting)
         waiting.missed_by.clear()
         if waiting.max_wait_timer is not None:
             waiting.max_wait_timer.cancel()
@@ -479,10 +468,7 @@ class QueueAuthority:
         """
         for call_id in [c for c, w in self.waiting.items() if w.ticket.worker == worker]:
             waiting = self.waiting[call_id]
-            for offer in list(waiting.offers.values()):
-                self._close_offer(offer)
-                self._agent_free(self.agents[offer.agent], keep_idle=True)
-            waiting.offers.clear()
+            self._withdraw_offers(waiting, tell=False)  # nobody left to tell
             if waiting.ticket.callback is not None and heir is not None:
                 waiting.ticket.worker = heir
                 self._offers_changed(waiting)
@@ -623,6 +609,16 @@ class QueueAuthority:
         self._dispatch()
         self._flush()
 
+    def _withdraw_offers(self, waiting: Waiting, tell: bool = True) -> None:
+        """Withdraw everything ringing for ``waiting``: the agents are free again (their idle
+        time kept) and, with ``tell``, the caller's worker is told to stop ringing them."""
+        for offer in list(waiting.offers.values()):
+            self._close_offer(offer)
+            self._agent_free(self.agents[offer.agent], keep_idle=True)
+            if tell:
+                self._emit(partial(self._tell_withdraw, offer))
+        waiting.offers.clear()
+
     def _agent_free(self, agent: Agent, keep_idle: bool) -> None:
         agent.offer = None
         if agent.state in (AgentState.RINGING, AgentState.ON_CALL):
@@ -633,10 +629,7 @@ class QueueAuthority:
     def _answered(self, agent: Agent, waiting: Waiting, offer: Offer) -> None:
         now = self.clock.now()
         self._remove(offer.call_id)
-        for other in list(waiting.offers.values()):  # ring-all: the others stop ringing
-            self._close_offer(other)
-            self._agent_free(self.agents[other.agent], keep_idle=True)
-            self._emit(partial(self._tell_withdraw, other))
+        self._withdraw_offers(waiting)  # ring-all: the others stop ringing
         agent.calls += 1
         agent.misses = 0
         agent.call_id = offer.call_id
