@@ -28,6 +28,7 @@ for path in (ROOT, HERE):
 
 import build_set  # noqa: E402
 import streams as st  # noqa: E402
+from docsection import replace_section  # noqa: E402
 
 from ivr.asr.base import AsrError  # noqa: E402
 from ivr.asr.evaluate import ItemResult, RunSettings, load_manifest, run_items  # noqa: E402
@@ -277,14 +278,7 @@ def _held_note(meta: dict[str, str]) -> list[str]:
 
 def write_doc(section: str, doc: Path = DOC) -> None:
     """Replace the text between the markers of ``doc`` (or append the section)."""
-    text = doc.read_text("utf-8") if doc.is_file() else "# Speech recognition\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Results\n\n" + section + "\n"
-    doc.write_text(text, "utf-8")
+    replace_section(doc, BEGIN, END, section, "Results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ for _path in (ROOT, HERE):
 import reference as rf  # noqa: E402
 import voice_set as vs  # noqa: E402
 import voices as vc  # noqa: E402
+from docsection import replace_section  # noqa: E402
 
 from ivr.asr.evaluate import (  # noqa: E402
     ItemResult,
@@ -297,14 +298,7 @@ def render(pairs: dict[str, list[Pair]], meta: dict[str, str],
 
 def write_doc(section: str, doc: Path = DOC) -> None:
     """Replace the text between the markers of ``doc`` (or append the section)."""
-    text = doc.read_text("utf-8")
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Many voices: results\n\n" + section + "\n"
-    doc.write_text(text, "utf-8")
+    replace_section(doc, BEGIN, END, section, "Many voices: results")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
