@@ -40,9 +40,11 @@ from ivr.asr.evaluate import (  # noqa: E402
     ManifestItem,
     RunSettings,
     load_manifest,
+    parse_item,
     run_items,
 )
 from ivr.asr.metrics import result_lines  # noqa: E402
+from ivr.asr.offline import FileResult  # noqa: E402
 
 BEGIN, END = "<!-- asr-voices:begin -->", "<!-- asr-voices:end -->"
 DOC = ROOT / "docs" / "ASR.md"
@@ -150,7 +152,26 @@ def sharded(run: Callable[[tuple[list[ManifestItem], Path]], list[ItemResult]],
     return out
 
 
-def evaluate(manifest: Path, jobs: int) -> list[Pair]:
+def stored_reference(path: Path, items: Sequence[ManifestItem]) -> list[ItemResult] | None:
+    """The reference's results of an earlier run, when they are for exactly ``items``.
+
+    The reference has no state and no setting of ours, so its answers do not change while the
+    recognizer is tuned; re-reading them halves a tuning round.
+    """
+    if not path.is_file():
+        return None
+    results = []
+    for line in path.read_text("utf-8").splitlines():
+        data = json.loads(line)
+        result = data.get("result")
+        results.append(ItemResult(parse_item(data["item"]),
+                                  FileResult(**result) if result else None, data.get("error")))
+    if [r.item for r in results] != list(items):
+        return None
+    return results
+
+
+def evaluate(manifest: Path, jobs: int, reuse_reference: bool = False) -> list[Pair]:
     """Every item of ``manifest`` through ours and through the reference."""
     items = load_manifest(manifest)
     root = manifest.parent
@@ -158,7 +179,9 @@ def evaluate(manifest: Path, jobs: int) -> list[Pair]:
     started = time.perf_counter()
     ours = sharded(_ours, items, root, jobs)
     middle = time.perf_counter()
-    ref = sharded(_reference, items, root, jobs)
+    stored = root / f"results-reference-{manifest.stem}.jsonl"
+    ref = (stored_reference(stored, items) if reuse_reference else None) or sharded(
+        _reference, items, root, jobs)
     done = time.perf_counter()
     print(f"  ours {middle - started:.0f} s, reference {done - middle:.0f} s", flush=True)
     for name, results in (("ours", ours), ("reference", ref)):
@@ -308,11 +331,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=1, help="decoding processes")
     parser.add_argument("--no-doc", action="store_true", help="leave docs/ASR.md alone")
+    parser.add_argument("--split", choices=("both", *vs.SPLITS), default="both",
+                        help="run one split only (tuning: what to tune on); implies --no-doc")
+    parser.add_argument("--reuse-reference", action="store_true",
+                        help="read the reference's results of the last run when they are for "
+                             "the same items (it has no setting of ours to change them)")
     args = parser.parse_args(argv)
     load = f"{os.getloadavg()[0]:.1f}"
     started = time.perf_counter()
     manifests = ensure_set(args.out, args.small, args.seed)
-    pairs = {split: evaluate(path, args.jobs) for split, path in manifests.items()}
+    chosen = {split: path for split, path in manifests.items()
+              if args.split in ("both", split)}
+    pairs = {split: evaluate(path, args.jobs, args.reuse_reference)
+             for split, path in chosen.items()}
+    if args.split != "both":
+        for split, split_pairs in pairs.items():
+            print("\n".join(goal_rows(split_pairs, split)))
+            print("\n".join(voice_table(split_pairs)))
+        return 0
     meta = {"date": time.strftime("%Y-%m-%d"), "load": load,
             "machine": f"{platform.machine()} / Python {platform.python_version()}",
             "set": f"{'small' if args.small else 'full'} set (seed {args.seed})"}
