@@ -13,12 +13,14 @@ from ivr.cli.main import main
 FLOWS = Path(__file__).parent / "flows"
 # the agent queue good/bank.yaml's enqueue needs (without one, validate warns)
 ACD = "acd: {agents: {ann: {password: x, skills: [accounts]}}, queues: {general: {}}}\n"
+# good/bank.yaml calls {config.bank_api}/balance (without a webhook_allow, validate warns)
+WEBHOOKS = 'webhook_allow: ["bank.example"]\nvars: {bank_api: "https://bank.example/api"}\n'
 
 
 @pytest.fixture(autouse=True)
 def _no_repo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run with a small ivr.yaml, so the repository's own configuration does not leak in."""
-    (tmp_path / "ivr.yaml").write_text(f"languages: [en]\n{ACD}")
+    (tmp_path / "ivr.yaml").write_text(f"languages: [en]\n{ACD}{WEBHOOKS}")
     monkeypatch.setenv("IVR_CONFIG", str(tmp_path / "ivr.yaml"))
 
 
@@ -117,7 +119,8 @@ def numbers_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbers: str
     """An ivr.yaml in the working folder whose flows are tests/flows/good."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("IVR_CONFIG")
-    (tmp_path / "ivr.yaml").write_text(f"flows_dir: {FLOWS / 'good'}\nnumbers:\n{numbers}{ACD}")
+    (tmp_path / "ivr.yaml").write_text(
+        f"flows_dir: {FLOWS / 'good'}\nnumbers:\n{numbers}{ACD}{WEBHOOKS}")
 
 
 def test_a_number_mapped_to_no_flow_is_an_ivr_yaml_error(
@@ -168,3 +171,42 @@ def test_the_repository_ivr_yaml_validates(
     monkeypatch.delenv("IVR_CONFIG")
     assert main(["validate"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_webhooks_without_an_allow_list_are_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ivr.yaml").write_text(f"languages: [en]\n{ACD}")
+    assert main(["validate", str(FLOWS / "good")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("bank.yaml:86:3: warning: " + str(tmp_path / "ivr.yaml") + " sets no "
+                           "webhook_allow, so webhooks may reach any host; list the hosts they "
+                           "call (docs/SECURITY.md)")
+    assert out[-1] == "3 flows OK, 1 warning"
+    assert main(["lint", str(FLOWS / "good")]) == 1
+
+
+def test_a_webhook_to_a_host_outside_the_allow_list_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ivr.yaml").write_text(f"languages: [en]\n{ACD}webhook_allow: [bank.example]\n"
+                                       'vars: {bank_api: "http://10.9.9.9:8080/api"}\n')
+    assert main(["validate", str(FLOWS / "good")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("bank.yaml:86:3: error: node 'get_balance': webhook "
+                           "http://10.9.9.9:8080 is not in webhook_allow (bank.example), so "
+                           "every call would be refused")
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("{config.api}/balance", "https://bank.example:8443"),
+    ("https://bank.example/{account}", "https://bank.example"),
+    ("https://bank.example", "https://bank.example"),
+    ("https://{host}/x", None),  # the call decides the host: judged during the call
+    ("{config.missing}/x", None),
+    ("https://bank.{zone}/x", None),
+])
+def test_the_fixed_part_of_a_webhook_url_names_its_host(url: str, origin: str | None) -> None:
+    from ivr.flow.webhookcheck import fixed_origin
+
+    assert fixed_origin(url, {"api": "https://bank.example:8443/v1"}) == origin

@@ -8,7 +8,8 @@ stderr as ``ivr.yaml:LINE:COL: reason``. Every ``enqueue`` node must name a queu
 
 Exit status 0 when no flow has an error (warnings are printed but do not fail; ``ivr lint``
 fails on them too), 1 when some flow has an error, 2 when a path does not exist or ivr.yaml
-has an error.
+has an error. A webhook whose fixed host is not in ``webhook_allow`` is an error, and webhooks
+without any ``webhook_allow`` a warning (ivr/flow/webhookcheck.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ivr.config import Config, ConfigProblem
 from ivr.flow.errors import Diagnostic, FlowError, Severity
 from ivr.flow.loader import Loaded, check_files, flow_files, sorted_diagnostics
 from ivr.flow.model import Pos
+from ivr.flow.webhookcheck import check_webhooks
 from ivr.flow.yamlload import load_yaml, pointer
 
 NAME = "validate"
@@ -133,10 +135,12 @@ def _check_with_context(files: list[Path], config: Config) -> list[Loaded]:
 
 
 def _check_queues(results: list[Loaded], config: Config) -> None:
-    """Add to ``results`` what their enqueue nodes do wrong against ``acd:`` (ivr/acd/checks.py)."""
+    """Add to ``results`` what their enqueue nodes do wrong against ``acd:`` (ivr/acd/checks.py)
+    and their webhooks against ``webhook_allow`` (ivr/flow/webhookcheck.py)."""
     built = [r.flow for r in results if r.flow]
     extra = [*check_enqueues(built, config.acd, config.file),
-             *check_agent_line(built, config.acd, config.file)]
+             *check_agent_line(built, config.acd, config.file),
+             *check_webhooks(built, config.webhook_allow, config.vars, config.file)]
     for item in results:
         mine = [d for d in extra if d.pos.file == item.source]
         if mine:
