@@ -325,6 +325,10 @@ class SphinxStream:
         # Decoder frame 0 is this much audio into the stream (pre-roll, and the filter delay).
         fed = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
         self._origin = fed - (LATENCY / SAMPLE_RATE if self._denoiser is not None else 0.0)
+        # A pooled decoder carries state between utterances: PocketSphinx's own noise estimate
+        # (remove_noise, on in the model's feat.params; only start_stream resets it) and the
+        # live cepstral mean. Reset both so every utterance is decoded as by a fresh decoder.
+        self._dec.decoder.start_stream()  # type: ignore[attr-defined]
         self._dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
         self._dec.decoder.start_utt()  # type: ignore[attr-defined]
         self._feed(audio)
