@@ -35,3 +35,23 @@ def test_output_lags_by_latency_and_streams_like_one_shot() -> None:
     corr = [float(np.dot(out[lag : lag + n - 4000], ref[: n - 4000])) for lag in range(400)]
     assert int(np.argmax(corr)) == LATENCY
     assert np.array_equal(framed[LATENCY:], denoise(x)[: x.size - LATENCY])
+
+
+@needs_espeak
+def test_speech_at_once_is_not_taken_for_noise() -> None:
+    """A caller who speaks 0.05 s in: told where the noise ends, the filter keeps the voice;
+    learning from the whole first quarter second (the voice) it would filter it away."""
+    speech = espeak("hello there how are you", "en-us", 160).astype(np.float64)
+    x = white(0.05 + speech.size / RATE, -50.0, seed=6)
+    x[400:] += speech
+    pcm = to_pcm(x)
+
+    def kept(lead: int | None) -> float:
+        denoiser = Denoiser()
+        if lead is not None:
+            denoiser.noise_only(lead)
+        out = denoiser.process(np.concatenate([pcm, np.zeros(LATENCY, np.int16)]))[LATENCY:]
+        return rms(out[400 : 400 + RATE // 2]) / rms(pcm[400 : 400 + RATE // 2])
+
+    assert kept(400) > 0.9
+    assert kept(None) < 0.7  # what the lead silence guards against

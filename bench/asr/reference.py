@@ -102,13 +102,15 @@ class Reference:
         started = time.perf_counter()
         decoder = self.decoder(grammar)
         wide = to_int16(resample(pcm.astype(np.float64) / 32768.0, 8000, MODEL_RATE))
+        # PocketSphinx carries two things into the next utterance: its noise estimate (the
+        # model's feat.params turn remove_noise on; only start_stream forgets it) and its live
+        # cepstral mean. Reset both, so every file is decoded as by a freshly loaded decoder.
+        decoder.start_stream()  # type: ignore[attr-defined]
+        decoder.set_cmn(self._cmn[grammar.key()])  # type: ignore[attr-defined]
         decoder.start_utt()  # type: ignore[attr-defined]
         decoder.process_raw(wide.tobytes(), False, True)  # type: ignore[attr-defined]
         decoder.end_utt()  # type: ignore[attr-defined]
         hyp = decoder.hyp()  # type: ignore[attr-defined]
-        # PocketSphinx carries its live cepstral mean into the next utterance; put back the one
-        # it loaded with, so every file is decoded as by a fresh decoder, whatever came before.
-        decoder.set_cmn(self._cmn[grammar.key()])  # type: ignore[attr-defined]
         text = hyp.hypstr if hyp is not None else ""
         choice = choice_of(grammar, text) if text else None
         elapsed = time.perf_counter() - started

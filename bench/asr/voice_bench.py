@@ -137,9 +137,10 @@ def sharded(run: Callable[[tuple[list[ManifestItem], Path]], list[ItemResult]],
             items: Sequence[ManifestItem], root: Path, jobs: int) -> list[ItemResult]:
     """``run`` over fixed shards of ``items`` (every ``jobs``-th item), one process each.
 
-    Why fixed: ivr's recognizer answers an utterance a little differently depending on what
-    its process decoded before (docs/ASR.md), so a pool handing out work as workers free up
-    would make every run's figures differ. Each shard goes through in the same order every run.
+    Fixed shards were needed while ivr's recognizer answered an utterance differently
+    depending on what its process decoded before; both recognizers now reset the decoder's
+    carried state per utterance (docs/ASR.md, *Repeatable runs*), so the shards are only a
+    simple way to split the work.
     """
     shards = [list(items[i::jobs]) for i in range(max(1, jobs))]
     if len(shards) == 1:
@@ -155,8 +156,8 @@ def sharded(run: Callable[[tuple[list[ManifestItem], Path]], list[ItemResult]],
 def stored_reference(path: Path, items: Sequence[ManifestItem]) -> list[ItemResult] | None:
     """The reference's results of an earlier run, when they are for exactly ``items``.
 
-    The reference has no state and no setting of ours, so its answers do not change while the
-    recognizer is tuned; re-reading them halves a tuning round.
+    The reference has no setting of ours (and resets its decoder per file), so its answers do
+    not change while the recognizer is tuned; re-reading them halves a tuning round.
     """
     if not path.is_file():
         return None

@@ -78,7 +78,15 @@ from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
 from ivr.asr.grammar import GARBAGE_MARK, PHONES, Bigram, CompiledGrammar, compile_grammar
 from ivr.asr.upsample import Wideband
+from ivr.media.vad import frame_level
 
+# Seconds of the caller's lead noise PocketSphinx's own noise estimate learns from before each
+# utterance on a noisy line (see SphinxStream._prime).
+PRIME = 2.0
+# ... played this much louder (amplitude; +6 dB): PocketSphinx subtracts its noise estimate, and
+# one learnt from a short lead is lower than one converged over a whole call (tuning sample,
+# 15 dB babble: 0.47 right at 1x, 0.54 at 1.4x, 0.55 at 2x; 5 dB: 0.009 -> 0.028).
+PRIME_GAIN = 2.0
 PRE_ROLL = 0.3  # seconds of audio before the detected start given to the decoder
 PARTIAL_EVERY = 5  # frames between looks at the hypothesis (100 ms)
 COMPLETE_SILENCE = 0.3  # end silence once the hypothesis is complete and unambiguous
@@ -290,6 +298,8 @@ class SphinxStream:
             self._pre_roll.append(pcm)
             if isinstance(event, SpeechStart):
                 events.append(SpeechStarted(event.time))
+                if self._denoiser is not None:
+                    self._denoiser.noise_only(round(self._lead() * SAMPLE_RATE))
                 self._start(self._front(np.concatenate(self._pre_roll)).tobytes())
                 self._pre_roll.clear()
             return events
@@ -325,9 +335,44 @@ class SphinxStream:
         # Decoder frame 0 is this much audio into the stream (pre-roll, and the filter delay).
         fed = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
         self._origin = fed - (LATENCY / SAMPLE_RATE if self._denoiser is not None else 0.0)
+        # A pooled decoder carries state between utterances: PocketSphinx's own noise estimate
+        # (remove_noise, on in the model's feat.params; only start_stream resets it) and the
+        # live cepstral mean. Reset both so every utterance is decoded as by a fresh decoder.
+        self._dec.decoder.start_stream()  # type: ignore[attr-defined]
+        self._prime(audio)
         self._dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
         self._dec.decoder.start_utt()  # type: ignore[attr-defined]
         self._feed(audio)
+
+    def _lead(self) -> float:
+        """Seconds of the pre-roll before the detected start of speech (noise only)."""
+        began = self._endpointer.now - len(self._pre_roll) * FRAME_SAMPLES / SAMPLE_RATE
+        return max(0.0, (self._endpointer.speech_start or 0.0) - began)
+
+    def _prime(self, audio: bytes) -> None:
+        """On a noisy line, let PocketSphinx's noise estimate learn this call's noise first.
+
+        Its own noise removal (``remove_noise``, on in the model) starts each utterance from
+        the first frame's spectrum and needs seconds to follow a babble; before utterances were
+        made independent it inherited a converged estimate from the previous caller. Decoding
+        the noise-only lead of ``audio`` (16 kHz front-end output), looped to :data:`PRIME`
+        seconds and :data:`PRIME_GAIN` louder, in a throw-away utterance gives it this caller's
+        noise instead (tuning sample, 15 dB babble: 0.35 right without, 0.45 with 1 s, 0.50
+        with 2 s, 0.55 with 2 s at +6 dB). Skipped on a quiet
+        line, where it changed nothing but doubled the decoder's CPU.
+        """
+        assert self._dec is not None
+        samples = round(self._lead() * SAMPLE_RATE)
+        heard = np.concatenate(self._pre_roll)[:samples] if self._pre_roll else np.zeros(0)
+        if PRIME <= 0 or samples < 100 or frame_level(heard) < self._endpointer.min_level_db:
+            return
+        lead = np.frombuffer(audio[: samples * 4], np.int16)  # the lead at 16 kHz, filtered
+        noise = np.clip(np.rint(lead * PRIME_GAIN), -32768, 32767).astype(np.int16).tobytes()
+        wanted = round(PRIME * SAMPLE_RATE) * 4
+        dec = self._dec.decoder
+        dec.start_utt()  # type: ignore[attr-defined]
+        dec.process_raw((noise * (wanted // len(noise) + 1))[:wanted], False, False)  # type: ignore[attr-defined]
+        dec.end_utt()  # type: ignore[attr-defined]
 
     def _feed(self, audio: bytes) -> None:
         assert self._dec is not None
