@@ -1,0 +1,133 @@
+"""The PocketSphinx backend's decision: accept or reject a choice, and how sure it is.
+
+The first (streaming) pass decodes the utterance with the grammar and a *garbage* path (a phone
+loop, :mod:`ivr.asr.grammar`). Its best path alone says little about how sure the answer is: a
+"zero" heard as "sierra" fits the audio about as well as the right phrase would have. So after
+the first pass the backend decodes the same front-end audio once more (:mod:`ivr.asr.rival`)
+with a *rival* grammar and compares the two best paths per frame:
+
+- the first pass chose a phrase: the rival grammar is the same grammar *without* that phrase
+  (its garbage path included). The margin ``winner - rival`` per frame is small when another
+  phrase, or the garbage path, explains the audio nearly as well. The rival path says which one
+  it was: a phrase (``rival_garbage`` false: two phrases are close, ask) or the garbage path (a
+  likelihood ratio against any speech at all: out-of-grammar speech comes out small).
+- the first pass ended on the garbage path: the rival grammar is the grammar's phrases alone (no
+  garbage), and the margin ``phrase - garbage`` is zero or negative. When the best phrase is
+  close behind the garbage path (in loud babble the phone loop wins by imitating the babble) the
+  phrase is accepted at a confidence below :data:`CONFIRM` - the flow asks "Did you say ...?" -
+  rather than rejected.
+
+Both quantities are normalised by the utterance's own frames, so neither depends on the level of
+scores one set of voices happens to produce. The thresholds are chosen by
+``bench/asr/tune_decision.py`` on the tuning voices of the many-voice set and kept in
+``decision.json`` beside this module (its one place); docs/ASR.md says how.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CONFIRM = 0.5  # the flows' default confirmation threshold: the confidence's meaning
+DECISION_FILE = Path(__file__).with_name("decision.json")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the two passes measured for one utterance (scores: 1e-4 log units per frame).
+
+    Attributes:
+        score: the first pass's best path per frame.
+        rival: the rival pass's best path per frame (None: no rival pass was run or it found no
+            path).
+        rival_garbage: the rival pass's best path went through the garbage path.
+        garbage_won: the first pass's best path went through the garbage path (then ``rival``
+            is the best phrase's score and ``rival_choice`` its choice).
+        rival_choice: the rival pass's choice key (None on the garbage path).
+        unexplained: share of the loud audio the first pass's path called silence or noise.
+        choice: the first pass's choice key (None when it ended on the garbage path).
+    """
+
+    score: float
+    rival: float | None
+    rival_garbage: bool
+    garbage_won: bool
+    rival_choice: str | None = None
+    unexplained: float = 0.0
+    choice: str | None = None
+
+    @property
+    def margin(self) -> float | None:
+        """First pass minus rival per frame (for ``garbage_won``: phrase minus garbage)."""
+        if self.rival is None:
+            return None
+        return self.rival - self.score if self.garbage_won else self.score - self.rival
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The decision's thresholds (margins per frame, 1e-4 log units).
+
+    Attributes:
+        reject_garbage: a phrase whose rival was the garbage path is rejected under this margin.
+        reject_phrase: a phrase whose rival was another phrase is rejected under this margin.
+        confirm_garbage: confidence 0.5 at this margin over the garbage path.
+        confirm_phrase: confidence 0.5 at this margin over the next phrase.
+        rescue: when the garbage path won, the best phrase is accepted (below 0.5) when its
+            score per frame is at least this much over the garbage path's (the two come from
+            separate searches, so this may be positive or negative).
+        scale: margin units per unit of the logistic's argument.
+        unexplained: share of loud audio a phrase's path may call silence.
+    """
+
+    reject_garbage: float = 0.0
+    reject_phrase: float = -1e9
+    confirm_garbage: float = 4.0
+    confirm_phrase: float = 4.0
+    rescue: float = 1e9  # never, until tuned
+    scale: float = 1.5
+    unexplained: float = 0.65
+
+    def to_json(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def load_constants(path: Path = DECISION_FILE) -> Constants:
+    """The thresholds written by ``bench/asr/tune_decision.py`` (defaults when none yet)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return Constants()
+    known = set(Constants.__dataclass_fields__)
+    values = {k: float(v) for k, v in data.get("constants", {}).items() if k in known}
+    return Constants(**values)
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
+    """(accepted, confidence 0..1) for the first pass's phrase, or for the rescued phrase when
+    ``ev.garbage_won``; 0.5 is where the flows ask the caller to confirm."""
+    margin = ev.margin
+    if margin is None:
+        return False, 0.0
+    if ev.garbage_won:
+        # The phone loop won: never confident; the phrase is accepted only when close to it.
+        confidence = CONFIRM * _logistic((margin - c.rescue) / c.scale)
+        return margin >= c.rescue and ev.rival_choice is not None, confidence
+    if ev.unexplained > c.unexplained:
+        return False, 0.0
+    reject, confirm = ((c.reject_garbage, c.confirm_garbage) if ev.rival_garbage
+                       else (c.reject_phrase, c.confirm_phrase))  # fmt: skip
+    confidence = _logistic((margin - confirm) / c.scale)
+    return margin >= reject, confidence
+
+
+__all__ = ["CONFIRM", "DECISION_FILE", "Constants", "Evidence", "decide", "load_constants"]
