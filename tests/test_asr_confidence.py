@@ -4,6 +4,7 @@ the rival pass on real decoders and real speech, and the script that chooses the
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,14 @@ from ivr.asr.confidence import (
 from ivr.asr.evaluate import ManifestItem
 from ivr.asr.sphinx import DecoderPool, SphinxBackend, SphinxStream
 
-C = Constants(reject_garbage=5.0, reject_phrase=2.0, confirm_garbage=10.0, confirm_phrase=6.0,
-              rescue=3.0, scale=1.5, unexplained=0.65)  # fmt: skip
+C = Constants(floor_garbage=-50.0, floor_phrase=-45.0, quiet_snr=40.0, floor_garbage_quiet=-40.0,
+              floor_phrase_quiet=-35.0, confirm_garbage=10.0, confirm_phrase=6.0, rescue=3.0,
+              scale=1.5, unexplained=0.65)  # fmt: skip
 
 
-def phrase_won(margin: float, rival_garbage: bool) -> Evidence:
-    return Evidence(-30.0, -30.0 - margin, rival_garbage, False, None, 0.0, "zero")
+def phrase_won(margin: float, rival_garbage: bool, score: float = -30.0,
+               snr: float = 20.0) -> Evidence:
+    return Evidence(score, score - margin, rival_garbage, False, None, 0.0, "zero", snr)
 
 
 def test_a_clear_winner_is_confident_and_a_close_one_asks() -> None:
@@ -38,10 +41,23 @@ def test_a_clear_winner_is_confident_and_a_close_one_asks() -> None:
     assert close[0] and close[1] < CONFIRM  # accepted, but the flow confirms
 
 
-def test_margins_under_the_rejection_point_are_refused() -> None:
-    assert not decide(phrase_won(1.0, rival_garbage=False), C)[0]
-    assert not decide(phrase_won(4.0, rival_garbage=True), C)[0]  # garbage's point is 5
-    assert decide(phrase_won(6.0, rival_garbage=True), C)[0]
+def test_a_loose_fit_under_its_floor_is_refused() -> None:
+    assert not decide(phrase_won(20.0, rival_garbage=True, score=-52.0), C)[0]
+    assert decide(phrase_won(20.0, rival_garbage=True, score=-48.0), C)[0]
+    assert not decide(phrase_won(20.0, rival_garbage=False, score=-48.0), C)[0]  # floor -45
+
+
+def test_a_quiet_line_has_its_own_floor() -> None:
+    noisy = phrase_won(20.0, rival_garbage=True, score=-45.0, snr=20.0)
+    quiet = phrase_won(20.0, rival_garbage=True, score=-45.0, snr=60.0)
+    assert decide(noisy, C)[0] and not decide(quiet, C)[0]
+
+
+def test_the_first_pass_fit_weighs_in_the_confidence() -> None:
+    weighted = Constants(confirm_phrase=-20.0, weight_phrase=1.0)
+    good = decide(phrase_won(5.0, rival_garbage=False, score=-20.0), weighted)[1]
+    poor = decide(phrase_won(5.0, rival_garbage=False, score=-40.0), weighted)[1]
+    assert good > CONFIRM > poor
 
 
 def test_a_phrase_behind_the_garbage_path_is_never_confident() -> None:
@@ -67,9 +83,9 @@ def test_confidence_stays_between_0_and_1() -> None:
 
 def test_constants_file_is_read_and_unknown_keys_ignored(tmp_path: Path) -> None:
     path = tmp_path / "decision.json"
-    path.write_text(json.dumps({"constants": {"reject_phrase": 7.5, "bogus": 1}}))
+    path.write_text(json.dumps({"constants": {"floor_phrase": -7.5, "bogus": 1}}))
     got = load_constants(path)
-    assert got.reject_phrase == 7.5 and got.confirm_phrase == Constants().confirm_phrase
+    assert got.floor_phrase == -7.5 and got.confirm_phrase == Constants().confirm_phrase
     assert load_constants(tmp_path / "none.json") == Constants()
 
 
@@ -144,18 +160,19 @@ def test_the_script_keeps_false_accepts_within_its_limit() -> None:
     td = load_bench("tune_decision")
     rng = np.random.default_rng(1)
     records = []
-    for i in range(400):  # right answers well ahead of their rival, wrong ones and oog close
-        kind = i % 4
+    for i in range(800):  # right answers fit well and lead; wrong ones and oog fit worse
+        kind = i % 4  # 0, 1: right; 2: another phrase; 3: out of grammar
+        score = float(rng.normal((-30.0, -30.0, -40.0, -55.0)[kind], 4.0))
         margin = float(rng.normal(15.0, 4.0) if kind < 2 else rng.normal(3.0, 2.0))
         expected = None if kind == 3 else "zero"
         choice = "zero" if kind < 2 else "hotel"
-        ev = Evidence(-30.0, -30.0 - margin, bool(i % 2), False, None, 0.0, choice)
+        ev = Evidence(score, score - margin, bool(i % 2), False, None, 0.0, choice, 20.0)
         records.append(record(td, i, expected, ev))
     t = td.table(records)
-    rg, rp, rescue = td.choose_rejection(t)
-    c = Constants(reject_garbage=rg, reject_phrase=rp, rescue=rescue)
-    cg, cp = td.choose_confirmation(t, c)
-    figures = td.figures(records, Constants(rg, rp, cg, cp, rescue))
+    c = replace(Constants(), **asdict(td.choose_rejection(t)))
+    cg, cp, wg, wp = td.choose_confirmation(t, c)
+    c = replace(c, confirm_garbage=cg, confirm_phrase=cp, weight_garbage=wg, weight_phrase=wp)
+    figures = td.figures(records, c)
     assert figures["false_accept"] <= td.MAX_FA_POOLED
     assert figures["confident_wrong"] <= td.MAX_CW_POOLED
     assert figures["accuracy"] > 0.5  # the clear right answers survive

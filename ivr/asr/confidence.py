@@ -48,6 +48,8 @@ class Evidence:
         rival_choice: the rival pass's choice key (None on the garbage path).
         unexplained: share of the loud audio the first pass's path called silence or noise.
         choice: the first pass's choice key (None when it ended on the garbage path).
+        snr: how far the caller's loud syllables stood over the line's noise floor, dB
+            (:meth:`ivr.asr.endpoint.Endpointer.peak_snr`).
     """
 
     score: float
@@ -57,6 +59,7 @@ class Evidence:
     rival_choice: str | None = None
     unexplained: float = 0.0
     choice: str | None = None
+    snr: float = 0.0
 
     @property
     def margin(self) -> float | None:
@@ -74,10 +77,18 @@ class Constants:
     """The decision's thresholds (margins per frame, 1e-4 log units).
 
     Attributes:
-        reject_garbage: a phrase whose rival was the garbage path is rejected under this margin.
-        reject_phrase: a phrase whose rival was another phrase is rejected under this margin.
-        confirm_garbage: confidence 0.5 at this margin over the garbage path.
-        confirm_phrase: confidence 0.5 at this margin over the next phrase.
+        floor_garbage: a phrase whose rival was the garbage path is rejected when the first
+            pass's score per frame is under this.
+        floor_phrase: the same for a phrase whose rival was another phrase.
+        quiet_snr: on a quiet line (``snr`` at least this) the ``*_quiet`` floors apply instead:
+            there a right phrase fits the audio well, so a loose fit is more likely speech
+            that is not in the grammar.
+        floor_garbage_quiet, floor_phrase_quiet: the floors on a quiet line.
+        confirm_garbage: confidence 0.5 where ``margin + weight_garbage * score`` reaches this,
+            for a phrase whose rival was the garbage path.
+        confirm_phrase: the same with ``weight_phrase``, for a phrase whose rival was a phrase.
+        weight_garbage, weight_phrase: how much the first pass's own fit (its score per frame)
+            counts beside the margin.
         rescue: when the garbage path won, the best phrase is accepted (below 0.5) when its
             score per frame is at least this much over the garbage path's (the two come from
             separate searches, so this may be positive or negative).
@@ -85,10 +96,15 @@ class Constants:
         unexplained: share of loud audio a phrase's path may call silence.
     """
 
-    reject_garbage: float = 0.0
-    reject_phrase: float = -1e9
+    floor_garbage: float = -1e9
+    floor_phrase: float = -1e9
+    quiet_snr: float = 1e9
+    floor_garbage_quiet: float = -1e9
+    floor_phrase_quiet: float = -1e9
     confirm_garbage: float = 4.0
     confirm_phrase: float = 4.0
+    weight_garbage: float = 0.0
+    weight_phrase: float = 0.0
     rescue: float = 1e9  # never, until tuned
     scale: float = 1.5
     unexplained: float = 0.65
@@ -124,10 +140,13 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
         return margin >= c.rescue and ev.rival_choice is not None, confidence
     if ev.unexplained > c.unexplained:
         return False, 0.0
-    reject, confirm = ((c.reject_garbage, c.confirm_garbage) if ev.rival_garbage
-                       else (c.reject_phrase, c.confirm_phrase))  # fmt: skip
-    confidence = _logistic((margin - confirm) / c.scale)
-    return margin >= reject, confidence
+    floor, confirm, weight = ((c.floor_garbage, c.confirm_garbage, c.weight_garbage)
+                              if ev.rival_garbage
+                              else (c.floor_phrase, c.confirm_phrase, c.weight_phrase))  # fmt: skip
+    if ev.snr >= c.quiet_snr:
+        floor = c.floor_garbage_quiet if ev.rival_garbage else c.floor_phrase_quiet
+    confidence = _logistic((margin + weight * ev.score - confirm) / c.scale)
+    return ev.score >= floor, confidence
 
 
 __all__ = ["CONFIRM", "DECISION_FILE", "Constants", "Evidence", "decide", "load_constants"]

@@ -433,7 +433,8 @@ class SphinxStream:
         found = rival.run_rival(dec.decoder, search[0], search[1], self._audio, CMN_PRIOR)
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
-            garbage_won, found.choice if found else None, self.unexplained, choice)  # fmt: skip
+            garbage_won, found.choice if found else None, self.unexplained, choice,
+            self._endpointer.peak_snr())  # fmt: skip
         accepted, confidence = decide(self.evidence, _constants())
         if garbage_won:
             return accepted, confidence, found.text if found else text, self.evidence.rival_choice
