@@ -4,23 +4,25 @@ The first (streaming) pass decodes the utterance with the grammar and a *garbage
 loop, :mod:`ivr.asr.grammar`). Its best path alone says little about how sure the answer is: a
 "zero" heard as "sierra" fits the audio about as well as the right phrase would have. So after
 the first pass the backend decodes the same front-end audio once more (:mod:`ivr.asr.rival`)
-with a *rival* grammar and compares the two best paths per frame:
+with a *rival* grammar, the same grammar *without* the chosen phrase (garbage path included),
+and compares the two best paths per frame. The rival's path says which came next: another
+phrase (``rival_garbage`` false: two phrases are close) or the garbage path.
 
-- the first pass chose a phrase: the rival grammar is the same grammar *without* that phrase
-  (its garbage path included). The margin ``winner - rival`` per frame is small when another
-  phrase, or the garbage path, explains the audio nearly as well. The rival path says which one
-  it was: a phrase (``rival_garbage`` false: two phrases are close, ask) or the garbage path (a
-  likelihood ratio against any speech at all: out-of-grammar speech comes out small).
-- the first pass ended on the garbage path: the rival grammar is the grammar's phrases alone (no
-  garbage), and the margin ``phrase - garbage`` is zero or negative. When the best phrase is
-  close behind the garbage path (in loud babble the phone loop wins by imitating the babble) the
-  phrase is accepted at a confidence below :data:`CONFIRM` - the flow asks "Did you say ...?" -
-  rather than rejected.
+- **Rejection**: the first pass's score per frame under a floor. PocketSphinx scores each frame
+  against that frame's best senone and the garbage path keeps every phone's senones in the
+  search, so that score is a likelihood ratio against any phones at all, normalised by the
+  utterance's length. One floor per rival kind, and higher ones on a quiet line (``snr`` at
+  least ``quiet_snr``), where a right phrase fits well.
+- **Confidence**: ``logistic((margin + weight * score - confirm) / scale)``, per rival kind:
+  below :data:`CONFIRM` (the flow asks "Did you say ...?") when another phrase or the phone
+  loop fits nearly as well, or the first pass fits poorly.
+- When the first pass ended on the garbage path, the rival grammar is the phrases alone and the
+  best phrase may be accepted below :data:`CONFIRM` (``rescue``); the tuning script keeps it
+  off (docs/ASR.md: the phrases-alone scores do not compare).
 
-Both quantities are normalised by the utterance's own frames, so neither depends on the level of
-scores one set of voices happens to produce. The thresholds are chosen by
-``bench/asr/tune_decision.py`` on the tuning voices of the many-voice set and kept in
-``decision.json`` beside this module (its one place); docs/ASR.md says how.
+The thresholds are chosen by ``bench/asr/tune_decision.py`` on the tuning voices of the
+many-voice set and kept in ``decision.json`` beside this module (their one place); docs/ASR.md
+says how and by which rule.
 """
 
 from __future__ import annotations
