@@ -69,9 +69,15 @@ def test_a_phrase_behind_the_garbage_path_is_never_confident() -> None:
     assert not decide(Evidence(-50.0, -20.0, False, True, None), C)[0]  # no phrase to rescue
 
 
-def test_unexplained_audio_and_a_missing_rival_reject() -> None:
+def test_unexplained_audio_rejects() -> None:
     assert not decide(Evidence(-30.0, -60.0, True, False, None, 0.9, "zero"), C)[0]
-    assert decide(Evidence(-30.0, None, True, False, None, 0.0, "zero"), C) == (False, 0.0)
+
+
+def test_a_phrase_without_any_rival_path_is_confident() -> None:
+    # The rival pass found no path at all (even the garbage path pruned away): nothing else
+    # explains the audio. It still has to clear its floor.
+    assert decide(Evidence(-30.0, None, False, False, None, 0.0, "zero"), C) == (True, 1.0)
+    assert not decide(Evidence(-60.0, None, False, False, None, 0.0, "zero"), C)[0]
 
 
 def test_confidence_stays_between_0_and_1() -> None:

@@ -204,7 +204,7 @@ def table(records: Sequence[Record]) -> Table:
             continue
         if ev.garbage_won and ev.rival_choice is None:
             continue
-        t.case[i] = 2 if ev.garbage_won else (0 if ev.rival_garbage else 1)
+        t.case[i] = 2 if ev.garbage_won else (0 if ev.garbage_rival else 1)
         t.margin[i] = ev.margin
         t.score[i] = ev.score
         t.snr[i] = ev.snr

@@ -33,6 +33,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 CONFIRM = 0.5  # the flows' default confirmation threshold: the confidence's meaning
+# The margin when the rival pass found no path at all: nothing but the chosen phrase (not even
+# the garbage path, pruned away) explains the audio, so the winner has no competitor.
+NO_RIVAL_MARGIN = 100.0
 DECISION_FILE = Path(__file__).with_name("decision.json")
 
 
@@ -65,10 +68,16 @@ class Evidence:
 
     @property
     def margin(self) -> float | None:
-        """First pass minus rival per frame (for ``garbage_won``: phrase minus garbage)."""
+        """First pass minus rival per frame (for ``garbage_won``: phrase minus garbage; None
+        when no phrase was found)."""
         if self.rival is None:
-            return None
+            return None if self.garbage_won else NO_RIVAL_MARGIN
         return self.rival - self.score if self.garbage_won else self.score - self.rival
+
+    @property
+    def garbage_rival(self) -> bool:
+        """The chosen phrase's competitor was the garbage path (or nothing at all)."""
+        return self.rival_garbage or self.rival is None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -143,12 +152,13 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     if ev.unexplained > c.unexplained:
         return False, 0.0
     floor, confirm, weight = ((c.floor_garbage, c.confirm_garbage, c.weight_garbage)
-                              if ev.rival_garbage
+                              if ev.garbage_rival
                               else (c.floor_phrase, c.confirm_phrase, c.weight_phrase))  # fmt: skip
     if ev.snr >= c.quiet_snr:
-        floor = c.floor_garbage_quiet if ev.rival_garbage else c.floor_phrase_quiet
+        floor = c.floor_garbage_quiet if ev.garbage_rival else c.floor_phrase_quiet
     confidence = _logistic((margin + weight * ev.score - confirm) / c.scale)
     return ev.score >= floor, confidence
 
 
-__all__ = ["CONFIRM", "DECISION_FILE", "Constants", "Evidence", "decide", "load_constants"]
+__all__ = ["CONFIRM", "DECISION_FILE", "NO_RIVAL_MARGIN", "Constants", "Evidence", "decide",
+           "load_constants"]  # fmt: skip
