@@ -29,10 +29,12 @@ recogniser weighted by the model's phone bigram (:func:`phone_bigram`, :mod:`ivr
 Speech the grammar cannot explain ends on it. For choice grammars the decision is then made by
 :mod:`ivr.asr.confidence` from a second, *rival* pass over the utterance's stored front-end audio
 (:mod:`ivr.asr.rival`: the grammar minus the chosen phrase; the phrases alone when the garbage path
-won): the margin between the two best paths per frame rejects out-of-grammar speech and sets the
-confidence (below 0.5 when another phrase fits nearly as well: the flow asks). Its thresholds are
-chosen by ``bench/asr/tune_decision.py`` on the tuning voices and read from
-``ivr/asr/decision.json``. Digit strings, amounts and one-phrase grammars, which have no finite
+won): the first pass's score per frame against floors per rival kind and line noise rejects
+out-of-grammar speech, and the margin between the two best paths per frame sets the confidence
+(below 0.5 when another phrase fits nearly as well: the flow asks). Its thresholds are chosen by
+``bench/asr/tune_decision.py`` on the tuning voices and read from ``ivr/asr/decision.json``.
+Each pooled decoder keeps the rival grammars it has built (at most one per choice) as extra
+FSG searches. Digit strings, amounts and one-phrase grammars, which have no finite
 list of rivals, keep the first pass's floor: the best path's score per frame (1e-4 log units,
 :func:`_score_per_frame`; near zero when the words fit, since PocketSphinx scores each frame
 against its best senone and the garbage path keeps every phone's senones in the search) under
