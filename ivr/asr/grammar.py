@@ -203,10 +203,10 @@ class CompiledGrammar:
         return text, all(v == value for p, v in self.phrases.items() if p.startswith(prefix))
 
 
-def compile_grammar(grammar: Grammar, lookup: Lookup,
-                    bigram: Bigram | None = None) -> CompiledGrammar:
+def compile_grammar(grammar: Grammar, lookup: Lookup, bigram: Bigram | None = None,
+                    garbage_entry: float = GARBAGE_ENTRY) -> CompiledGrammar:
     """Build the FSG for ``grammar``, checking every word against the dictionary (``lookup``);
-    with a phone ``bigram`` it also gets the garbage path.
+    with a phone ``bigram`` it also gets the garbage path, entered with ``garbage_entry``.
 
     Raises:
         AsrError: the language is not English, the grammar is empty, or words are missing from
@@ -235,7 +235,7 @@ def compile_grammar(grammar: Grammar, lookup: Lookup,
         extra += [(f"{w}_{i}", p) for w, ps in WEAK_DIGIT_VARIANTS.items()
                   for i, p in enumerate(ps)]  # fmt: skip
     if bigram is not None:
-        _add_garbage(fsg, bigram)
+        _add_garbage(fsg, bigram, garbage_entry)
         extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
     return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
 
@@ -358,11 +358,11 @@ def _n99(fsg: _FsgBuilder, a: int, b: int) -> None:
         fsg.word(tens, b, word)
 
 
-def _add_garbage(fsg: _FsgBuilder, bigram: Bigram) -> None:
+def _add_garbage(fsg: _FsgBuilder, bigram: Bigram, entry_weight: float) -> None:
     """A phone recogniser beside the grammar: one state per phone, bigram-weighted phones,
-    entered from the start with :data:`GARBAGE_ENTRY`, left for the end after any phone."""
+    entered from the start with ``entry_weight``, left for the end after any phone."""
     entry = fsg.state()
-    fsg.empty(0, entry, GARBAGE_ENTRY * fsg.out_weight(0))
+    fsg.empty(0, entry, entry_weight * fsg.out_weight(0))
     after = {phone: fsg.state() for phone in PHONES}
     for before, source in (("<s>", entry), *after.items()):
         for phone in PHONES:

@@ -26,18 +26,23 @@ dictionary's, plus non-rhotic ones for the grammar's words and band-limited ones
 
 Rejection and confidence. The grammar's FSG has a *garbage* path beside its phrases: a phone
 recogniser weighted by the model's phone bigram (:func:`phone_bigram`, :mod:`ivr.asr.grammar`).
-Speech the grammar cannot explain ends on it: a :class:`NoMatch`. Because the garbage path keeps
-every phone's senones in the search, and PocketSphinx scores each frame against that frame's
-best senone, the best path's score per frame (1e-4 log units, :func:`_score_per_frame`) is near
-zero when the words fit the audio and falls the further they are from it. A result is a
-:class:`NoMatch` when that score is under its floor (:func:`_floor`: a lower one for digit
-strings of fixed length unless the endpointer's :meth:`~ivr.asr.endpoint.Endpointer.peak_snr`
-says the line is noisy), when the grammar's path called more than
-:data:`UNEXPLAINED` of the loud audio silence, or when the confidence is under
-``options.min_confidence``. ``confidence = 1 / (1 + exp(-(score - floor - CONF_MARGIN) /
-CONF_SCALE))``: 0.27 at the floor, 0.5 where the flows' default threshold asks the caller to
-confirm. (An earlier design scored the grammar against a second, free phone decoder run over
-the utterance again: as accurate, but three times the CPU; docs/ASR.md.)
+Speech the grammar cannot explain ends on it. For choice grammars the decision is then made by
+:mod:`ivr.asr.confidence` from a second, *rival* pass over the utterance's stored front-end audio
+(:mod:`ivr.asr.rival`: the grammar minus the chosen phrase; the phrases alone when the garbage path
+won): the first pass's score per frame against floors per rival kind and line noise rejects
+out-of-grammar speech, and the margin between the two best paths per frame sets the confidence
+(below 0.5 when another phrase fits nearly as well: the flow asks). Its thresholds are chosen by
+``bench/asr/tune_decision.py`` on the tuning voices and read from ``ivr/asr/decision.json``.
+Each pooled decoder keeps the rival grammars it has built (at most one per choice) as extra
+FSG searches. Digit strings, amounts and one-phrase grammars, which have no finite
+list of rivals, keep the first pass's floor: the best path's score per frame (1e-4 log units,
+:func:`_score_per_frame`; near zero when the words fit, since PocketSphinx scores each frame
+against its best senone and the garbage path keeps every phone's senones in the search) under
+:func:`_floor` is a :class:`NoMatch`, and ``confidence = 1 / (1 + exp(-(score - floor -
+CONF_MARGIN) / CONF_SCALE))``. Either way a result whose path called more than
+:data:`UNEXPLAINED` of the loud audio silence, or whose confidence is under
+``options.min_confidence``, is a :class:`NoMatch`. (An earlier design scored the grammar against
+a free phone decoder run over the utterance again: as accurate, but three times the CPU.)
 
 Measured: docs/ASR.md (`make bench-asr`), on a tuning set and a held-out one.
 
@@ -60,6 +65,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ivr.asr import rival
 from ivr.asr.adapt import adapted_means
 from ivr.asr.base import (
     FRAME_SAMPLES,
@@ -74,6 +80,7 @@ from ivr.asr.base import (
     Partial,
     SpeechStarted,
 )
+from ivr.asr.confidence import Constants, Evidence, decide, load_constants
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
 from ivr.asr.grammar import GARBAGE_MARK, PHONES, Bigram, CompiledGrammar, compile_grammar
@@ -134,6 +141,7 @@ class _Decoder:
     decoder: object  # pocketsphinx.Decoder
     key: str
     grammar: CompiledGrammar
+    rivals: dict[str, CompiledGrammar] = field(default_factory=dict)  # rival searches added
 
 
 @dataclass
@@ -279,6 +287,8 @@ class SphinxStream:
         self.unexplained = 0.0  # share of voiced audio left unexplained (see _unexplained)
         self._started = False
         self._origin = 0.0  # stream time of the decoders' frame 0
+        self._audio: list[bytes] = []  # the front end's output, for the rival pass
+        self.evidence: Evidence | None = None  # what the decision was made on (benchmarks)
 
     @property
     def decided(self) -> bool:
@@ -376,6 +386,7 @@ class SphinxStream:
 
     def _feed(self, audio: bytes) -> None:
         assert self._dec is not None
+        self._audio.append(audio)
         self._dec.decoder.process_raw(audio, False, False)  # type: ignore[attr-defined]
 
     def _look(self, dec: _Decoder) -> list[AsrEvent]:
@@ -432,17 +443,49 @@ class SphinxStream:
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
         score = _score_per_frame(hyp.score if hyp is not None else 0.0, frames)
+        judged = self._judge(dec, segments, score) if rival.supported(dec.grammar.grammar) else None
+        if judged is None:
+            accepted, confidence = self._by_floor(dec, text, score)
+        else:
+            accepted, confidence, text, choice = judged
+        start = self._endpointer.speech_start or 0.0
+        self._release()
+        if choice is None or not accepted or confidence < self._options.min_confidence:
+            return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
+        return [Final(text, choice, round(confidence, 4), start, end.time, end.decided_at)]
+
+    def _by_floor(self, dec: _Decoder, text: str, score: float) -> tuple[bool, float]:
+        """Digit strings, amounts and one-phrase grammars: the first pass's score per frame
+        against a floor (no rival grammar to compare with)."""
         noisy = self._endpointer.peak_snr() < NOISY_SNR_DB
         floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text, noisy)
         above = (score - floor - CONF_MARGIN) / CONF_SCALE
         confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, above))))
-        start = self._endpointer.speech_start or 0.0
-        self._release()
-        rejected = (score < floor or self.unexplained > UNEXPLAINED
-                    or confidence < self._options.min_confidence)  # fmt: skip
-        if choice is None or rejected:
-            return [NoMatch(text, round(confidence, 4), start, end.time, end.decided_at)]
-        return [Final(text, choice, round(confidence, 4), start, end.time, end.decided_at)]
+        return score >= floor and self.unexplained <= UNEXPLAINED, confidence
+
+    def _judge(self, dec: _Decoder, segments: list[object], score: float
+               ) -> tuple[bool, float, str, str | None] | None:
+        """Choice grammars: the rival pass and :func:`ivr.asr.confidence.decide` -> (accepted,
+        confidence, text, choice); None when there is no rival grammar (one phrase)."""
+        words: list[str] = [s.word for s in segments]  # type: ignore[attr-defined]
+        text, choice = dec.grammar.interpret(words)
+        garbage_won = any(w.startswith(GARBAGE_MARK) for w in words)
+        if choice is None and not garbage_won:  # silence only, or no path at all
+            return False, 0.0, text, None
+        bigram = phone_bigram(self._pool.model_dir / "en-us" / "en-us-phone.lm.bin")
+        search = rival.ensure_search(dec.decoder, dec.rivals, dec.grammar.grammar,
+                                     None if garbage_won else choice, bigram)  # fmt: skip
+        if search is None:
+            return None
+        found = rival.run_rival(dec.decoder, search[0], search[1], self._audio, CMN_PRIOR)
+        self.evidence = Evidence(
+            score, found.score if found else None, found.garbage if found else False,
+            garbage_won, found.choice if found else None, self.unexplained, choice,
+            self._endpointer.peak_snr())  # fmt: skip
+        accepted, confidence = decide(self.evidence, _constants())
+        if garbage_won:
+            return accepted, confidence, found.text if found else text, self.evidence.rival_choice
+        return accepted, confidence, text, choice
 
     def _unexplained(self, segments: list[object]) -> float:
         """Seconds of voiced audio that the grammar path spent in silence or noise fillers.
@@ -463,7 +506,14 @@ class SphinxStream:
         if self._dec is not None:
             self._pool.give(self._dec)
         self._dec = None
+        self._audio = []
         self._done = True
+
+
+@functools.lru_cache(maxsize=1)
+def _constants() -> Constants:
+    """The decision's thresholds (ivr/asr/decision.json, read once)."""
+    return load_constants()
 
 
 def _floor(grammar: Grammar, phrases: dict[str, str], text: str, noisy: bool) -> float:

@@ -1,0 +1,164 @@
+"""The PocketSphinx backend's decision: accept or reject a choice, and how sure it is.
+
+The first (streaming) pass decodes the utterance with the grammar and a *garbage* path (a phone
+loop, :mod:`ivr.asr.grammar`). Its best path alone says little about how sure the answer is: a
+"zero" heard as "sierra" fits the audio about as well as the right phrase would have. So after
+the first pass the backend decodes the same front-end audio once more (:mod:`ivr.asr.rival`)
+with a *rival* grammar, the same grammar *without* the chosen phrase (garbage path included),
+and compares the two best paths per frame. The rival's path says which came next: another
+phrase (``rival_garbage`` false: two phrases are close) or the garbage path.
+
+- **Rejection**: the first pass's score per frame under a floor. PocketSphinx scores each frame
+  against that frame's best senone and the garbage path keeps every phone's senones in the
+  search, so that score is a likelihood ratio against any phones at all, normalised by the
+  utterance's length. One floor per rival kind, and higher ones on a quiet line (``snr`` at
+  least ``quiet_snr``), where a right phrase fits well.
+- **Confidence**: ``logistic((margin + weight * score - confirm) / scale)``, per rival kind:
+  below :data:`CONFIRM` (the flow asks "Did you say ...?") when another phrase or the phone
+  loop fits nearly as well, or the first pass fits poorly.
+- When the first pass ended on the garbage path, the rival grammar is the phrases alone and the
+  best phrase may be accepted below :data:`CONFIRM` (``rescue``); the tuning script keeps it
+  off (docs/ASR.md: the phrases-alone scores do not compare).
+
+The thresholds are chosen by ``bench/asr/tune_decision.py`` on the tuning voices of the
+many-voice set and kept in ``decision.json`` beside this module (their one place); docs/ASR.md
+says how and by which rule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CONFIRM = 0.5  # the flows' default confirmation threshold: the confidence's meaning
+# The margin when the rival pass found no path at all: nothing but the chosen phrase (not even
+# the garbage path, pruned away) explains the audio, so the winner has no competitor.
+NO_RIVAL_MARGIN = 100.0
+DECISION_FILE = Path(__file__).with_name("decision.json")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the two passes measured for one utterance (scores: 1e-4 log units per frame).
+
+    Attributes:
+        score: the first pass's best path per frame.
+        rival: the rival pass's best path per frame (None: no rival pass was run or it found no
+            path).
+        rival_garbage: the rival pass's best path went through the garbage path.
+        garbage_won: the first pass's best path went through the garbage path (then ``rival``
+            is the best phrase's score and ``rival_choice`` its choice).
+        rival_choice: the rival pass's choice key (None on the garbage path).
+        unexplained: share of the loud audio the first pass's path called silence or noise.
+        choice: the first pass's choice key (None when it ended on the garbage path).
+        snr: how far the caller's loud syllables stood over the line's noise floor, dB
+            (:meth:`ivr.asr.endpoint.Endpointer.peak_snr`).
+    """
+
+    score: float
+    rival: float | None
+    rival_garbage: bool
+    garbage_won: bool
+    rival_choice: str | None = None
+    unexplained: float = 0.0
+    choice: str | None = None
+    snr: float = 0.0
+
+    @property
+    def margin(self) -> float | None:
+        """First pass minus rival per frame (for ``garbage_won``: phrase minus garbage; None
+        when no phrase was found)."""
+        if self.rival is None:
+            return None if self.garbage_won else NO_RIVAL_MARGIN
+        return self.rival - self.score if self.garbage_won else self.score - self.rival
+
+    @property
+    def garbage_rival(self) -> bool:
+        """The chosen phrase's competitor was the garbage path (or nothing at all)."""
+        return self.rival_garbage or self.rival is None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Constants:
+    """The decision's thresholds (margins per frame, 1e-4 log units).
+
+    Attributes:
+        floor_garbage: a phrase whose rival was the garbage path is rejected when the first
+            pass's score per frame is under this.
+        floor_phrase: the same for a phrase whose rival was another phrase.
+        quiet_snr: on a quiet line (``snr`` at least this) the ``*_quiet`` floors apply instead:
+            there a right phrase fits the audio well, so a loose fit is more likely speech
+            that is not in the grammar.
+        floor_garbage_quiet, floor_phrase_quiet: the floors on a quiet line.
+        confirm_garbage: confidence 0.5 where ``margin + weight_garbage * score`` reaches this,
+            for a phrase whose rival was the garbage path.
+        confirm_phrase: the same with ``weight_phrase``, for a phrase whose rival was a phrase.
+        weight_garbage, weight_phrase: how much the first pass's own fit (its score per frame)
+            counts beside the margin.
+        rescue: when the garbage path won, the best phrase is accepted (below 0.5) when its
+            score per frame is at least this much over the garbage path's (the two come from
+            separate searches, so this may be positive or negative).
+        scale: margin units per unit of the logistic's argument.
+        unexplained: share of loud audio a phrase's path may call silence.
+    """
+
+    floor_garbage: float = -1e9
+    floor_phrase: float = -1e9
+    quiet_snr: float = 1e9
+    floor_garbage_quiet: float = -1e9
+    floor_phrase_quiet: float = -1e9
+    confirm_garbage: float = 4.0
+    confirm_phrase: float = 4.0
+    weight_garbage: float = 0.0
+    weight_phrase: float = 0.0
+    rescue: float = 1e9  # never, until tuned
+    scale: float = 1.5
+    unexplained: float = 0.65
+
+    def to_json(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def load_constants(path: Path = DECISION_FILE) -> Constants:
+    """The thresholds written by ``bench/asr/tune_decision.py`` (defaults when none yet)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return Constants()
+    known = set(Constants.__dataclass_fields__)
+    values = {k: float(v) for k, v in data.get("constants", {}).items() if k in known}
+    return Constants(**values)
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
+    """(accepted, confidence 0..1) for the first pass's phrase, or for the rescued phrase when
+    ``ev.garbage_won``; 0.5 is where the flows ask the caller to confirm."""
+    margin = ev.margin
+    if margin is None:
+        return False, 0.0
+    if ev.garbage_won:
+        # The phone loop won: never confident; the phrase is accepted only when close to it.
+        confidence = CONFIRM * _logistic((margin - c.rescue) / c.scale)
+        return margin >= c.rescue and ev.rival_choice is not None, confidence
+    if ev.unexplained > c.unexplained:
+        return False, 0.0
+    floor, confirm, weight = ((c.floor_garbage, c.confirm_garbage, c.weight_garbage)
+                              if ev.garbage_rival
+                              else (c.floor_phrase, c.confirm_phrase, c.weight_phrase))  # fmt: skip
+    if ev.snr >= c.quiet_snr:
+        floor = c.floor_garbage_quiet if ev.garbage_rival else c.floor_phrase_quiet
+    confidence = _logistic((margin + weight * ev.score - confirm) / c.scale)
+    return ev.score >= floor, confidence
+
+
+__all__ = ["CONFIRM", "DECISION_FILE", "NO_RIVAL_MARGIN", "Constants", "Evidence", "decide",
+           "load_constants"]  # fmt: skip
