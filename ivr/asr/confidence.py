@@ -16,6 +16,8 @@ phrase (``rival_garbage`` false: two phrases are close) or the garbage path.
 - **Confidence**: ``logistic((margin + weight * score - confirm) / scale)``, per rival kind:
   below :data:`CONFIRM` (the flow asks "Did you say ...?") when another phrase or the phone
   loop fits nearly as well, or the first pass fits poorly.
+  A phrase that another phrase ties (margin 0: the same words under two choices) is always
+  below :data:`CONFIRM`, whatever the weights the tuning chose.
 - When the first pass ended on the garbage path, the rival grammar is the phrases alone and the
   best phrase may be accepted below :data:`CONFIRM` (``rescue``); the tuning script keeps it
   off (docs/ASR.md: the phrases-alone scores do not compare).
@@ -139,6 +141,9 @@ def _logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
+TIED = 0.49  # the confidence of a phrase tied with another: just under CONFIRM, so asked
+
+
 def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     """(accepted, confidence 0..1) for the first pass's phrase, or for the rescued phrase when
     ``ev.garbage_won``; 0.5 is where the flows ask the caller to confirm."""
@@ -157,8 +162,12 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     if ev.snr >= c.quiet_snr:
         floor = c.floor_garbage_quiet if ev.garbage_rival else c.floor_phrase_quiet
     confidence = _logistic((margin + weight * ev.score - confirm) / c.scale)
+    if not ev.garbage_rival and margin <= 0.0:
+        # Another phrase explains the audio exactly as well (the same words under two choices,
+        # or homophones): however well both fit, acting on one of them is a guess. Ask.
+        confidence = min(confidence, TIED)
     return ev.score >= floor, confidence
 
 
-__all__ = ["CONFIRM", "DECISION_FILE", "NO_RIVAL_MARGIN", "Constants", "Evidence", "decide",
+__all__ = ["CONFIRM", "DECISION_FILE", "NO_RIVAL_MARGIN", "TIED", "Constants", "Evidence", "decide",
            "load_constants"]  # fmt: skip
