@@ -35,6 +35,7 @@ from ivr.asr.evaluate import ItemResult, ManifestItem  # noqa: E402
 from ivr.asr.grammar import normalise_phrase  # noqa: E402
 from ivr.asr.offline import FileResult  # noqa: E402
 from ivr.asr.spec import GrammarSpecError, parse_grammar_spec  # noqa: E402
+from ivr.asr.sphinx import forget_noise  # noqa: E402
 from ivr.media.wav import WavError, load_8k_mono, resample, to_int16  # noqa: E402
 
 NAME = "reference"
@@ -105,7 +106,7 @@ class Reference:
         # PocketSphinx carries two things into the next utterance: its noise estimate (the
         # model's feat.params turn remove_noise on; only start_stream forgets it) and its live
         # cepstral mean. Reset both, so every file is decoded as by a freshly loaded decoder.
-        decoder.start_stream()  # type: ignore[attr-defined]
+        forget_noise(decoder)
         decoder.set_cmn(self._cmn[grammar.key()])  # type: ignore[attr-defined]
         decoder.start_utt()  # type: ignore[attr-defined]
         decoder.process_raw(wide.tobytes(), False, True)  # type: ignore[attr-defined]

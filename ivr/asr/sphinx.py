@@ -58,6 +58,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import warnings
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +209,21 @@ class DecoderPool:
         return _Decoder(decoder, key, compiled)
 
 
+def forget_noise(decoder: object) -> None:
+    """Reset PocketSphinx's noise estimate (``remove_noise``) before a new utterance.
+
+    PocketSphinx 5.1 calls ``start_stream`` deprecated and unnecessary, but only it resets that
+    estimate: without it the answer depends on earlier utterances (tests/test_asr_repeatable.py).
+    The deprecation warning is expected, so it is not shown.
+    """
+    with _QUIET_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "start_stream", DeprecationWarning)
+        decoder.start_stream()  # type: ignore[attr-defined]
+
+
+_QUIET_LOCK = threading.Lock()  # catch_warnings changes process-wide filters: one at a time
+
+
 @functools.lru_cache(maxsize=4)
 def phone_bigram(path: Path) -> Bigram:
     """P(phone | previous phone or <s>) from the model's phone language model (cached)."""
@@ -348,7 +364,7 @@ class SphinxStream:
         # A pooled decoder carries state between utterances: PocketSphinx's own noise estimate
         # (remove_noise, on in the model's feat.params; only start_stream resets it) and the
         # live cepstral mean. Reset both so every utterance is decoded as by a fresh decoder.
-        self._dec.decoder.start_stream()  # type: ignore[attr-defined]
+        forget_noise(self._dec.decoder)
         self._prime(audio)
         self._dec.decoder.set_cmn(CMN_PRIOR)  # type: ignore[attr-defined]
         self._dec.decoder.start_utt()  # type: ignore[attr-defined]
@@ -533,4 +549,5 @@ def _score_per_frame(score: float, frames: int) -> float:
     return math.log(score) / frames * 1e4
 
 
-__all__ = ["COMPLETE_SILENCE", "PRE_ROLL", "DecoderPool", "SphinxBackend", "SphinxStream"]
+__all__ = ["COMPLETE_SILENCE", "PRE_ROLL", "DecoderPool", "SphinxBackend", "SphinxStream",
+           "forget_noise"]
