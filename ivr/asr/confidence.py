@@ -137,7 +137,8 @@ def load_constants(path: Path = DECISION_FILE) -> Constants:
     return Constants(**values)
 
 
-def _logistic(x: float) -> float:
+def logistic(x: float) -> float:
+    """1 / (1 + e^-x), with x clamped so that no argument overflows."""
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
@@ -152,7 +153,7 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
         return False, 0.0
     if ev.garbage_won:
         # The phone loop won: never confident; the phrase is accepted only when close to it.
-        confidence = CONFIRM * _logistic((margin - c.rescue) / c.scale)
+        confidence = CONFIRM * logistic((margin - c.rescue) / c.scale)
         return margin >= c.rescue and ev.rival_choice is not None, confidence
     if ev.unexplained > c.unexplained:
         return False, 0.0
@@ -161,7 +162,7 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
                               else (c.floor_phrase, c.confirm_phrase, c.weight_phrase))  # fmt: skip
     if ev.snr >= c.quiet_snr:
         floor = c.floor_garbage_quiet if ev.garbage_rival else c.floor_phrase_quiet
-    confidence = _logistic((margin + weight * ev.score - confirm) / c.scale)
+    confidence = logistic((margin + weight * ev.score - confirm) / c.scale)
     if not ev.garbage_rival and margin <= 0.0:
         # Another phrase explains the audio exactly as well (the same words under two choices,
         # or homophones): however well both fit, acting on one of them is a guess. Ask.
@@ -169,5 +170,14 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     return ev.score >= floor, confidence
 
 
-__all__ = ["CONFIRM", "DECISION_FILE", "NO_RIVAL_MARGIN", "TIED", "Constants", "Evidence", "decide",
-           "load_constants"]  # fmt: skip
+__all__ = [
+    "CONFIRM",
+    "DECISION_FILE",
+    "NO_RIVAL_MARGIN",
+    "TIED",
+    "Constants",
+    "Evidence",
+    "decide",
+    "load_constants",
+    "logistic",
+]  # fmt: skip

@@ -74,9 +74,7 @@ def ensure_search(decoder: object, searches: dict[str, CompiledGrammar], grammar
     compiled = compile_grammar(rival, decoder.lookup_word,  # type: ignore[attr-defined]
                                bigram=bigram if winner is not None else None,
                                garbage_entry=RIVAL_GARBAGE_ENTRY)  # fmt: skip
-    transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
-    fsg = decoder.create_fsg(name, 0, 1, transitions)  # type: ignore[attr-defined]
-    decoder.add_fsg(name, fsg)  # type: ignore[attr-defined]
+    add_search(decoder, name, compiled)
     searches[name] = compiled
     return name, compiled
 
@@ -102,8 +100,23 @@ def run_rival(decoder: object, name: str, compiled: CompiledGrammar, audio: Sequ
         return None
     text, choice = compiled.interpret(words)
     garbage = any(w.startswith(GARBAGE_MARK) for w in words)
-    return RivalResult(math.log(hyp.score) / frames * 1e4, garbage, choice, text)
+    return RivalResult(score_per_frame(hyp.score, frames), garbage, choice, text)
 
 
-__all__ = ["MAIN_SEARCH", "RivalResult", "ensure_search", "rival_grammar", "run_rival",
-           "supported"]  # fmt: skip
+def add_search(decoder: object, name: str, compiled: CompiledGrammar) -> None:
+    """Add ``compiled`` to ``decoder`` as the FSG search ``name`` (not activated)."""
+    transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
+    fsg = decoder.create_fsg(name, 0, 1, transitions)  # type: ignore[attr-defined]
+    decoder.add_fsg(name, fsg)  # type: ignore[attr-defined]
+
+
+def score_per_frame(score: float, frames: int) -> float:
+    """A best path's score (PocketSphinx gives it as a probability) per frame, in 1e-4 log
+    units; far below every floor when there is none."""
+    if score <= 0.0 or frames <= 0:
+        return -1e9
+    return math.log(score) / frames * 1e4
+
+
+__all__ = ["MAIN_SEARCH", "RivalResult", "add_search", "ensure_search", "rival_grammar",
+           "run_rival", "score_per_frame", "supported"]  # fmt: skip

@@ -36,10 +36,10 @@ out-of-grammar speech, and the margin between the two best paths per frame sets 
 Each pooled decoder keeps the rival grammars it has built (at most one per choice) as extra
 FSG searches. Digit strings, amounts and one-phrase grammars, which have no finite
 list of rivals, keep the first pass's floor: the best path's score per frame (1e-4 log units,
-:func:`_score_per_frame`; near zero when the words fit, since PocketSphinx scores each frame
-against its best senone and the garbage path keeps every phone's senones in the search) under
-:func:`_floor` is a :class:`NoMatch`, and ``confidence = 1 / (1 + exp(-(score - floor -
-CONF_MARGIN) / CONF_SCALE))``. Either way a result whose path called more than
+:func:`~ivr.asr.rival.score_per_frame`; near zero when the words fit, since PocketSphinx
+scores each frame against its best senone and the garbage path keeps every phone's senones in
+the search) under :func:`_floor` is a :class:`NoMatch`, and ``confidence = 1 / (1 +
+exp(-(score - floor - CONF_MARGIN) / CONF_SCALE))``. Either way a result whose path called more than
 :data:`UNEXPLAINED` of the loud audio silence, or whose confidence is under
 ``options.min_confidence``, is a :class:`NoMatch`. (An earlier design scored the grammar against
 a free phone decoder run over the utterance again: as accurate, but three times the CPU.)
@@ -81,7 +81,7 @@ from ivr.asr.base import (
     Partial,
     SpeechStarted,
 )
-from ivr.asr.confidence import Constants, Evidence, decide, load_constants
+from ivr.asr.confidence import Constants, Evidence, decide, load_constants, logistic
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
 from ivr.asr.grammar import GARBAGE_MARK, PHONES, Bigram, CompiledGrammar, compile_grammar
@@ -203,9 +203,8 @@ class DecoderPool:
         compiled = compile_grammar(grammar, decoder.lookup_word, bigram=bigram)
         for i, (word, phones) in enumerate(compiled.extra_words):
             decoder.add_word(word, phones, i == len(compiled.extra_words) - 1)
-        transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
-        decoder.add_fsg("grammar", decoder.create_fsg("grammar", 0, 1, transitions))
-        decoder.activate_search("grammar")
+        rival.add_search(decoder, rival.MAIN_SEARCH, compiled)
+        decoder.activate_search(rival.MAIN_SEARCH)
         return _Decoder(decoder, key, compiled)
 
 
@@ -458,7 +457,7 @@ class SphinxStream:
         text, choice = dec.grammar.interpret([s.word for s in segments])
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
-        score = _score_per_frame(hyp.score if hyp is not None else 0.0, frames)
+        score = rival.score_per_frame(hyp.score if hyp is not None else 0.0, frames)
         judged = self._judge(dec, segments, score) if rival.supported(dec.grammar.grammar) else None
         if judged is None:
             accepted, confidence = self._by_floor(dec, text, score)
@@ -475,8 +474,7 @@ class SphinxStream:
         against a floor (no rival grammar to compare with)."""
         noisy = self._endpointer.peak_snr() < NOISY_SNR_DB
         floor = _floor(dec.grammar.grammar, dec.grammar.phrases, text, noisy)
-        above = (score - floor - CONF_MARGIN) / CONF_SCALE
-        confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, above))))
+        confidence = logistic((score - floor - CONF_MARGIN) / CONF_SCALE)
         return score >= floor and self.unexplained <= UNEXPLAINED, confidence
 
     def _judge(self, dec: _Decoder, segments: list[object], score: float
@@ -539,14 +537,6 @@ def _floor(grammar: Grammar, phrases: dict[str, str], text: str, noisy: bool) ->
     if grammar.builtin == "digits" and text not in phrases and fixed_length and not noisy:
         return SCORE_FLOOR_DIGITS
     return SCORE_FLOOR
-
-
-def _score_per_frame(score: float, frames: int) -> float:
-    """The best path's score (PocketSphinx gives it as a probability) per frame, in 1e-4 log
-    units; far below every floor when there is none."""
-    if score <= 0.0 or frames <= 0:
-        return -1e9
-    return math.log(score) / frames * 1e4
 
 
 __all__ = ["COMPLETE_SILENCE", "PRE_ROLL", "DecoderPool", "SphinxBackend", "SphinxStream",
