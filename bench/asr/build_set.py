@@ -30,12 +30,13 @@ Run: ``.venv/bin/python bench/asr/build_set.py [--small] [--out var/asr-eval]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,18 +176,19 @@ def speech_for(spec: UtteranceSpec, rng: np.random.Generator,
 # --- conditions ----------------------------------------------------------------------------------
 
 
-def place(speech: NDArray[np.int16], speech_end: int,
-          rng: np.random.Generator) -> tuple[NDArray[np.float64], slice, float]:
-    """Speech at a random level after 0.3-0.7 s of silence, then 1.5 s of silence.
+def place(speech: NDArray[np.int16], speech_end: int, rng: np.random.Generator,
+          lead: tuple[float, float] = (0.3, 0.7)) -> tuple[NDArray[np.float64], slice, float]:
+    """Speech at a random level (-26 to -16 dBFS) after ``lead`` seconds (drawn from the range)
+    of silence, then 1.5 s of silence.
 
     Returns the signal (float, int16 scale), where the speech lies, and where it ends (s).
     """
     x = speech.astype(np.float64)
     rms = np.sqrt(np.mean(x**2))
     target = 32768.0 * 10 ** (rng.uniform(-26.0, -16.0) / 20)
-    lead = int(rng.uniform(0.3, 0.7) * RATE)
-    out = np.concatenate([np.zeros(lead), x * (target / rms), np.zeros(int(1.5 * RATE))])
-    return out, slice(lead, lead + len(x)), (lead + speech_end) / RATE
+    before = int(rng.uniform(*lead) * RATE)
+    out = np.concatenate([np.zeros(before), x * (target / rms), np.zeros(int(1.5 * RATE))])
+    return out, slice(before, before + len(x)), (before + speech_end) / RATE
 
 
 def to_pcm(x: NDArray[np.float64]) -> NDArray[np.int16]:
@@ -225,9 +227,13 @@ def add_noise(x: NDArray[np.int16], speech: slice, noise: NDArray[np.float64],
     return to_pcm(x.astype(np.float64) + gain * noise)
 
 
+Noise = Callable[[int], NDArray[np.float64]]  # samples wanted -> unit-RMS noise
+
+
 def conditions(placed: NDArray[np.float64], speech: slice, names: Iterable[str],
-               pool: Babble | None, rng: np.random.Generator) -> dict[str, NDArray[np.int16]]:
-    """The utterance in each named condition (``clean``, ``ulaw``, ``snr<dB>``)."""
+               noise: Noise | None) -> dict[str, NDArray[np.int16]]:
+    """The utterance in each named condition (``clean``, ``ulaw``, ``snr<dB>``); ``noise``
+    makes the babble of each noisy condition (called once per condition, in order)."""
     clean = to_pcm(placed)
     coded = ulaw(clean)
     out: dict[str, NDArray[np.int16]] = {}
@@ -237,9 +243,9 @@ def conditions(placed: NDArray[np.float64], speech: slice, names: Iterable[str],
         elif name == "ulaw":
             out[name] = coded
         else:
-            if pool is None:
-                raise ValueError(f"condition {name} needs the babble prompts")
-            out[name] = add_noise(coded, speech, babble(len(coded), pool, rng), float(name[3:]))
+            if noise is None:
+                raise ValueError(f"condition {name} needs babble")
+            out[name] = add_noise(coded, speech, noise(len(coded)), float(name[3:]))
     return out
 
 
@@ -359,7 +365,8 @@ def build_items(specs: Sequence[UtteranceSpec], out_dir: Path, seed: int = 1,
         rng = utterance_rng(seed, spec.id)
         speech, end = speech_for(spec, rng, sounds)
         placed, where, speech_end = place(speech, end, rng)
-        for condition, pcm in conditions(placed, where, names, pool, rng).items():
+        noise = None if pool is None else functools.partial(babble, pool=pool, rng=rng)
+        for condition, pcm in conditions(placed, where, names, noise).items():
             item_id = f"{spec.id}-{condition}"
             audio = f"audio/{item_id}.wav"
             write_wav(out_dir / audio, pcm)

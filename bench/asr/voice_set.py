@@ -172,18 +172,6 @@ def babble(length: int, clips: Sequence[NDArray[np.float64]],
 # --- building ------------------------------------------------------------------------------------
 
 
-def place(speech: NDArray[np.int16], speech_end: int,
-          rng: np.random.Generator) -> tuple[NDArray[np.float64], slice, float]:
-    """Speech at a random level (-26 to -16 dBFS) after :data:`LEAD` seconds of silence, then
-    1.5 s of it: the signal (float, int16 scale), where the speech lies, where it ends (s)."""
-    x = speech.astype(np.float64)
-    target = 32768.0 * 10 ** (rng.uniform(-26.0, -16.0) / 20)
-    lead = int(rng.uniform(*LEAD) * bs.RATE)
-    out = np.concatenate([np.zeros(lead), x * (target / np.sqrt(np.mean(x**2))),
-                          np.zeros(int(1.5 * bs.RATE))])
-    return out, slice(lead, lead + len(x)), (lead + speech_end) / bs.RATE
-
-
 @dataclass(frozen=True)
 class Rendered:
     """One utterance's audio in each condition, where its speech lies, where the speech ends."""
@@ -198,18 +186,8 @@ def render(utt: Utterance, cache: Path, seed: int, names: Sequence[str],
     """The utterance in each condition (``clips``: its babble talkers' speech)."""
     rng = bs.utterance_rng(seed, utt.id)
     speech, end = bs.trim(vc.speech(utt.voice, utt.text, cache))
-    placed, where, speech_end = place(speech, end, rng)
-    clean = bs.to_pcm(placed)
-    coded = bs.ulaw(clean)
-    out: dict[str, NDArray[np.int16]] = {}
-    for name in names:
-        if name == "clean":
-            out[name] = clean
-        elif name == "ulaw":
-            out[name] = coded
-        else:
-            noise = babble(len(coded), clips, rng)
-            out[name] = bs.add_noise(coded, where, noise, float(name[3:]))
+    placed, where, speech_end = bs.place(speech, end, rng, LEAD)
+    out = bs.conditions(placed, where, names, lambda length: babble(length, clips, rng))
     return Rendered(out, where, speech_end)
 
 
