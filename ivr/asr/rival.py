@@ -111,6 +111,16 @@ def run_rival(decoder: object, name: str, compiled: CompiledGrammar, audio: Sequ
     return RivalResult(score_per_frame(hyp.score, frames), garbage, choice, text)
 
 
+def tie_same_words(found: RivalResult | None, text: str, score: float) -> RivalResult | None:
+    """The rival with the first pass's own score when it found the very same words (one phrase
+    under two choices): over the speech span the two scores come from two decodes that start
+    differently (:func:`span_score`), so equal words would not score exactly equal, and
+    :func:`ivr.asr.confidence.decide` must still see the tie."""
+    if found is None or found.garbage or found.text != text:
+        return found
+    return replace(found, score=score)
+
+
 def needed(c: Constants, score: float, garbage_won: bool, unexplained: float) -> bool:
     """Whether :func:`ivr.asr.confidence.decide` could accept anything, whatever the rival pass
     finds: when it could not, the rival pass is not run (the caller gets the same no-match for
@@ -187,4 +197,4 @@ def score_per_frame(score: float, frames: int) -> float:
 
 __all__ = ["MAIN_SEARCH", "OFF", "SPAN_PAD", "RivalResult", "add_search", "ensure_search",
            "needed", "rival_grammar", "run_rival", "score_per_frame", "span_audio", "span_score",
-           "speech_span", "supported"]  # fmt: skip
+           "speech_span", "supported", "tie_same_words"]  # fmt: skip

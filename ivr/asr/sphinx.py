@@ -511,6 +511,8 @@ class SphinxStream:
             return False, 0.0, text, None  # decide() would reject whatever the rival found
         audio = self._audio if whole else [rival.span_audio(self._audio, span)]
         found = rival.run_rival(dec.decoder, search[0], search[1], audio, CMN_PRIOR)
+        if not whole:
+            found = rival.tie_same_words(found, text, score)
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
             garbage_won, found.choice if found else None, self.unexplained, choice,
