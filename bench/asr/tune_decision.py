@@ -129,7 +129,7 @@ def evidence_for(item: ManifestItem, root: Path, backend: object) -> Record:
 def _collect_shard(job: tuple[list[ManifestItem], Path]) -> list[Record]:
     from ivr.asr.sphinx import SphinxBackend
 
-    backend = SphinxBackend()
+    backend = SphinxBackend(full_evidence=True)  # every item gets its rival pass
     return [evidence_for(item, job[1], backend) for item in job[0]]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ivr.asr.base import Grammar
+from ivr.asr.confidence import Constants
 from ivr.asr.grammar import GARBAGE_ENTRY, GARBAGE_MARK, Bigram, CompiledGrammar, compile_grammar
 
 MAIN_SEARCH = "grammar"
@@ -30,6 +31,13 @@ MAIN_SEARCH = "grammar"
 # senone, and without the phone loop's senones in the search a phrase's score per frame is
 # inflated and no longer compares with the first pass's.
 RIVAL_GARBAGE_ENTRY = GARBAGE_ENTRY
+# Decoder frames (10 ms) of context kept on each side of the first pass's words when both passes
+# are scored over the speech span only (:func:`speech_span`); None: over the whole utterance.
+SPAN_PAD: int | None = 10
+# A threshold at least this large is off (tune_decision.py writes 1e9 for "never").
+OFF = 1e6
+FRAME_BYTES = 320  # one 10 ms decoder frame of 16 kHz int16 audio
+WINDOW_BYTES = 500  # what a frame's analysis window (25.6 ms) reaches past the frame's shift
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,75 @@ def run_rival(decoder: object, name: str, compiled: CompiledGrammar, audio: Sequ
     return RivalResult(score_per_frame(hyp.score, frames), garbage, choice, text)
 
 
+def tie_same_words(found: RivalResult | None, text: str, score: float) -> RivalResult | None:
+    """The rival with the first pass's own score when it found the very same words (one phrase
+    under two choices): over the speech span the two scores come from two decodes that start
+    differently (:func:`span_score`), so equal words would not score exactly equal, and
+    :func:`ivr.asr.confidence.decide` must still see the tie."""
+    if found is None or found.garbage or found.text != text:
+        return found
+    return replace(found, score=score)
+
+
+def needed(c: Constants, score: float, garbage_won: bool, unexplained: float) -> bool:
+    """Whether :func:`ivr.asr.confidence.decide` could accept anything, whatever the rival pass
+    finds: when it could not, the rival pass is not run (the caller gets the same no-match for
+    less CPU). No: the garbage path won and ``rescue`` is off; the phrase's path left more of the
+    loud audio unexplained than allowed; the first pass's score is under every floor."""
+    if garbage_won:
+        return c.rescue < OFF
+    floors = (c.floor_garbage, c.floor_phrase, c.floor_garbage_quiet, c.floor_phrase_quiet)
+    return unexplained <= c.unexplained and score >= min(floors)
+
+
+def speech_span(segments: Sequence[object], frames: int, pad: int | None) -> tuple[int, int]:
+    """The decoder frames ``[start, end]`` both passes are scored over: the first pass's words
+    (garbage phones count: they are the caller's audio too) widened by ``pad`` frames each side,
+    or the whole utterance when ``pad`` is None or the path has no word.
+
+    The pre-roll and the trailing silence fit any path that ends in silence almost perfectly:
+    decoding them again costs CPU (the trailing silence alone is 0.3-0.8 s) and, averaged into a
+    score per frame, they dilute a short word's mismatch.
+    """
+    words = [s for s in segments if not _is_silence(s.word)]  # type: ignore[attr-defined]
+    if pad is None or not words or frames <= 0:
+        return 0, max(frames - 1, 0)
+    start = max(0, words[0].start_frame - pad)  # type: ignore[attr-defined]
+    end = min(frames - 1, words[-1].end_frame + pad)  # type: ignore[attr-defined]
+    return start, max(start, end)
+
+
+def span_score(segments: Sequence[object], span: tuple[int, int]) -> float:
+    """The first pass's best path score per frame over ``span``, from its segments: each
+    segment's acoustic and language scores, the share of its frames inside the span counted
+    (a silence's score spread evenly over its frames), in 1e-4 log units as
+    :func:`score_per_frame`. Over the whole utterance this is the path's own score per frame
+    (PocketSphinx's path score is the sum of its segments' scores)."""
+    start, end = span
+    total = 0.0
+    for seg in segments:
+        a, b = seg.start_frame, seg.end_frame  # type: ignore[attr-defined]
+        inside = min(b, end) - max(a, start) + 1
+        if inside <= 0:
+            continue
+        share = inside / (b - a + 1)
+        prob = seg.ascore * seg.lscore  # type: ignore[attr-defined]
+        total += share * math.log(max(prob, 1e-300))
+    return total / (end - start + 1) * 1e4
+
+
+def span_audio(audio: Sequence[bytes], span: tuple[int, int]) -> bytes:
+    """The front-end audio (16 kHz chunks as the first pass was fed them) that gives decoder
+    frames ``span`` again: from the span's first frame to its last frame's window."""
+    start, end = span
+    return b"".join(audio)[start * FRAME_BYTES : (end + 1) * FRAME_BYTES + WINDOW_BYTES]
+
+
+def _is_silence(word: str) -> bool:
+    """Silence and noise fillers (``<sil>``, ``[NOISE]``, ``+breath+``), not words."""
+    return word.startswith(("<", "[", "+"))
+
+
 def add_search(decoder: object, name: str, compiled: CompiledGrammar) -> None:
     """Add ``compiled`` to ``decoder`` as the FSG search ``name`` (not activated)."""
     transitions = [t if t[3] is not None else t[:3] for t in compiled.transitions]
@@ -118,5 +195,6 @@ def score_per_frame(score: float, frames: int) -> float:
     return math.log(score) / frames * 1e4
 
 
-__all__ = ["MAIN_SEARCH", "RivalResult", "add_search", "ensure_search", "rival_grammar",
-           "run_rival", "score_per_frame", "supported"]  # fmt: skip
+__all__ = ["MAIN_SEARCH", "OFF", "SPAN_PAD", "RivalResult", "add_search", "ensure_search",
+           "needed", "rival_grammar", "run_rival", "score_per_frame", "span_audio", "span_score",
+           "speech_span", "supported", "tie_same_words"]  # fmt: skip

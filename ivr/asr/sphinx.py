@@ -238,9 +238,13 @@ class SphinxBackend:
 
     name = "pocketsphinx"
 
-    def __init__(self, pool: DecoderPool | None = None) -> None:
+    def __init__(self, pool: DecoderPool | None = None, *, full_evidence: bool = False) -> None:
+        """``full_evidence``: run the rival pass even where the decision cannot depend on it,
+        so that every stream's :class:`Evidence` is complete (``bench/asr/tune_decision.py``
+        needs it to try other thresholds)."""
         self._pool = pool
         self._pool_lock = threading.Lock()
+        self._full_evidence = full_evidence
 
     @property
     def pool(self) -> DecoderPool:
@@ -266,7 +270,7 @@ class SphinxBackend:
         # stream takes one only when speech starts. A silent caller holds no decoder (each is
         # ~27 MB), and a burst of calls opening streams costs one build per grammar.
         pool.give(pool.take(grammar))
-        return SphinxStream(pool, grammar, options)
+        return SphinxStream(pool, grammar, options, full_evidence=self._full_evidence)
 
 
 _SHARED: DecoderPool | None = None
@@ -284,8 +288,10 @@ def _shared_pool() -> DecoderPool:
 class SphinxStream:
     """One utterance: feed 20 ms frames with :meth:`accept`, end with :meth:`finish`."""
 
-    def __init__(self, pool: DecoderPool, grammar: Grammar, options: AsrOptions) -> None:
+    def __init__(self, pool: DecoderPool, grammar: Grammar, options: AsrOptions, *,
+                 full_evidence: bool = False) -> None:
         self._pool = pool
+        self._full_evidence = full_evidence  # run the rival pass even when it cannot matter
         self._grammar = grammar
         self._done = False
         self._dec: _Decoder | None = None  # taken from the pool when speech starts
@@ -458,7 +464,8 @@ class SphinxStream:
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
         score = rival.score_per_frame(hyp.score if hyp is not None else 0.0, frames)
-        judged = self._judge(dec, segments, score) if rival.supported(dec.grammar.grammar) else None
+        judged = (self._judge(dec, segments, frames, score)
+                  if rival.supported(dec.grammar.grammar) else None)  # fmt: skip
         if judged is None:
             accepted, confidence = self._by_floor(dec, text, score)
         else:
@@ -477,21 +484,35 @@ class SphinxStream:
         confidence = logistic((score - floor - CONF_MARGIN) / CONF_SCALE)
         return score >= floor and self.unexplained <= UNEXPLAINED, confidence
 
-    def _judge(self, dec: _Decoder, segments: list[object], score: float
+    def _judge(self, dec: _Decoder, segments: list[object], frames: int, score: float
                ) -> tuple[bool, float, str, str | None] | None:
         """Choice grammars: the rival pass and :func:`ivr.asr.confidence.decide` -> (accepted,
-        confidence, text, choice); None when there is no rival grammar (one phrase)."""
+        confidence, text, choice); None when there is no rival grammar (one phrase).
+
+        Both passes are scored over the speech span only (:func:`ivr.asr.rival.speech_span`):
+        the rival pass decodes just that audio, and the first pass's score over it comes from its
+        segments (``score``, over the whole utterance, is then not used)."""
         words: list[str] = [s.word for s in segments]  # type: ignore[attr-defined]
         text, choice = dec.grammar.interpret(words)
         garbage_won = any(w.startswith(GARBAGE_MARK) for w in words)
         if choice is None and not garbage_won:  # silence only, or no path at all
             return False, 0.0, text, None
+        span = rival.speech_span(segments, frames, rival.SPAN_PAD)
+        whole = span == (0, max(frames - 1, 0))
+        if not whole:
+            score = rival.span_score(segments, span)
         bigram = phone_bigram(self._pool.model_dir / "en-us" / "en-us-phone.lm.bin")
         search = rival.ensure_search(dec.decoder, dec.rivals, dec.grammar.grammar,
                                      None if garbage_won else choice, bigram)  # fmt: skip
         if search is None:
             return None
-        found = rival.run_rival(dec.decoder, search[0], search[1], self._audio, CMN_PRIOR)
+        if not self._full_evidence and not rival.needed(_constants(), score, garbage_won,
+                                                        self.unexplained):  # fmt: skip
+            return False, 0.0, text, None  # decide() would reject whatever the rival found
+        audio = self._audio if whole else [rival.span_audio(self._audio, span)]
+        found = rival.run_rival(dec.decoder, search[0], search[1], audio, CMN_PRIOR)
+        if not whole:
+            found = rival.tie_same_words(found, text, score)
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
             garbage_won, found.choice if found else None, self.unexplained, choice,

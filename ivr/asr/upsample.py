@@ -119,6 +119,12 @@ def _tables() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.floa
     return band, high, floor
 
 
+@functools.lru_cache(maxsize=1)
+def _mean_taps() -> NDArray[np.float64]:
+    """The envelope's moving average (built once: this runs for every 20 ms frame)."""
+    return np.full(_ENVELOPE, 1 / _ENVELOPE)
+
+
 class Wideband:
     """8 kHz telephone frames in, 16 kHz frames out for a wideband model (see module doc)."""
 
@@ -137,13 +143,13 @@ class Wideband:
         n = y.size
         if n == 0:
             return y.astype(np.int16)
-        noise = np.take(np.arange(_TABLE), range(self._pos, self._pos + n), mode="wrap")
+        noise = np.arange(self._pos, self._pos + n) % _TABLE  # the tables' next n, looped
         self._pos = (self._pos + n) % _TABLE
         if self._fill_gain > 0:
             buf = np.concatenate([self._history, x])
             self._history = buf[-self._history.size :].copy()
             band = np.convolve(buf, self._band, mode="valid")  # len(x) + _ENVELOPE - 1
-            power = np.convolve(band * band, np.full(_ENVELOPE, 1 / _ENVELOPE), mode="valid")
+            power = np.convolve(band * band, _mean_taps(), mode="valid")
             envelope = np.repeat(np.sqrt(power), 2)  # back to 16 kHz
             y += self._fill_gain * envelope * self._high[noise]
         if self._use_floor:
