@@ -57,6 +57,10 @@ class Evidence:
         choice: the first pass's choice key (None when it ended on the garbage path).
         snr: how far the caller's loud syllables stood over the line's noise floor, dB
             (:meth:`ivr.asr.endpoint.Endpointer.peak_snr`).
+        phrases: how many choices the grammar holds (0: not measured). The more phrases, the
+            likelier out-of-grammar speech fits one of them, so the floors rise with it.
+        phones: phones of the first pass's phrase, as decoded (0: not measured).
+        span: seconds the first pass's phrase words took (0: not measured).
     """
 
     score: float
@@ -67,6 +71,9 @@ class Evidence:
     unexplained: float = 0.0
     choice: str | None = None
     snr: float = 0.0
+    phrases: int = 0
+    phones: int = 0
+    span: float = 0.0
 
     @property
     def margin(self) -> float | None:

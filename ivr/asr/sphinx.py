@@ -495,7 +495,8 @@ class SphinxStream:
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
             garbage_won, found.choice if found else None, self.unexplained, choice,
-            self._endpointer.peak_snr())  # fmt: skip
+            self._endpointer.peak_snr(), len(set(dec.grammar.phrases.values())),
+            *_phrase_extent(dec.decoder, segments))  # fmt: skip
         accepted, confidence = decide(self.evidence, _constants())
         if garbage_won:
             return accepted, confidence, found.text if found else text, self.evidence.rival_choice
@@ -522,6 +523,21 @@ class SphinxStream:
         self._dec = None
         self._audio = []
         self._done = True
+
+
+def _phrase_extent(decoder: object, segments: list[object]) -> tuple[int, float]:
+    """(phones, seconds) of the path's words other than fillers and the garbage path's: how
+    long the phrase is in the dictionary and how long the caller took to say it."""
+    phones = 0
+    frames = 0
+    for seg in segments:
+        word: str = seg.word  # type: ignore[attr-defined]
+        if word.startswith(("<", "[", "+", GARBAGE_MARK)):
+            continue
+        pron = decoder.lookup_word(word)  # type: ignore[attr-defined]
+        phones += len(pron.split()) if pron else 0
+        frames += seg.end_frame - seg.start_frame + 1  # type: ignore[attr-defined]
+    return phones, frames * 0.01
 
 
 @functools.lru_cache(maxsize=1)
