@@ -61,6 +61,7 @@ class Evidence:
             likelier out-of-grammar speech fits one of them, so the floors rise with it.
         phones: phones of the first pass's phrase, as decoded (0: not measured).
         span: seconds the first pass's phrase words took (0: not measured).
+        voiced: seconds of loud audio in the utterance (the endpointer's; 0: not measured).
     """
 
     score: float
@@ -74,6 +75,7 @@ class Evidence:
     phrases: int = 0
     phones: int = 0
     span: float = 0.0
+    voiced: float = 0.0
 
     @property
     def margin(self) -> float | None:
