@@ -116,6 +116,13 @@ class Constants:
             separate searches, so this may be positive or negative).
         scale: margin units per unit of the logistic's argument.
         unexplained: share of loud audio a phrase's path may call silence.
+        floor_per_log_phrases: every floor rises by this times the natural log of the
+            grammar's number of phrases: the more phrases, the likelier speech that is in none
+            of them fits one (0: one floor whatever the grammar).
+        pace: loud seconds per phone of the phrase (counted one phone long, for the word's
+            onset and final lengthening) above which the caller said more than the phrase (a
+            sentence matched to "papa", "maybe" to "may") and the score is charged for it.
+        pace_charge: the charge, per frame, for each second per phone over ``pace`` (0: none).
     """
 
     floor_garbage: float = -1e9
@@ -130,6 +137,9 @@ class Constants:
     rescue: float = 1e9  # never, until tuned
     scale: float = 1.5
     unexplained: float = 0.65
+    floor_per_log_phrases: float = 0.0
+    pace: float = 1e9
+    pace_charge: float = 0.0
 
     def to_json(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -151,6 +161,18 @@ def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
+def seconds_per_phone(ev: Evidence) -> float:
+    """Loud seconds per phone of the first pass's phrase, counted one phone longer (0: not
+    measured). A right answer takes about 0.1 s a phone; out-of-grammar speech matched to a
+    short phrase, several times that."""
+    return ev.voiced / (ev.phones + 1) if ev.phones > 0 else 0.0
+
+
+def fit(ev: Evidence, c: Constants) -> float:
+    """The first pass's score per frame, less the charge for speech too slow for the phrase."""
+    return ev.score - c.pace_charge * max(0.0, seconds_per_phone(ev) - c.pace)
+
+
 TIED = 0.49  # the confidence of a phrase tied with another: just under CONFIRM, so asked
 
 
@@ -166,17 +188,19 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
         return margin >= c.rescue and ev.rival_choice is not None, confidence
     if ev.unexplained > c.unexplained:
         return False, 0.0
+    score = fit(ev, c)
     floor, confirm, weight = ((c.floor_garbage, c.confirm_garbage, c.weight_garbage)
                               if ev.garbage_rival
                               else (c.floor_phrase, c.confirm_phrase, c.weight_phrase))  # fmt: skip
     if ev.snr >= c.quiet_snr:
         floor = c.floor_garbage_quiet if ev.garbage_rival else c.floor_phrase_quiet
-    confidence = logistic((margin + weight * ev.score - confirm) / c.scale)
+    floor += c.floor_per_log_phrases * math.log(max(ev.phrases, 1))
+    confidence = logistic((margin + weight * score - confirm) / c.scale)
     if not ev.garbage_rival and margin <= 0.0:
         # Another phrase explains the audio exactly as well (the same words under two choices,
         # or homophones): however well both fit, acting on one of them is a guess. Ask.
         confidence = min(confidence, TIED)
-    return ev.score >= floor, confidence
+    return score >= floor, confidence
 
 
 __all__ = [
@@ -187,6 +211,8 @@ __all__ = [
     "Constants",
     "Evidence",
     "decide",
+    "fit",
     "load_constants",
     "logistic",
+    "seconds_per_phone",
 ]  # fmt: skip
