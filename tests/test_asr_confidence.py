@@ -83,8 +83,8 @@ def test_the_floor_rises_with_the_grammar_s_size() -> None:
 
 def test_speech_too_slow_for_the_phrase_is_charged() -> None:
     c = replace(C, pace=0.12, pace_charge=200.0)
-    quick = replace(phrase_won(20.0, rival_garbage=True, score=-40.0), phones=4, voiced=0.5)
-    slow = replace(quick, voiced=1.6)  # a sentence matched to a four-phone phrase
+    quick = replace(phrase_won(20.0, rival_garbage=True, score=-40.0), phones=4, span=0.5)
+    slow = replace(quick, span=1.6)  # a sentence matched to a four-phone phrase
     assert seconds_per_phone(quick) == pytest.approx(0.1)
     assert fit(quick, c) == -40.0 and decide(quick, c)[0]
     assert fit(slow, c) == pytest.approx(-40.0 - 200.0 * (0.32 - 0.12))
@@ -237,11 +237,11 @@ def test_the_script_holds_every_group_and_prices_slow_speech() -> None:
         phrases = [f"p{k}" for k in range(60 if big else 2)]
         oog = kind == 3
         score = float(rng.normal(-52.0 if oog and not big else -38.0 if oog else -36.0, 4.0))
-        voiced = float(rng.uniform(0.9, 1.6) if oog else rng.uniform(0.25, 0.45))
+        seconds = float(rng.uniform(0.9, 1.6) if oog else rng.uniform(0.25, 0.45))
         item = ManifestItem(f"i{i}", "a.wav", " | ".join(phrases),
                             "oog" if oog else "command", "clean", None if oog else "p0")
         ev = Evidence(score, score - 20.0, True, False, None, 0.0, "p0", 20.0,
-                      len(phrases), 4, voiced * 0.9, voiced)  # fmt: skip
+                      len(phrases), 4, seconds, seconds * 1.1)  # fmt: skip
         records.append(td.Record(item, ev, 0.01, 1.0))
     t = td.table(records)
     rej = td.choose_rejection(t)

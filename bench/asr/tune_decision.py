@@ -11,9 +11,11 @@ rival pass's, per frame. This script
    voices:
 
    - *rejection* (the first pass's floors ``floor_garbage``, ``floor_phrase`` and, on quiet
-     lines, ``*_quiet`` with the point ``quiet_snr``; ``rescue``): the thresholds that give the
-     most right answers (at any confidence) while out-of-grammar speech is accepted in at most
-     8 % of items pooled and at most 20 % in every group (searched by pricing a false accept,
+     lines, ``*_quiet`` with the point ``quiet_snr``; their rise with the log of the grammar's
+     size ``floor_per_log_phrases``; the charge for slow speech ``pace``, ``pace_charge``;
+     ``rescue``): the thresholds that give the most right answers (at any confidence) while
+     out-of-grammar speech is accepted in at most 8 % of items pooled and at most 10 % in every
+     group (searched by pricing a false accept, then loosening one floor at a time,
      :func:`choose_rejection`);
    - *confirmation* (``confirm_garbage``, ``confirm_phrase`` and the first pass's score's
      weights ``weight_garbage``, ``weight_phrase`` in ``margin + weight * score``, from a short
@@ -29,8 +31,8 @@ Run after any change to the front end, the decoder or the grammar's garbage path
 
     nice .venv/bin/python bench/asr/tune_decision.py [--jobs 1] [--no-write] [--every N]
 
-One core: about 8 minutes (collecting) plus seconds (choosing). ``--every N`` takes every N-th
-item for a quick look (and never writes).
+One core: about 8 minutes (collecting) plus about a minute (choosing). ``--every N`` takes
+every N-th item for a quick look (and never writes).
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ from ivr.asr.evaluate import ManifestItem, load_manifest  # noqa: E402
 from ivr.asr.spec import parse_grammar_spec  # noqa: E402
 
 DEFAULT_MANIFEST = ROOT / "var" / "asr-voices" / "tuning.jsonl"
-# Every group at 10 % cost a quarter of the right answers on the tuning voices (0.41 vs 0.56
-# pooled), so the group limit is 20 %.
+# Every group at 10 %: with one floor for every grammar and one price for every floor this
+# cost a quarter of the right answers (0.41 vs 0.56 pooled, tuning voices); with floors that
+# rise with the grammar's size, the slow-speech charge and the loosening pass it costs none
+# (docs/ASR.md, "Rejection and confidence").
 MAX_FA_POOLED, MAX_FA_GROUP = 0.08, 0.10
 MAX_CW_POOLED, MAX_CW_GROUP = 0.015, 0.02
 # The grids searched (margins per frame, 1e-4 log units); NEVER = the case is always rejected.
@@ -78,8 +82,8 @@ FLOOR_GRID = np.arange(-80.0, -15.0, 1.0)  # the first pass's score per frame
 RESCUE_GRID = np.concatenate([np.arange(-10.0, 40.01, 0.5), [NEVER]])
 QUIET_GRID = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, NEVER)  # dB; NEVER: one floor
 PRICE_GRID = np.geomspace(0.05, 100.0, 120)  # right answers one false accept is worth
-PACE_GRID = (0.08, 0.10, 0.12)  # loud seconds per phone (one more counted) before a charge
-PACE_CHARGE_GRID = (0.0, 100.0, 200.0, 400.0, 800.0)  # the charge per second per phone over
+PACE_GRID = (0.0, 0.06, 0.08, 0.10, 0.12)  # seconds per phone (seconds_per_phone) uncharged
+PACE_CHARGE_GRID = (0.0, 50.0, 100.0, 200.0, 400.0)  # the charge per second per phone over
 LOG_PHRASES_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # floors' rise per log of the grammar's size
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # of the first pass's score in the confidence
 # Sources whose change changes the evidence (the decision's own module and file do not).
