@@ -72,8 +72,8 @@ from ivr.asr.spec import parse_grammar_spec  # noqa: E402
 DEFAULT_MANIFEST = ROOT / "var" / "asr-voices" / "tuning.jsonl"
 # Every group at 10 %: with one floor for every grammar and one price for every floor this
 # cost a quarter of the right answers (0.41 vs 0.56 pooled, tuning voices); with floors that
-# rise with the grammar's size, the slow-speech charge and the loosening pass it costs none
-# (docs/ASR.md, "Rejection and confidence").
+# rise with the grammar's size, the slow-speech charge and the loosening pass it costs 67 of
+# 4,472 (0.556 vs 0.571; docs/ASR.md, "Rejection and confidence").
 MAX_FA_POOLED, MAX_FA_GROUP = 0.08, 0.10
 MAX_CW_POOLED, MAX_CW_GROUP = 0.015, 0.02
 # The grids searched (margins per frame, 1e-4 log units); NEVER = the case is always rejected.
