@@ -11,9 +11,11 @@ rival pass's, per frame. This script
    voices:
 
    - *rejection* (the first pass's floors ``floor_garbage``, ``floor_phrase`` and, on quiet
-     lines, ``*_quiet`` with the point ``quiet_snr``; ``rescue``): the thresholds that give the
-     most right answers (at any confidence) while out-of-grammar speech is accepted in at most
-     8 % of items pooled and at most 20 % in every group (searched by pricing a false accept,
+     lines, ``*_quiet`` with the point ``quiet_snr``; their rise with the log of the grammar's
+     size ``floor_per_log_phrases``; the charge for slow speech ``pace``, ``pace_charge``;
+     ``rescue``): the thresholds that give the most right answers (at any confidence) while
+     out-of-grammar speech is accepted in at most 8 % of items pooled and at most 10 % in every
+     group (searched by pricing a false accept, then loosening one floor at a time,
      :func:`choose_rejection`);
    - *confirmation* (``confirm_garbage``, ``confirm_phrase`` and the first pass's score's
      weights ``weight_garbage``, ``weight_phrase`` in ``margin + weight * score``, from a short
@@ -29,14 +31,15 @@ Run after any change to the front end, the decoder or the grammar's garbage path
 
     nice .venv/bin/python bench/asr/tune_decision.py [--jobs 1] [--no-write] [--every N]
 
-One core: about 8 minutes (collecting) plus seconds (choosing). ``--every N`` takes every N-th
-item for a quick look (and never writes).
+One core: about 8 minutes (collecting) plus about a minute (choosing). ``--every N`` takes
+every N-th item for a quick look (and never writes).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import sys
 import time
@@ -61,21 +64,27 @@ from ivr.asr.confidence import (  # noqa: E402
     Evidence,
     decide,
     load_constants,
+    seconds_per_phone,
 )
 from ivr.asr.evaluate import ManifestItem, load_manifest  # noqa: E402
 from ivr.asr.spec import parse_grammar_spec  # noqa: E402
 
 DEFAULT_MANIFEST = ROOT / "var" / "asr-voices" / "tuning.jsonl"
-# Every group at 10 % cost a quarter of the right answers on the tuning voices (0.41 vs 0.56
-# pooled), so the group limit is 20 %.
-MAX_FA_POOLED, MAX_FA_GROUP = 0.08, 0.20
+# Every group at 10 %: with one floor for every grammar and one price for every floor this
+# cost a quarter of the right answers (0.41 vs 0.56 pooled, tuning voices); with floors that
+# rise with the grammar's size, the slow-speech charge and the loosening pass it costs 67 of
+# 4,472 (0.556 vs 0.571; docs/ASR.md, "Rejection and confidence").
+MAX_FA_POOLED, MAX_FA_GROUP = 0.08, 0.10
 MAX_CW_POOLED, MAX_CW_GROUP = 0.015, 0.02
 # The grids searched (margins per frame, 1e-4 log units); NEVER = the case is always rejected.
 NEVER = 1e9
 FLOOR_GRID = np.arange(-80.0, -15.0, 1.0)  # the first pass's score per frame
 RESCUE_GRID = np.concatenate([np.arange(-10.0, 40.01, 0.5), [NEVER]])
 QUIET_GRID = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, NEVER)  # dB; NEVER: one floor
-PRICE_GRID = np.geomspace(0.05, 100.0, 240)  # right answers one false accept is worth
+PRICE_GRID = np.geomspace(0.05, 100.0, 120)  # right answers one false accept is worth
+PACE_GRID = (0.0, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18)  # seconds_per_phone free
+PACE_CHARGE_GRID = (0.0, 50.0, 100.0, 200.0, 400.0)  # the charge per second per phone over
+LOG_PHRASES_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # floors' rise per log of the grammar's size
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # of the first pass's score in the confidence
 # Sources whose change changes the evidence (the decision's own module and file do not).
 SOURCES = ("sphinx.py", "rival.py", "grammar.py", "denoise.py", "upsample.py", "endpoint.py",
@@ -188,6 +197,8 @@ class Table:
     score: NDArray[np.float64]  # the first pass's score per frame
     snr: NDArray[np.float64]  # the caller's loud syllables over the noise floor, dB
     right: NDArray[np.bool_]  # the phrase the case would accept is the expected one
+    log_phrases: NDArray[np.float64]  # natural log of the grammar's number of phrases
+    pace: NDArray[np.float64]  # confidence.seconds_per_phone (0: not measured)
 
 
 def table(records: Sequence[Record]) -> Table:
@@ -195,7 +206,7 @@ def table(records: Sequence[Record]) -> Table:
     index = {k: i for i, k in enumerate(keys)}
     n = len(records)
     t = Table(keys, np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1), np.zeros(n),
-              np.zeros(n), np.zeros(n), np.zeros(n, bool))  # fmt: skip
+              np.zeros(n), np.zeros(n), np.zeros(n, bool), np.zeros(n), np.zeros(n))  # fmt: skip
     for i, r in enumerate(records):
         t.group[i] = index[(r.item.condition, len(r.item.grammar.split("|")))]
         t.in_grammar[i] = r.item.expected is not None
@@ -208,6 +219,8 @@ def table(records: Sequence[Record]) -> Table:
         t.margin[i] = ev.margin
         t.score[i] = ev.score
         t.snr[i] = ev.snr
+        t.log_phrases[i] = np.log(max(ev.phrases, 1))
+        t.pace[i] = seconds_per_phone(ev)
         phrase = ev.rival_choice if ev.garbage_won else ev.choice
         t.right[i] = _same(phrase, r.item.expected)
     return t
@@ -227,18 +240,29 @@ class Rejection:
     floor_garbage_quiet: float
     floor_phrase_quiet: float
     rescue: float
+    floor_per_log_phrases: float = 0.0
+    pace: float = NEVER
+    pace_charge: float = 0.0
 
 
-def _buckets(t: Table, quiet_snr: float) -> list[tuple[NDArray[np.bool_], NDArray[np.float64],
-                                                      NDArray[np.float64]]]:
+def fit(t: Table, pace: float, pace_charge: float) -> NDArray[np.float64]:
+    """The first pass's score less the charge for slow speech (:func:`ivr.asr.confidence.fit`)."""
+    return t.score - pace_charge * np.maximum(0.0, t.pace - pace)
+
+
+def _buckets(t: Table, quiet_snr: float, per_log: float, score: NDArray[np.float64]
+             ) -> list[tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]]:
     """(items, values, threshold grid) for each threshold the rejection chooses, in the order
-    of :class:`Rejection`'s fields without ``quiet_snr``."""
+    of :class:`Rejection`'s fields without ``quiet_snr``. The floors are compared with the
+    fit (``score``) less ``per_log`` times the log of the grammar's size: the same as raising
+    the floors by it."""
     quiet = t.snr >= quiet_snr
+    score = score - per_log * t.log_phrases
     return [
-        ((t.case == 0) & ~quiet, t.score, FLOOR_GRID),
-        ((t.case == 1) & ~quiet, t.score, FLOOR_GRID),
-        ((t.case == 0) & quiet, t.score, FLOOR_GRID),
-        ((t.case == 1) & quiet, t.score, FLOOR_GRID),
+        ((t.case == 0) & ~quiet, score, FLOOR_GRID),
+        ((t.case == 1) & ~quiet, score, FLOOR_GRID),
+        ((t.case == 0) & quiet, score, FLOOR_GRID),
+        ((t.case == 1) & quiet, score, FLOOR_GRID),
         (t.case == 2, t.margin, RESCUE_GRID),
     ]
 
@@ -254,32 +278,82 @@ def _bucket_counts(t: Table, sel: NDArray[np.bool_], values: NDArray[np.float64]
     return out
 
 
+# Per threshold: (grid, right answers per grid point, false accepts per [grid point, group]).
+Counts = list[tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.int32]]]
+
+
+def _within(counts: Counts, picks: Sequence[int], n_oog: NDArray[np.int64]) -> bool:
+    """Whether the thresholds ``picks`` keep false accepts within the pooled and group limits."""
+    fa = sum(f[k] for (_, _, f), k in zip(counts, picks, strict=True))
+    return bool(np.sum(fa) <= MAX_FA_POOLED * n_oog.sum() and np.all(fa <= MAX_FA_GROUP * n_oog))
+
+
+def _right(counts: Counts, picks: Sequence[int]) -> int:
+    return int(sum(ok[k] for (_, ok, _), k in zip(counts, picks, strict=True)))
+
+
+def _by_price(counts: Counts, n_oog: NDArray[np.int64]) -> list[int] | None:
+    """The thresholds with the most right answers among those that maximise ``right - lam *
+    false accepts`` on their own, for each price ``lam``; None when none is within limits."""
+    best: tuple[int, list[int] | None] = (-1, None)
+    for lam in PRICE_GRID:
+        picks = [len(ok) - 1 - int(np.argmax((ok - lam * fa.sum(axis=1))[::-1]))
+                 for _, ok, fa in counts]  # fmt: skip
+        if _within(counts, picks, n_oog) and _right(counts, picks) > best[0]:
+            best = (_right(counts, picks), picks)
+    return best[1]
+
+
+def _loosen(counts: Counts, picks: list[int], n_oog: NDArray[np.int64]) -> list[int]:
+    """From ``picks``, loosen one threshold at a time, each time the move that gains the most
+    right answers and stays within limits (one price for every threshold cannot spend the
+    false accepts one group has left on the thresholds that group's items meet)."""
+    picks = list(picks)
+    while True:
+        base = _right(counts, picks)
+        move: tuple[int, int, int] = (0, -1, -1)  # (gain, threshold, grid point)
+        for b, (_, ok, _) in enumerate(counts):
+            for k in range(picks[b] - 1, -1, -1):
+                trial = [*picks[:b], k, *picks[b + 1 :]]
+                gain = int(ok[k] - ok[picks[b]])
+                if gain > move[0] and _within(counts, trial, n_oog):
+                    move = (gain, b, k)
+        if move[1] < 0:
+            return picks
+        picks[move[1]] = move[2]
+        assert _right(counts, picks) > base
+
+
 def choose_rejection(t: Table) -> Rejection:
     """The rejection that gives the most right answers within the false-accept limits.
 
-    For each quiet-line point in :data:`QUIET_GRID` and each price ``lam`` of a false accept,
-    every threshold is set on its own to maximise ``right - lam * false accepts`` among its
-    items (ties: the stricter threshold); of the results within the limits, the one with the
-    most right answers is kept.
+    For each charge for slow speech (:data:`PACE_GRID` x :data:`PACE_CHARGE_GRID`), rise of
+    the floors with the log of the grammar's size (:data:`LOG_PHRASES_GRID`) and quiet-line
+    point (:data:`QUIET_GRID`): the floors are
+    first set by a price ``lam`` of a false accept (each threshold on its own maximises
+    ``right - lam * false accepts``; ties: the stricter), then loosened one at a time while the
+    limits hold (:func:`_loosen`). The most right answers wins (ties: fewer false accepts).
     """
     oog = ~t.in_grammar
     good = t.in_grammar & t.right
     n_oog = np.bincount(t.group[oog], minlength=len(t.groups))
-    best: tuple[int, Rejection | None] = (-1, None)
-    for quiet_snr in QUIET_GRID:
+    best: tuple[tuple[int, int], Rejection | None] = ((-1, 0), None)
+    charges = [(NEVER, 0.0)] + [(p, w) for p in PACE_GRID for w in PACE_CHARGE_GRID if w > 0]
+    for (pace, charge), per_log, quiet_snr in itertools.product(charges, LOG_PHRASES_GRID,
+                                                                QUIET_GRID):  # fmt: skip
+        buckets = _buckets(t, quiet_snr, per_log, fit(t, pace, charge))
         counts = [(grid, _bucket_counts(t, sel, v, grid, good).sum(axis=1),
-                   _bucket_counts(t, sel, v, grid, oog))
-                  for sel, v, grid in _buckets(t, quiet_snr)]  # fmt: skip
-        for lam in PRICE_GRID:
-            picks = [len(ok) - 1 - int(np.argmax((ok - lam * fa.sum(axis=1))[::-1]))
-                     for _, ok, fa in counts]  # fmt: skip
-            fa_all = sum(fa[k] for (_, _, fa), k in zip(counts, picks, strict=True))
-            right = int(sum(ok[k] for (_, ok, _), k in zip(counts, picks, strict=True)))
-            within = (fa_all.sum() <= MAX_FA_POOLED * n_oog.sum()
-                      and bool(np.all(fa_all <= MAX_FA_GROUP * n_oog)))  # fmt: skip
-            if within and right > best[0]:
-                v = [float(grid[k]) for (grid, _, _), k in zip(counts, picks, strict=True)]
-                best = (right, Rejection(v[0], v[1], float(quiet_snr), v[2], v[3], v[4]))
+                   _bucket_counts(t, sel, v, grid, oog)) for sel, v, grid in buckets]  # fmt: skip
+        start = _by_price(counts, n_oog)
+        if start is None:
+            continue
+        picks = _loosen(counts, start, n_oog)
+        fa = int(sum(f[k].sum() for (_, _, f), k in zip(counts, picks, strict=True)))
+        rank = (_right(counts, picks), -fa)
+        if rank > best[0]:
+            v = [float(grid[k]) for (grid, _, _), k in zip(counts, picks, strict=True)]
+            best = (rank, Rejection(v[0], v[1], float(quiet_snr), v[2], v[3], v[4],
+                                    float(per_log), float(pace), float(charge)))  # fmt: skip
     if best[1] is None:
         raise SystemExit("no thresholds keep false accepts within the limits")
     return best[1]
@@ -290,7 +364,8 @@ def accepted(t: Table, c: Constants) -> NDArray[np.bool_]:
     quiet = t.snr >= c.quiet_snr
     floor = np.where(t.case == 0, np.where(quiet, c.floor_garbage_quiet, c.floor_garbage),
                      np.where(quiet, c.floor_phrase_quiet, c.floor_phrase))  # fmt: skip
-    return (t.case >= 0) & (t.case <= 1) & (t.score >= floor)
+    floor = floor + c.floor_per_log_phrases * t.log_phrases
+    return (t.case >= 0) & (t.case <= 1) & (fit(t, c.pace, c.pace_charge) >= floor)
 
 
 def _grid(values: NDArray[np.float64], size: int = 240) -> NDArray[np.float64]:
@@ -308,12 +383,13 @@ def choose_confirmation(t: Table, c: Constants) -> tuple[float, float, float, fl
     passed = accepted(t, c)
     wrong = t.in_grammar & ~t.right & passed
     right = t.in_grammar & t.right & passed
+    score = fit(t, c.pace, c.pace_charge)
     best: tuple[int, tuple[float, float, float, float]] = (-1, (NEVER, NEVER, 0.0, 0.0))
     per_case = []
     for case in (0, 1):
         options = []
         for w in WEIGHT_GRID:
-            values = t.margin + w * t.score
+            values = t.margin + w * score
             grid = _grid(values[(t.case == case) & t.in_grammar & passed])
             sel = t.case == case
             options.append((w, grid, _bucket_counts(t, sel, values, grid, wrong),

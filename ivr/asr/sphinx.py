@@ -306,6 +306,7 @@ class SphinxStream:
         self._complete = False  # the last hypothesis read was complete (see _look)
         self._complete_end: int | None = None  # decoder frame where it ended
         self.unexplained = 0.0  # share of voiced audio left unexplained (see _unexplained)
+        self.voiced = 0.0  # seconds of loud audio in the utterance (the endpointer's)
         self._started = False
         self._origin = 0.0  # stream time of the decoders' frame 0
         self._audio: list[bytes] = []  # the front end's output, for the rival pass
@@ -463,6 +464,7 @@ class SphinxStream:
         text, choice = dec.grammar.interpret([s.word for s in segments])
         voiced = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
         self.unexplained = self._unexplained(segments) / max(voiced, 0.02)
+        self.voiced = voiced
         score = rival.score_per_frame(hyp.score if hyp is not None else 0.0, frames)
         judged = (self._judge(dec, segments, frames, score)
                   if rival.supported(dec.grammar.grammar) else None)  # fmt: skip
@@ -516,7 +518,8 @@ class SphinxStream:
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
             garbage_won, found.choice if found else None, self.unexplained, choice,
-            self._endpointer.peak_snr())  # fmt: skip
+            self._endpointer.peak_snr(), len(set(dec.grammar.phrases.values())),
+            *_phrase_extent(dec.decoder, segments), self.voiced)  # fmt: skip
         accepted, confidence = decide(self.evidence, _constants())
         if garbage_won:
             return accepted, confidence, found.text if found else text, self.evidence.rival_choice
@@ -543,6 +546,21 @@ class SphinxStream:
         self._dec = None
         self._audio = []
         self._done = True
+
+
+def _phrase_extent(decoder: object, segments: list[object]) -> tuple[int, float]:
+    """(phones, seconds) of the path's words other than fillers and the garbage path's: how
+    long the phrase is in the dictionary and how long the caller took to say it."""
+    phones = 0
+    frames = 0
+    for seg in segments:
+        word: str = seg.word  # type: ignore[attr-defined]
+        if word.startswith(("<", "[", "+", GARBAGE_MARK)):
+            continue
+        pron = decoder.lookup_word(word)  # type: ignore[attr-defined]
+        phones += len(pron.split()) if pron else 0
+        frames += seg.end_frame - seg.start_frame + 1  # type: ignore[attr-defined]
+    return phones, frames * 0.01
 
 
 @functools.lru_cache(maxsize=1)
