@@ -78,8 +78,8 @@ QUIET_GRID = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, NEVER)  # dB; NEVE
 PRICE_GRID = np.geomspace(0.05, 100.0, 240)  # right answers one false accept is worth
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # of the first pass's score in the confidence
 # Sources whose change changes the evidence (the decision's own module and file do not).
-SOURCES = ("sphinx.py", "rival.py", "grammar.py", "denoise.py", "upsample.py", "endpoint.py",
-           "adapt.py", "telephone_mllr.json")  # fmt: skip
+SOURCES = ("sphinx.py", "rival.py", "rescue.py", "grammar.py", "denoise.py", "upsample.py",
+           "endpoint.py", "adapt.py", "telephone_mllr.json")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,9 +127,10 @@ def evidence_for(item: ManifestItem, root: Path, backend: object) -> Record:
 
 
 def _collect_shard(job: tuple[list[ManifestItem], Path]) -> list[Record]:
-    from ivr.asr.sphinx import SphinxBackend
+    from ivr.asr import sphinx
 
-    backend = SphinxBackend()
+    sphinx.RESCUE_ALWAYS = True  # the rescue's evidence for every item, whatever decision.json
+    backend = sphinx.SphinxBackend()
     return [evidence_for(item, job[1], backend) for item in job[0]]
 
 

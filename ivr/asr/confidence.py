@@ -57,6 +57,11 @@ class Evidence:
         choice: the first pass's choice key (None when it ended on the garbage path).
         snr: how far the caller's loud syllables stood over the line's noise floor, dB
             (:meth:`ivr.asr.endpoint.Endpointer.peak_snr`).
+        rescue_share: for ``garbage_won``: the share of the caller's loud audio inside the
+            spotted phrase (:mod:`ivr.asr.rescue`; 1.0: the phrase is all the caller said).
+        rescue_seconds: for ``garbage_won``: the spotted phrase's length, seconds.
+        voiced: seconds of the caller's loud audio in the utterance.
+        phrases: the grammar's phrases (0: not recorded).
     """
 
     score: float
@@ -67,6 +72,10 @@ class Evidence:
     unexplained: float = 0.0
     choice: str | None = None
     snr: float = 0.0
+    rescue_share: float = 0.0
+    rescue_seconds: float = 0.0
+    voiced: float = 0.0
+    phrases: int = 0
 
     @property
     def margin(self) -> float | None:
@@ -119,6 +128,7 @@ class Constants:
     weight_garbage: float = 0.0
     weight_phrase: float = 0.0
     rescue: float = 1e9  # never, until tuned
+    rescue_snr: float = 1e9
     scale: float = 1.5
     unexplained: float = 0.65
 
@@ -140,6 +150,15 @@ def load_constants(path: Path = DECISION_FILE) -> Constants:
 def logistic(x: float) -> float:
     """1 / (1 + e^-x), with x clamped so that no argument overflows."""
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+NEVER = 1e9  # a threshold no margin reaches
+
+
+def rescue_wanted(snr: float, c: Constants) -> bool:
+    """Whether a rescued phrase could be accepted on a line ``snr`` dB over its noise floor
+    (when not, the backend does not run the rescue pass at all)."""
+    return c.rescue < NEVER and snr < c.rescue_snr
 
 
 TIED = 0.49  # the confidence of a phrase tied with another: just under CONFIRM, so asked
