@@ -25,7 +25,8 @@ phrase (``rival_garbage`` false: two phrases are close) or the garbage path.
   at least ``rescue_share`` of the caller's loud audio (a word of the grammar fills its
   utterance; a sentence out of the grammar does not) and the spotting path's score per frame
   beats the garbage path's by ``rescue`` plus ``rescue_per_doubling`` for every doubling of
-  the grammar's phrases beyond two (more phrases: more chances for one to fit babble).
+  the grammar's phrases beyond two (the grammar's size moves that margin, for right answers
+  and out-of-grammar speech alike; the tuning chooses the slope).
 
 The thresholds are chosen by ``bench/asr/tune_decision.py`` on the tuning voices of the
 many-voice set and kept in ``decision.json`` beside this module (their one place); docs/ASR.md
