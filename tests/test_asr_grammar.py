@@ -13,6 +13,7 @@ from ivr.asr.grammar import (
     PHONES,
     CompiledGrammar,
     compile_grammar,
+    compile_spotting,
     non_rhotic,
     normalise_phrase,
     number_words,
@@ -180,3 +181,25 @@ def test_weak_digit_variants_are_light_words_of_strings_only(decoder: pocketsphi
                           decoder.lookup_word)  # fmt: skip
     assert not any(w.startswith("six_") for w in dict(one.extra_words))
     assert not any(w == "six_0" for _, _, _, w in one.transitions)
+
+
+def test_the_spotting_grammar_says_one_phrase_among_phones(decoder: pocketsphinx.Decoder) -> None:
+    # The rescue pass's grammar: garbage* phrase garbage*. Phones may come before and after the
+    # phrase, but a path always holds exactly one phrase.
+    model_dir = Path(pocketsphinx.get_model_path()) / "en-us"
+    bigram = phone_bigram(model_dir / "en-us-phone.lm.bin")
+    compiled = compile_spotting(Grammar(choices=MENU), decoder.lookup_word, bigram, 1e-2)
+    model = fsg(decoder, compiled)
+    g = GARBAGE_MARK
+    assert model.accept("my balance") and model.accept(f"{g}w {g}eh stolen card {g}t")
+    assert model.accept(f"agent {g}ah") and model.accept(f"{g}ah {g}n agent")
+    assert not model.accept(f"{g}w {g}eh")  # no phrase at all
+    assert not model.accept("agent my balance")  # two phrases
+    assert not model.accept(f"agent {g}ah agent")
+    assert compiled.phrases["lost card"] == "card"
+    # The loops are entered with the weight given, not normalised against the phrases.
+    entries = sorted(p for a, _, p, w in compiled.transitions if a == 0 and w is None)
+    assert entries[0] == pytest.approx(1e-2) and entries[-1] == pytest.approx(1.0)
+    with pytest.raises(AsrError, match="English only"):
+        compile_spotting(Grammar(language="zh", choices={"a": ("余额",)}), decoder.lookup_word,
+                         bigram, 1e-2)  # fmt: skip

@@ -12,11 +12,15 @@ rival pass's, per frame. This script
 
    - *rejection* (the first pass's floors ``floor_garbage``, ``floor_phrase`` and, on quiet
      lines, ``*_quiet`` with the point ``quiet_snr``; their rise with the log of the grammar's
-     size ``floor_per_log_phrases``; the charge for slow speech ``pace``, ``pace_charge``;
-     ``rescue``): the thresholds that give the most right answers (at any confidence) while
-     out-of-grammar speech is accepted in at most 8 % of items pooled and at most 10 % in every
-     group (searched by pricing a false accept, then loosening one floor at a time,
+     size ``floor_per_log_phrases``; the charge for slow speech ``pace``, ``pace_charge``): the
+     thresholds that give the most right answers (at any confidence) while out-of-grammar
+     speech is accepted in at most 8 % of items pooled and at most 10 % in every group
+     (searched by pricing a false accept, then loosening one floor at a time,
      :func:`choose_rejection`);
+   - *rescue* (``rescue``, ``rescue_snr``, ``rescue_share``, ``rescue_per_doubling``: when the
+     first pass ended on the garbage path): the values that give the most right answers while
+     the rescued out-of-grammar items stay at most :data:`MAX_RESCUE_FA_GROUP` of every group
+     and the limits above still hold with them (:func:`choose_rescue`);
    - *confirmation* (``confirm_garbage``, ``confirm_phrase`` and the first pass's score's
      weights ``weight_garbage``, ``weight_phrase`` in ``margin + weight * score``, from a short
      list): the values that leave the most
@@ -80,6 +84,12 @@ MAX_CW_POOLED, MAX_CW_GROUP = 0.015, 0.02
 NEVER = 1e9
 FLOOR_GRID = np.arange(-80.0, -15.0, 1.0)  # the first pass's score per frame
 RESCUE_GRID = np.concatenate([np.arange(-10.0, 40.01, 0.5), [NEVER]])
+RESCUE_SNR_GRID = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, NEVER)  # dB
+SHARE_GRID = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+DOUBLING_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+# Rescued out-of-grammar items per group, at most (a rescue is never confident, so false
+# accepts are its only price; the goal is at most 10 % per group, floors included).
+MAX_RESCUE_FA_GROUP = 0.05
 QUIET_GRID = (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 60.0, NEVER)  # dB; NEVER: one floor
 PRICE_GRID = np.geomspace(0.05, 100.0, 120)  # right answers one false accept is worth
 PACE_GRID = (0.0, 0.06, 0.08, 0.10, 0.12, 0.14, 0.16, 0.18)  # seconds_per_phone free
@@ -87,8 +97,8 @@ PACE_CHARGE_GRID = (0.0, 50.0, 100.0, 200.0, 400.0)  # the charge per second per
 LOG_PHRASES_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # floors' rise per log of the grammar's size
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # of the first pass's score in the confidence
 # Sources whose change changes the evidence (the decision's own module and file do not).
-SOURCES = ("sphinx.py", "rival.py", "grammar.py", "denoise.py", "upsample.py", "endpoint.py",
-           "adapt.py", "telephone_mllr.json")  # fmt: skip
+SOURCES = ("sphinx.py", "rival.py", "rescue.py", "grammar.py", "denoise.py", "upsample.py",
+           "endpoint.py", "adapt.py", "telephone_mllr.json")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,9 +146,10 @@ def evidence_for(item: ManifestItem, root: Path, backend: object) -> Record:
 
 
 def _collect_shard(job: tuple[list[ManifestItem], Path]) -> list[Record]:
-    from ivr.asr.sphinx import SphinxBackend
+    from ivr.asr import sphinx
 
-    backend = SphinxBackend(full_evidence=True)  # every item gets its rival pass
+    sphinx.RESCUE_ALWAYS = True  # the rescue's evidence for every item, whatever decision.json
+    backend = sphinx.SphinxBackend(full_evidence=True)  # and every item's rival pass
     return [evidence_for(item, job[1], backend) for item in job[0]]
 
 
@@ -199,6 +210,8 @@ class Table:
     right: NDArray[np.bool_]  # the phrase the case would accept is the expected one
     log_phrases: NDArray[np.float64]  # natural log of the grammar's number of phrases
     pace: NDArray[np.float64]  # confidence.seconds_per_phone (0: not measured)
+    share: NDArray[np.float64]  # garbage won: share of the loud audio in the spotted phrase
+    doublings: NDArray[np.float64]  # log2(phrases / 2): the grammar's size
 
 
 def table(records: Sequence[Record]) -> Table:
@@ -206,7 +219,8 @@ def table(records: Sequence[Record]) -> Table:
     index = {k: i for i, k in enumerate(keys)}
     n = len(records)
     t = Table(keys, np.zeros(n, np.int64), np.zeros(n, bool), np.full(n, -1), np.zeros(n),
-              np.zeros(n), np.zeros(n), np.zeros(n, bool), np.zeros(n), np.zeros(n))  # fmt: skip
+              np.zeros(n), np.zeros(n), np.zeros(n, bool), np.zeros(n), np.zeros(n), np.zeros(n),
+              np.zeros(n))  # fmt: skip
     for i, r in enumerate(records):
         t.group[i] = index[(r.item.condition, len(r.item.grammar.split("|")))]
         t.in_grammar[i] = r.item.expected is not None
@@ -221,6 +235,8 @@ def table(records: Sequence[Record]) -> Table:
         t.snr[i] = ev.snr
         t.log_phrases[i] = np.log(max(ev.phrases, 1))
         t.pace[i] = seconds_per_phone(ev)
+        t.share[i] = ev.rescue_share
+        t.doublings[i] = np.log2(max(ev.phrases, 2) / 2)
         phrase = ev.rival_choice if ev.garbage_won else ev.choice
         t.right[i] = _same(phrase, r.item.expected)
     return t
@@ -239,7 +255,6 @@ class Rejection:
     quiet_snr: float
     floor_garbage_quiet: float
     floor_phrase_quiet: float
-    rescue: float
     floor_per_log_phrases: float = 0.0
     pace: float = NEVER
     pace_charge: float = 0.0
@@ -263,7 +278,6 @@ def _buckets(t: Table, quiet_snr: float, per_log: float, score: NDArray[np.float
         ((t.case == 1) & ~quiet, score, FLOOR_GRID),
         ((t.case == 0) & quiet, score, FLOOR_GRID),
         ((t.case == 1) & quiet, score, FLOOR_GRID),
-        (t.case == 2, t.margin, RESCUE_GRID),
     ]
 
 
@@ -352,10 +366,52 @@ def choose_rejection(t: Table) -> Rejection:
         rank = (_right(counts, picks), -fa)
         if rank > best[0]:
             v = [float(grid[k]) for (grid, _, _), k in zip(counts, picks, strict=True)]
-            best = (rank, Rejection(v[0], v[1], float(quiet_snr), v[2], v[3], v[4],
+            best = (rank, Rejection(v[0], v[1], float(quiet_snr), v[2], v[3],
                                     float(per_log), float(pace), float(charge)))  # fmt: skip
     if best[1] is None:
         raise SystemExit("no thresholds keep false accepts within the limits")
+    return best[1]
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """The rescue's constants (see :class:`ivr.asr.confidence.Constants`)."""
+
+    rescue: float
+    rescue_snr: float
+    rescue_share: float
+    rescue_per_doubling: float
+
+
+def choose_rescue(t: Table, c: Constants) -> Rescue:
+    """The rescue that gives the most right answers within the false-accept limits.
+
+    Every combination of the grids is tried (for each, the lowest margin threshold within the
+    limits): the rescued out-of-grammar items at most :data:`MAX_RESCUE_FA_GROUP` of each
+    group, and with the false accepts the floors of ``c`` already let through, at most
+    :data:`MAX_FA_POOLED` pooled and :data:`MAX_FA_GROUP` per group (or none added where the
+    floors alone are over it). Ties: the highest margin threshold, then the first combination.
+    """
+    oog = ~t.in_grammar
+    good = t.in_grammar & t.right
+    n_oog = np.bincount(t.group[oog], minlength=len(t.groups))
+    floors_fa = np.bincount(t.group[oog & accepted(t, c)], minlength=len(t.groups))
+    best: tuple[int, Rescue] = (0, Rescue(NEVER, NEVER, 0.0, 0.0))
+    for snr in RESCUE_SNR_GRID:
+        for share in SHARE_GRID:
+            sel = (t.case == 2) & (t.snr < snr) & (t.share >= share)
+            for per in DOUBLING_GRID:
+                values = t.margin - per * t.doublings
+                right = _bucket_counts(t, sel, values, RESCUE_GRID, good).sum(axis=1)
+                fa = _bucket_counts(t, sel, values, RESCUE_GRID, oog)
+                total = fa + floors_fa[None, :]
+                within = (np.all(fa <= MAX_RESCUE_FA_GROUP * n_oog, axis=1)
+                          & np.all(total <= np.maximum(MAX_FA_GROUP * n_oog, floors_fa), axis=1)
+                          & (total.sum(axis=1) <= MAX_FA_POOLED * n_oog.sum()))  # fmt: skip
+                score = np.where(within, right, -1)
+                k = len(score) - 1 - int(np.argmax(score[::-1]))  # ties: the higher threshold
+                if score[k] > best[0]:
+                    best = (int(score[k]), Rescue(float(RESCUE_GRID[k]), float(snr), share, per))
     return best[1]
 
 
@@ -483,6 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = load_constants(args.out)
     t = table(records)
     chosen = replace(before, **asdict(choose_rejection(t)))
+    chosen = replace(chosen, **asdict(choose_rescue(t, chosen)))
     confirm_garbage, confirm_phrase, weight_garbage, weight_phrase = choose_confirmation(t, chosen)
     chosen = replace(chosen, confirm_garbage=confirm_garbage, confirm_phrase=confirm_phrase,
                      weight_garbage=weight_garbage, weight_phrase=weight_phrase)  # fmt: skip

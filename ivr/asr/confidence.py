@@ -21,9 +21,15 @@ phrase (``rival_garbage`` false: two phrases are close) or the garbage path.
   loop fits nearly as well, or the first pass fits poorly.
   A phrase that another phrase ties (margin 0: the same words under two choices) is always
   below :data:`CONFIRM`, whatever the weights the tuning chose.
-- When the first pass ended on the garbage path, the rival grammar is the phrases alone and the
-  best phrase may be accepted below :data:`CONFIRM` (``rescue``); the tuning script keeps it
-  off (docs/ASR.md: the phrases-alone scores do not compare).
+- **Rescue**: when the first pass ended on the garbage path (in loud babble most in-grammar
+  utterances do), a *rescue* pass spots the best phrase inside the utterance
+  (:mod:`ivr.asr.rescue`: ``garbage* phrase garbage*``). Its phrase is accepted, always below
+  :data:`CONFIRM` (the flow asks), on a noisy line (``snr`` under ``rescue_snr``) when it holds
+  at least ``rescue_share`` of the caller's loud audio (a word of the grammar fills its
+  utterance; a sentence out of the grammar does not) and the spotting path's score per frame
+  beats the garbage path's by ``rescue`` plus ``rescue_per_doubling`` for every doubling of
+  the grammar's phrases beyond two (the grammar's size moves that margin, for right answers
+  and out-of-grammar speech alike; the tuning chooses the slope).
 
 The thresholds are chosen by ``bench/asr/tune_decision.py`` on the tuning voices of the
 many-voice set and kept in ``decision.json`` beside this module (their one place); docs/ASR.md
@@ -66,6 +72,9 @@ class Evidence:
         span: seconds the first pass's phrase words took (0: not measured).
         voiced: seconds of loud audio in the utterance (the endpointer's; 0: not measured;
             kept for study, the rule uses ``span``: babble counts as loud audio).
+        rescue_share: for ``garbage_won``: the share of the caller's loud audio inside the
+            spotted phrase (:mod:`ivr.asr.rescue`; 1.0: the phrase is all the caller said).
+        rescue_seconds: for ``garbage_won``: the spotted phrase's length, seconds.
     """
 
     score: float
@@ -80,6 +89,8 @@ class Evidence:
     phones: int = 0
     span: float = 0.0
     voiced: float = 0.0
+    rescue_share: float = 0.0
+    rescue_seconds: float = 0.0
 
     @property
     def margin(self) -> float | None:
@@ -115,9 +126,14 @@ class Constants:
         confirm_phrase: the same with ``weight_phrase``, for a phrase whose rival was a phrase.
         weight_garbage, weight_phrase: how much the first pass's own fit (its score per frame)
             counts beside the margin.
-        rescue: when the garbage path won, the best phrase is accepted (below 0.5) when its
-            score per frame is at least this much over the garbage path's (the two come from
-            separate searches, so this may be positive or negative).
+        rescue: when the garbage path won, the spotted phrase is accepted (below 0.5) when
+            the rescue pass's score per frame is at least this much over the first pass's
+            (for a grammar of two phrases; see ``rescue_per_doubling``).
+        rescue_snr: rescues only on lines whose ``snr`` is under this (on a quiet line a
+            right phrase rarely loses to the phone loop); elsewhere the rescue pass is not run.
+        rescue_share: the least share of the caller's loud audio the spotted phrase must hold.
+        rescue_per_doubling: added to ``rescue`` for every doubling of the grammar's phrases
+            beyond two.
         scale: margin units per unit of the logistic's argument.
         unexplained: share of loud audio a phrase's path may call silence.
         floor_per_log_phrases: every floor rises by this times the natural log of the
@@ -139,6 +155,9 @@ class Constants:
     weight_garbage: float = 0.0
     weight_phrase: float = 0.0
     rescue: float = 1e9  # never, until tuned
+    rescue_snr: float = 1e9
+    rescue_share: float = 0.0
+    rescue_per_doubling: float = 0.0
     scale: float = 1.5
     unexplained: float = 0.65
     floor_per_log_phrases: float = 0.0
@@ -180,6 +199,15 @@ def fit(ev: Evidence, c: Constants) -> float:
     return ev.score - c.pace_charge * max(0.0, seconds_per_phone(ev) - c.pace)
 
 
+NEVER = 1e9  # a threshold no margin reaches
+
+
+def rescue_wanted(snr: float, c: Constants) -> bool:
+    """Whether a rescued phrase could be accepted on a line ``snr`` dB over its noise floor
+    (when not, the backend does not run the rescue pass at all)."""
+    return c.rescue < NEVER and snr < c.rescue_snr
+
+
 TIED = 0.49  # the confidence of a phrase tied with another: just under CONFIRM, so asked
 
 
@@ -190,9 +218,7 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     if margin is None:
         return False, 0.0
     if ev.garbage_won:
-        # The phone loop won: never confident; the phrase is accepted only when close to it.
-        confidence = CONFIRM * logistic((margin - c.rescue) / c.scale)
-        return margin >= c.rescue and ev.rival_choice is not None, confidence
+        return _rescued(ev, margin, c)
     if ev.unexplained > c.unexplained:
         return False, 0.0
     score = fit(ev, c)
@@ -210,6 +236,22 @@ def decide(ev: Evidence, c: Constants) -> tuple[bool, float]:
     return score >= floor, confidence
 
 
+def rescue_threshold(phrases: int, c: Constants) -> float:
+    """The margin (rescue pass minus first pass, per frame) a spotted phrase of a grammar of
+    ``phrases`` phrases needs."""
+    return c.rescue + c.rescue_per_doubling * math.log2(max(phrases, 2) / 2)
+
+
+def _rescued(ev: Evidence, margin: float, c: Constants) -> tuple[bool, float]:
+    """The first pass ended on the garbage path: (accepted, confidence) for the phrase the
+    rescue pass spotted. Never confident: at best just under :data:`CONFIRM`, so the flow
+    always asks."""
+    if ev.rival_choice is None or not rescue_wanted(ev.snr, c) or ev.rescue_share < c.rescue_share:
+        return False, 0.0
+    need = rescue_threshold(ev.phrases, c)
+    return margin >= need, min(TIED, CONFIRM * logistic((margin - need) / c.scale))
+
+
 __all__ = [
     "CONFIRM",
     "DECISION_FILE",
@@ -221,5 +263,7 @@ __all__ = [
     "fit",
     "load_constants",
     "logistic",
+    "rescue_threshold",
+    "rescue_wanted",
     "seconds_per_phone",
 ]  # fmt: skip

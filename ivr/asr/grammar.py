@@ -240,6 +240,35 @@ def compile_grammar(grammar: Grammar, lookup: Lookup, bigram: Bigram | None = No
     return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
 
 
+def compile_spotting(grammar: Grammar, lookup: Lookup, bigram: Bigram,
+                     loop_entry: float) -> CompiledGrammar:
+    """An FSG that must say one phrase of ``grammar`` somewhere: ``garbage* phrase garbage*``.
+
+    The phrase may be preceded and followed by the garbage path's phone loop (each entered with
+    ``loop_entry``, kept as given: the phrase itself is always on the path), so speech or babble
+    around the phrase is explained by phones instead of silence. The rescue pass
+    (:mod:`ivr.asr.rescue`) decodes with it when the first pass ended on the garbage path. Only
+    choice grammars (no built-in).
+
+    Raises:
+        AsrError: as :func:`compile_grammar`.
+    """
+    if grammar.language.split("-")[0].lower() != "en":
+        raise AsrError(f"PocketSphinx recognises English only, not {grammar.language!r}")
+    fsg = _FsgBuilder()
+    before, after = fsg.state(), fsg.state()
+    phrases = _add_choices(fsg, grammar, lookup, before, after)
+    if not phrases:
+        raise AsrError("the grammar has no phrases")
+    extra = _variants(fsg, lookup) if NON_RHOTIC else []
+    fsg.empty(0, before, 1.0, raw=True)
+    _add_garbage(fsg, bigram, loop_entry, 0, before, raw_entry=True)
+    fsg.empty(after, 1, 1.0, raw=True)
+    _add_garbage(fsg, bigram, loop_entry, after, 1, raw_entry=True)
+    extra += [(f"{GARBAGE_MARK}{p.lower()}", p) for p in PHONES]
+    return CompiledGrammar(grammar, fsg.normalised(), fsg.n_states, tuple(extra), phrases)
+
+
 def _variants(fsg: _FsgBuilder, lookup: Lookup) -> list[tuple[str, str]]:
     """Extra pronunciations (``word(20)``...) for the grammar's words: :func:`non_rhotic`."""
     words = sorted({w for _, _, _, w in fsg.transitions if w is not None and "(" not in w})
@@ -251,7 +280,10 @@ def _variants(fsg: _FsgBuilder, lookup: Lookup) -> list[tuple[str, str]]:
     return extra
 
 
-def _add_choices(fsg: _FsgBuilder, grammar: Grammar, lookup: Lookup) -> dict[str, str]:
+def _add_choices(fsg: _FsgBuilder, grammar: Grammar, lookup: Lookup, start: int = 0,
+                 end: int = 1) -> dict[str, str]:
+    """Every phrase of ``grammar`` as a path from ``start`` to ``end``; normalised phrase ->
+    choice key."""
     phrases: dict[str, str] = {}
     missing: dict[str, list[str]] = defaultdict(list)
     for key, said in grammar.choices.items():
@@ -263,7 +295,7 @@ def _add_choices(fsg: _FsgBuilder, grammar: Grammar, lookup: Lookup) -> dict[str
             text = " ".join(words)
             if words and text not in phrases:
                 phrases[text] = key
-                fsg.path(0, 1, words)
+                fsg.path(start, end, words)
     if missing:
         listed = ", ".join(f"{w!r} (choice {', '.join(map(repr, keys))})"
                            for w, keys in missing.items())  # fmt: skip
@@ -358,18 +390,23 @@ def _n99(fsg: _FsgBuilder, a: int, b: int) -> None:
         fsg.word(tens, b, word)
 
 
-def _add_garbage(fsg: _FsgBuilder, bigram: Bigram, entry_weight: float) -> None:
+def _add_garbage(fsg: _FsgBuilder, bigram: Bigram, entry_weight: float, start: int = 0,
+                 end: int = 1, raw_entry: bool = False) -> None:
     """A phone recogniser beside the grammar: one state per phone, bigram-weighted phones,
-    entered from the start with ``entry_weight``, left for the end after any phone."""
+    entered from ``start`` with ``entry_weight`` (relative to the state's other ways out, or
+    as given with ``raw_entry``), left for ``end`` after any phone."""
     entry = fsg.state()
-    fsg.empty(0, entry, entry_weight * fsg.out_weight(0))
+    if raw_entry:
+        fsg.empty(start, entry, entry_weight, raw=True)
+    else:
+        fsg.empty(start, entry, entry_weight * fsg.out_weight(start))
     after = {phone: fsg.state() for phone in PHONES}
     for before, source in (("<s>", entry), *after.items()):
         for phone in PHONES:
             weight = bigram.get((before, phone), 1e-6) ** GARBAGE_LW
             fsg.word(source, after[phone], f"{GARBAGE_MARK}{phone.lower()}", weight, raw=True)
         if source != entry:
-            fsg.empty(source, 1, GARBAGE_EXIT, raw=True)
+            fsg.empty(source, end, GARBAGE_EXIT, raw=True)
 
 
 def _builtin_value(grammar: Grammar, words: list[str]) -> str | None:
@@ -508,6 +545,7 @@ __all__ = [
     "PHONES",
     "CompiledGrammar",
     "compile_grammar",
+    "compile_spotting",
     "normalise_phrase",
     "number_words",
     "parse_amount",

@@ -128,7 +128,10 @@ def needed(c: Constants, score: float, garbage_won: bool, unexplained: float) ->
     loud audio unexplained than allowed; the first pass's score is under every floor."""
     if garbage_won:
         return c.rescue < OFF
+    if c.floor_per_log_phrases < 0.0:  # floors that fall with the grammar's size: no bound
+        return True
     floors = (c.floor_garbage, c.floor_phrase, c.floor_garbage_quiet, c.floor_phrase_quiet)
+    # The floors only rise with the grammar's size and the pace charge only lowers the score.
     return unexplained <= c.unexplained and score >= min(floors)
 
 

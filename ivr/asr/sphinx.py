@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ivr.asr import rival
+from ivr.asr import rescue, rival
 from ivr.asr.adapt import adapted_means
 from ivr.asr.base import (
     FRAME_SAMPLES,
@@ -81,7 +81,14 @@ from ivr.asr.base import (
     Partial,
     SpeechStarted,
 )
-from ivr.asr.confidence import Constants, Evidence, decide, load_constants, logistic
+from ivr.asr.confidence import (
+    Constants,
+    Evidence,
+    decide,
+    load_constants,
+    logistic,
+    rescue_wanted,
+)
 from ivr.asr.denoise import LATENCY, Denoiser
 from ivr.asr.endpoint import Endpointer, SpeechEnd, SpeechStart
 from ivr.asr.grammar import GARBAGE_MARK, PHONES, Bigram, CompiledGrammar, compile_grammar
@@ -112,6 +119,10 @@ SCORE_FLOOR = -47.0
 # imitate speech better than fixed phrases: SCORE_FLOOR (not measured: no such items).
 SCORE_FLOOR_DIGITS = -55.0
 NOISY_SNR_DB = 40.0
+# Run the rescue pass whenever the first pass ends on the garbage path, even where the
+# thresholds could not accept its phrase (bench/asr/tune_decision.py sets it: it gathers the
+# evidence the thresholds are then chosen from).
+RESCUE_ALWAYS = False
 UNEXPLAINED = 0.65  # share of the loud audio the grammar path may call silence or noise
 LOUD_DB = 12.0  # "loud": this far over the noise floor (a babble behind the caller rarely is)
 # Confidence is the score's distance above its floor: 0.27 at the floor, 0.5 CONF_MARGIN above
@@ -499,11 +510,13 @@ class SphinxStream:
         garbage_won = any(w.startswith(GARBAGE_MARK) for w in words)
         if choice is None and not garbage_won:  # silence only, or no path at all
             return False, 0.0, text, None
+        bigram = phone_bigram(self._pool.model_dir / "en-us" / "en-us-phone.lm.bin")
+        if garbage_won:  # the rescue pass decodes the whole utterance: whole-utterance scores
+            return self._rescue(dec, score, bigram)
         span = rival.speech_span(segments, frames, rival.SPAN_PAD)
         whole = span == (0, max(frames - 1, 0))
         if not whole:
             score = rival.span_score(segments, span)
-        bigram = phone_bigram(self._pool.model_dir / "en-us" / "en-us-phone.lm.bin")
         search = rival.ensure_search(dec.decoder, dec.rivals, dec.grammar.grammar,
                                      None if garbage_won else choice, bigram)  # fmt: skip
         if search is None:
@@ -518,12 +531,39 @@ class SphinxStream:
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
             garbage_won, found.choice if found else None, self.unexplained, choice,
-            self._endpointer.peak_snr(), len(set(dec.grammar.phrases.values())),
-            *_phrase_extent(dec.decoder, segments), self.voiced)  # fmt: skip
+            self._endpointer.peak_snr(), _choices(dec), *_phrase_extent(dec.decoder, segments),
+            self.voiced)  # fmt: skip
         accepted, confidence = decide(self.evidence, _constants())
         if garbage_won:
             return accepted, confidence, found.text if found else text, self.evidence.rival_choice
         return accepted, confidence, text, choice
+
+    def _rescue(self, dec: _Decoder, score: float, bigram: Bigram
+                ) -> tuple[bool, float, str, str | None]:
+        """The first pass ended on the garbage path: spot a phrase in the utterance
+        (:mod:`ivr.asr.rescue`) and let :func:`ivr.asr.confidence.decide` judge it -> (accepted,
+        confidence, text, choice)."""
+        snr = self._endpointer.peak_snr()
+        loud = self._endpointer.voiced_seconds(0.0, self._endpointer.now, LOUD_DB)
+        if not (RESCUE_ALWAYS or rescue_wanted(snr, _constants())):
+            # No rescue could be accepted on this line: spare the pass (a no-match).
+            self.evidence = Evidence(score, None, False, True, None, self.unexplained, None, snr,
+                                     voiced=loud, phrases=_choices(dec))  # fmt: skip
+            return False, 0.0, "", None
+        spotting = rescue.ensure_search(dec.decoder, dec.rivals, dec.grammar, bigram)
+        found = rescue.run_spotting(dec.decoder, spotting, self._audio, CMN_PRIOR)
+        share = seconds = 0.0
+        if found is not None and found.choice is not None:
+            start = self._origin + found.start * rescue.FRAME
+            end = self._origin + (found.end + 1) * rescue.FRAME
+            seconds = end - start
+            share = self._endpointer.voiced_seconds(start, end, LOUD_DB) / max(loud, 0.02)
+        self.evidence = Evidence(
+            score, found.score if found else None, False, True, found.choice if found else None,
+            self.unexplained, None, snr, rescue_share=min(share, 1.0), rescue_seconds=seconds,
+            voiced=loud, phrases=_choices(dec))  # fmt: skip
+        accepted, confidence = decide(self.evidence, _constants())
+        return accepted, confidence, found.text if found else "", self.evidence.rival_choice
 
     def _unexplained(self, segments: list[object]) -> float:
         """Seconds of voiced audio that the grammar path spent in silence or noise fillers.
@@ -561,6 +601,11 @@ def _phrase_extent(decoder: object, segments: list[object]) -> tuple[int, float]
         phones += len(pron.split()) if pron else 0
         frames += seg.end_frame - seg.start_frame + 1  # type: ignore[attr-defined]
     return phones, frames * 0.01
+
+
+def _choices(dec: _Decoder) -> int:
+    """How many choices the decoder's grammar holds (phrases under one choice count once)."""
+    return len(set(dec.grammar.phrases.values()))
 
 
 @functools.lru_cache(maxsize=1)
