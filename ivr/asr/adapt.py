@@ -4,11 +4,8 @@ The wheel's en-us model is trained on 16 kHz wideband speech. On 8 kHz audio (ev
 :class:`~ivr.asr.upsample.Wideband`) its Gaussians sit in the wrong place, above all for
 fricatives. ``telephone_mllr.json`` holds affine transforms of the Gaussian means, one per phone
 class (silence and noise, vowels and glides, fricatives, stops, everything else) and feature
-stream, estimated by maximum likelihood (``bench/asr/estimate_mllr.py``: MLLR, two EM iterations
-over forced alignments) on synthesized speech sent through ivr.asr's own front end: neutral
-sentences said by Festival's and flite's tuning voices (kal, kal16, awb) and ten espeak-ng
-variants. Until 2026-12-08 they were estimated on espeak-ng alone, which fitted the recognizer to
-espeak-ng: natural-sounding voices lost to plain PocketSphinx in large grammars.
+stream, estimated here by maximum likelihood (MLLR, two EM iterations over forced alignments)
+on synthesized speech in ten espeak-ng voices sent through ivr.asr's own front end.
 
 Why classes: PocketSphinx applies an ``-mllr`` file with one class to every codebook. Then the
 silence model moves with the speech models and starts to swallow speech: an out-of-grammar
@@ -18,9 +15,7 @@ codebook per base phone), and the decoder loads the resulting means file (``-mea
 
 Measured (docs/ASR.md has the tables): recorded Asterisk words (a human voice never used to
 estimate the transforms) 0.94 -> 0.97; isolated synthesized digits in other voices than the
-estimation ones 0.74 -> 0.93; out-of-grammar separation by the likelihood ratio restored. The
-several-engine transforms, on the many-voice tuning split: natural voices 0.59 -> 0.66 right
-(reference 0.59), espeak-ng voices 0.56 -> 0.52 (reference 0.23).
+estimation ones 0.74 -> 0.93; out-of-grammar separation by the likelihood ratio restored.
 
 The means file (~0.8 MB) is written once into the temporary directory, named by a hash of its
 inputs, atomically: concurrent processes agree on it and a stale one is never reused.
