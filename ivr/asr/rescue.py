@@ -75,28 +75,15 @@ def run_spotting(decoder: object, spotting: CompiledGrammar, audio: Sequence[byt
                  cmn: str) -> Spotted | None:
     """Decode ``audio`` (the first pass's 16 kHz chunks) with the spotting search; back to the
     main search afterwards. None when it found no path."""
-    d = decoder
-    d.activate_search(SEARCH)  # type: ignore[attr-defined]
-    try:
-        d.set_cmn(cmn)  # type: ignore[attr-defined]
-        d.start_utt()  # type: ignore[attr-defined]
-        for chunk in audio:
-            d.process_raw(chunk, False, False)  # type: ignore[attr-defined]
-        d.end_utt()  # type: ignore[attr-defined]
-        hyp = d.hyp()  # type: ignore[attr-defined]
-        frames = d.n_frames()  # type: ignore[attr-defined]
-        segments = [(s.word, s.start_frame, s.end_frame)
-                    for s in (d.seg() or [])]  # type: ignore[attr-defined]
-    finally:
-        d.activate_search(rival.MAIN_SEARCH)  # type: ignore[attr-defined]
-    if hyp is None or hyp.score <= 0.0 or frames <= 0:
+    found = rival.decode_with(decoder, SEARCH, audio, cmn)
+    if found is None:
         return None
+    score, segments = found
     said = [s for s in segments if not s[0].startswith(GARBAGE_MARK) and not _filler(s[0])]
     text, choice = spotting.interpret([s[0] for s in said])
     if not said:
-        return Spotted(rival.score_per_frame(hyp.score, frames), None, text, 0, -1)
-    return Spotted(rival.score_per_frame(hyp.score, frames), choice, text, said[0][1],
-                   said[-1][2])  # fmt: skip
+        return Spotted(score, None, text, 0, -1)
+    return Spotted(score, choice, text, said[0][1], said[-1][2])
 
 
 def _filler(word: str) -> bool:

@@ -91,6 +91,24 @@ def run_rival(decoder: object, name: str, compiled: CompiledGrammar, audio: Sequ
               cmn: str) -> RivalResult | None:
     """Decode ``audio`` (the first pass's 16 kHz chunks) with search ``name``; back to the main
     search afterwards. None when the search found no path."""
+    found = decode_with(decoder, name, audio, cmn)
+    if found is None:
+        return None
+    score, segments = found
+    words = [word for word, _, _ in segments]
+    text, choice = compiled.interpret(words)
+    garbage = any(w.startswith(GARBAGE_MARK) for w in words)
+    return RivalResult(score, garbage, choice, text)
+
+
+Segments = list[tuple[str, int, int]]  # (word, first frame, last frame) of a best path
+
+
+def decode_with(decoder: object, name: str, audio: Sequence[bytes], cmn: str
+                ) -> tuple[float, Segments] | None:
+    """Decode ``audio`` once more with the decoder's search ``name`` (the cepstral mean from
+    ``cmn``), then switch back to the main search: the best path's score per frame and its
+    segments, or None when the search found no path."""
     d = decoder
     d.activate_search(name)  # type: ignore[attr-defined]
     try:
@@ -101,14 +119,13 @@ def run_rival(decoder: object, name: str, compiled: CompiledGrammar, audio: Sequ
         d.end_utt()  # type: ignore[attr-defined]
         hyp = d.hyp()  # type: ignore[attr-defined]
         frames = d.n_frames()  # type: ignore[attr-defined]
-        words = [s.word for s in (d.seg() or [])]  # type: ignore[attr-defined]
+        segments = [(s.word, s.start_frame, s.end_frame)
+                    for s in (d.seg() or [])]  # type: ignore[attr-defined]
     finally:
         d.activate_search(MAIN_SEARCH)  # type: ignore[attr-defined]
     if hyp is None or hyp.score <= 0.0 or frames <= 0:
         return None
-    text, choice = compiled.interpret(words)
-    garbage = any(w.startswith(GARBAGE_MARK) for w in words)
-    return RivalResult(score_per_frame(hyp.score, frames), garbage, choice, text)
+    return score_per_frame(hyp.score, frames), segments
 
 
 def tie_same_words(found: RivalResult | None, text: str, score: float) -> RivalResult | None:
@@ -198,6 +215,6 @@ def score_per_frame(score: float, frames: int) -> float:
     return math.log(score) / frames * 1e4
 
 
-__all__ = ["MAIN_SEARCH", "OFF", "SPAN_PAD", "RivalResult", "add_search", "ensure_search",
-           "needed", "rival_grammar", "run_rival", "score_per_frame", "span_audio", "span_score",
-           "speech_span", "supported", "tie_same_words"]  # fmt: skip
+__all__ = ["MAIN_SEARCH", "OFF", "SPAN_PAD", "RivalResult", "Segments", "add_search", "decode_with",
+           "ensure_search", "needed", "rival_grammar", "run_rival", "score_per_frame", "span_audio",
+           "span_score", "speech_span", "supported", "tie_same_words"]  # fmt: skip
