@@ -518,10 +518,10 @@ class SphinxStream:
         if not whole:
             score = rival.span_score(segments, span)
         search = rival.ensure_search(dec.decoder, dec.rivals, dec.grammar.grammar,
-                                     None if garbage_won else choice, bigram)  # fmt: skip
+                                     choice, bigram)  # fmt: skip
         if search is None:
             return None
-        if not self._full_evidence and not rival.needed(_constants(), score, garbage_won,
+        if not self._full_evidence and not rival.needed(_constants(), score, False,
                                                         self.unexplained):  # fmt: skip
             return False, 0.0, text, None  # decide() would reject whatever the rival found
         audio = self._audio if whole else [rival.span_audio(self._audio, span)]
@@ -530,12 +530,10 @@ class SphinxStream:
             found = rival.tie_same_words(found, text, score)
         self.evidence = Evidence(
             score, found.score if found else None, found.garbage if found else False,
-            garbage_won, found.choice if found else None, self.unexplained, choice,
+            False, found.choice if found else None, self.unexplained, choice,
             self._endpointer.peak_snr(), _choices(dec), *_phrase_extent(dec.decoder, segments),
             self.voiced)  # fmt: skip
         accepted, confidence = decide(self.evidence, _constants())
-        if garbage_won:
-            return accepted, confidence, found.text if found else text, self.evidence.rival_choice
         return accepted, confidence, text, choice
 
     def _rescue(self, dec: _Decoder, score: float, bigram: Bigram
