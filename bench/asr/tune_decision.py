@@ -64,6 +64,7 @@ from ivr.asr.base import FRAME_SAMPLES, SAMPLE_RATE, AsrOptions, Final, NoMatch,
 from ivr.asr.confidence import (  # noqa: E402
     CONFIRM,
     DECISION_FILE,
+    NEVER,
     Constants,
     Evidence,
     decide,
@@ -81,7 +82,6 @@ DEFAULT_MANIFEST = ROOT / "var" / "asr-voices" / "tuning.jsonl"
 MAX_FA_POOLED, MAX_FA_GROUP = 0.08, 0.10
 MAX_CW_POOLED, MAX_CW_GROUP = 0.015, 0.02
 # The grids searched (margins per frame, 1e-4 log units); NEVER = the case is always rejected.
-NEVER = 1e9
 FLOOR_GRID = np.arange(-80.0, -15.0, 1.0)  # the first pass's score per frame
 RESCUE_GRID = np.concatenate([np.arange(-10.0, 40.01, 0.5), [NEVER]])
 RESCUE_SNR_GRID = (10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, NEVER)  # dB
